@@ -1,0 +1,229 @@
+//! `touchline.yaml`: engine settings, tier rules, score formulas, adoption goals and CSMs.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::values::{DurationSpec, SendWindow, Tier, TimeZone};
+use crate::yaml::Spanned;
+
+/// The contents of `touchline.yaml`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "touchline.yaml")]
+pub struct Config {
+    /// Database URL: `sqlite://FILE` (the default, `sqlite://touchline.db`) or
+    /// `postgres://…` when several engine processes share the work.
+    #[serde(default)]
+    pub database: Option<String>,
+    /// Time zone used when neither the contact nor the account has one.
+    pub timezone: Spanned<TimeZone>,
+    /// The adoption goals customers buy the product for, by id.
+    pub adoption_goals: BTreeMap<String, AdoptionGoal>,
+    /// Contact roles journeys may address mail to.
+    #[serde(default = "default_roles")]
+    pub contact_roles: Vec<String>,
+    /// Health scores (0–100) by name, each from an inline formula or a script in `scripts/`.
+    pub scores: BTreeMap<String, ScoreFormula>,
+    /// Tier rules, in order; the first whose condition holds decides the account's tier.
+    pub tiers: Vec<TierRule>,
+    /// Customer success managers.
+    #[serde(default)]
+    pub csms: Vec<Csm>,
+    /// Named groups of CSMs that tasks can be assigned across.
+    #[serde(default)]
+    pub pools: BTreeMap<String, Vec<Spanned<String>>>,
+    /// When mail may go out, in the recipient's time zone (journeys may narrow it).
+    #[serde(default)]
+    pub send_window: Option<SendWindow>,
+    /// Most mails one contact receives across all journeys in a rolling period.
+    #[serde(default)]
+    pub frequency_cap: Option<FrequencyCap>,
+    /// Mail settings.
+    #[serde(default)]
+    pub email: EmailSettings,
+    /// Webhook endpoints by name.
+    #[serde(default)]
+    pub webhooks: BTreeMap<String, WebhookEndpoint>,
+    /// The HTTP API.
+    #[serde(default)]
+    pub http: HttpSettings,
+}
+
+fn default_roles() -> Vec<String> {
+    ["decision_maker", "admin", "end_user", "champion"].map(String::from).to_vec()
+}
+
+/// An adoption goal.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdoptionGoal {
+    /// Human name.
+    pub name: String,
+    /// What success looks like for customers with this goal.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// A score formula: exactly one of `formula` (an inline Rhai expression) or `script` (a
+/// file under `scripts/`).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreFormula {
+    /// Inline Rhai expression giving 0–100.
+    #[serde(default)]
+    pub formula: Option<Spanned<String>>,
+    /// Path of a Rhai script, relative to the project root (e.g. `scripts/utilization.rhai`).
+    #[serde(default)]
+    pub script: Option<Spanned<String>>,
+    /// What the score measures.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// One tier rule.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TierRule {
+    /// The tier this rule assigns.
+    pub tier: Spanned<Tier>,
+    /// Rhai condition; omit it for a catch-all final rule.
+    #[serde(default)]
+    pub when: Option<Spanned<String>>,
+    /// Why the rule exists, shown by `touchline explain`.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// A customer success manager.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Csm {
+    /// Short id used in pools and as account owner.
+    pub id: Spanned<String>,
+    /// Full name.
+    pub name: String,
+    /// Where task notices go.
+    pub email: String,
+    /// Most open tasks this CSM should hold.
+    #[serde(default)]
+    pub capacity: Option<u32>,
+    /// The CSM's time zone, for working-day due dates.
+    #[serde(default)]
+    pub timezone: Option<Spanned<TimeZone>>,
+    /// Webhook endpoint (e.g. Slack) for task notices.
+    #[serde(default)]
+    pub notify_webhook: Option<Spanned<String>>,
+}
+
+/// Frequency cap across all journeys.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FrequencyCap {
+    /// Most mails per contact in the period.
+    pub max_emails: u32,
+    /// Rolling period, e.g. `7d`.
+    pub per: Spanned<DurationSpec>,
+    /// What happens to a mail over the cap.
+    #[serde(default)]
+    pub over_cap: OverCap,
+}
+
+/// What happens to a mail over the frequency cap.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OverCap {
+    /// Hold it until the cap allows it.
+    #[default]
+    Wait,
+    /// Skip it (recorded on the enrollment).
+    Skip,
+}
+
+/// Mail settings.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailSettings {
+    /// Sender, e.g. `Acme Success <success@acme.example>`.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// Reply-To address.
+    #[serde(default)]
+    pub reply_to: Option<String>,
+    /// SMTP server; without one, mails are written as `.eml` files to `outbox_dir`.
+    #[serde(default)]
+    pub smtp: Option<Smtp>,
+    /// Folder for `.eml` files when no SMTP server is set (default `outbox`).
+    #[serde(default)]
+    pub outbox_dir: Option<String>,
+    /// Folder of mail templates (default `templates`).
+    #[serde(default)]
+    pub templates: Option<String>,
+}
+
+/// An SMTP server.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Smtp {
+    /// Host name.
+    pub host: String,
+    /// Port (default 587).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Login name.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Name of the environment variable holding the password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// Transport security.
+    #[serde(default)]
+    pub tls: SmtpTls,
+}
+
+/// SMTP transport security.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpTls {
+    /// Upgrade with STARTTLS (port 587).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// Plain text (only for a local relay).
+    None,
+}
+
+/// A webhook endpoint.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookEndpoint {
+    /// URL to POST to.
+    pub url: String,
+    /// Names of environment variables holding `whsec_` signing secrets (several during rotation).
+    #[serde(default)]
+    pub secret_env: Vec<String>,
+    /// Request timeout (default 15s).
+    #[serde(default)]
+    pub timeout: Option<Spanned<DurationSpec>>,
+    /// Allow this endpoint to resolve to loopback or private addresses.
+    #[serde(default)]
+    pub allow_private: bool,
+}
+
+/// HTTP API settings.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Address to listen on (default `127.0.0.1:8080`).
+    #[serde(default)]
+    pub listen: Option<String>,
+    /// Name of the environment variable holding the API bearer token
+    /// (default `TOUCHLINE_API_TOKEN`).
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// Public base URL, used in unsubscribe links.
+    #[serde(default)]
+    pub public_url: Option<String>,
+}

@@ -1,0 +1,264 @@
+//! `journeys/<id>.yaml`: who a journey is for, what starts it, its goal and its steps.
+
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::de::{MapAccess, Visitor, value::MapAccessDeserializer};
+use serde::{Deserialize, Deserializer};
+
+use super::values::{CronSpec, DurationSpec, SendWindow, Tier};
+use crate::yaml::Spanned;
+
+/// A rule's text with its position in the file.
+pub type RuleText = Spanned<String>;
+
+/// A journey file.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "touchline journey")]
+pub struct JourneyFile {
+    /// The journey's id; must equal the file name without `.yaml` (optional).
+    #[serde(default)]
+    pub id: Option<Spanned<String>>,
+    /// Human name, shown in reports.
+    pub name: String,
+    /// What the journey is for.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Whether each matching account or each matching contact is enrolled.
+    pub audience: Audience,
+    /// Which accounts (or contacts) the journey is for.
+    #[serde(default)]
+    pub segment: Segment,
+    /// What starts an enrollment.
+    pub entry: Entry,
+    /// Reaching this ends the enrollment as a success.
+    #[serde(default)]
+    pub goal: Option<Condition>,
+    /// Reaching this ends the enrollment early.
+    #[serde(default)]
+    pub exit: Option<Condition>,
+    /// Whether an account or contact may enter again after leaving.
+    #[serde(default)]
+    pub reentry: Reentry,
+    /// When this journey's mail may go out (narrows the global window).
+    #[serde(default)]
+    pub send_window: Option<SendWindow>,
+    /// The steps, run in order unless a branch jumps.
+    #[serde(default)]
+    pub steps: Vec<Step>,
+}
+
+/// Who is enrolled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Audience {
+    /// Each matching account.
+    Accounts,
+    /// Each matching contact at a matching account.
+    Contacts,
+}
+
+/// Which accounts or contacts a journey is for.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Segment {
+    /// Only accounts holding this adoption goal.
+    #[serde(default)]
+    pub adoption_goal: Option<Spanned<String>>,
+    /// Only accounts in these tiers.
+    #[serde(default)]
+    pub tiers: Option<Vec<Spanned<Tier>>>,
+    /// Only where this Rhai condition holds.
+    #[serde(default)]
+    pub when: Option<RuleText>,
+}
+
+/// What starts an enrollment: exactly one of these.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Entry {
+    /// A usage or lifecycle event with this name arrives.
+    Event(Spanned<String>),
+    /// This Rhai condition becomes true (checked on data changes; fires on the edge).
+    Condition(RuleText),
+    /// On this cron schedule, in the configured time zone.
+    Schedule(Box<Spanned<CronSpec>>),
+}
+
+/// A Rhai condition.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Condition {
+    /// Rhai expression.
+    pub when: RuleText,
+}
+
+/// Whether an account or contact may enter again.
+#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Reentry {
+    /// Once only.
+    #[default]
+    Never,
+    /// Again, once this long has passed since the last enrollment ended.
+    After(DurationSpec),
+}
+
+/// One step. Besides `id` and `tiers`, a step has exactly one kind: `email`, `webhook`,
+/// `task`, `wait`, `branch` or `exit`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// Step id, used by `goto` and in reports (default: `step-N`).
+    #[serde(default)]
+    pub id: Option<Spanned<String>>,
+    /// Only run for accounts in these tiers (others skip the step, and the skip is recorded).
+    #[serde(default)]
+    pub tiers: Option<Vec<Spanned<Tier>>>,
+    /// Send a step email.
+    #[serde(default)]
+    pub email: Option<EmailStep>,
+    /// Call a webhook.
+    #[serde(default)]
+    pub webhook: Option<WebhookStep>,
+    /// Create a CSM task.
+    #[serde(default)]
+    pub task: Option<TaskStep>,
+    /// Wait for a duration (`3d`) or until a condition, with a timeout.
+    #[serde(default)]
+    pub wait: Option<Wait>,
+    /// Jump to the first arm whose condition holds.
+    #[serde(default)]
+    pub branch: Option<Vec<BranchArm>>,
+    /// End the enrollment here, with this reason.
+    #[serde(default)]
+    pub exit: Option<String>,
+}
+
+/// The step kinds, as written.
+pub const STEP_KINDS: &[&str] = &["email", "webhook", "task", "wait", "branch", "exit"];
+
+/// An email step.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailStep {
+    /// Template name (a file `templates/<name>.yaml`).
+    pub template: Spanned<String>,
+    /// For account journeys: the contact roles to mail.
+    #[serde(default)]
+    pub to: Option<Vec<Spanned<String>>>,
+}
+
+/// A webhook step.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookStep {
+    /// Endpoint name from `touchline.yaml`.
+    pub endpoint: Spanned<String>,
+    /// JSON body; string values are templates.
+    #[serde(default)]
+    pub body: Option<serde_json::Value>,
+}
+
+/// A CSM task step.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaskStep {
+    /// Title template.
+    pub title: String,
+    /// Description template.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Who gets the task.
+    pub assign: Assign,
+    /// Due after this many working days or hours, e.g. `2d`.
+    #[serde(default)]
+    pub due: Option<Spanned<DurationSpec>>,
+    /// Priority.
+    #[serde(default)]
+    pub priority: Priority,
+}
+
+/// Who a task goes to.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Assign {
+    /// The account's owner CSM.
+    Owner,
+    /// Each CSM of the pool in turn.
+    RoundRobin(Spanned<String>),
+    /// The CSM of the pool with the fewest open tasks.
+    LeastLoaded(Spanned<String>),
+}
+
+/// Task priority.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum Priority {
+    Low,
+    #[default]
+    Normal,
+    High,
+    Urgent,
+}
+
+/// A wait step: a duration (`wait: 3d`) or a condition with a timeout.
+#[derive(Debug, Clone, JsonSchema)]
+#[serde(untagged)]
+pub enum Wait {
+    /// Wait this long.
+    For(DurationSpec),
+    /// Wait until a condition holds, at most `timeout`.
+    Until(WaitUntil),
+}
+
+/// Wait until a condition holds, at most `timeout`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WaitUntil {
+    /// Rhai condition that ends the wait.
+    pub until: RuleText,
+    /// Longest wait; then the journey moves on.
+    pub timeout: Spanned<DurationSpec>,
+}
+
+impl<'de> Deserialize<'de> for Wait {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct WaitVisitor;
+
+        impl<'de> Visitor<'de> for WaitVisitor {
+            type Value = Wait;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration like `3d`, or `{ until: <condition>, timeout: <duration> }`")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Wait, E> {
+                text.parse().map(Wait::For).map_err(E::custom)
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Wait, E> {
+                Err(E::custom(format!("a wait needs a unit: write `{n}d`, `{n}h` or `{n}m`")))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Wait, A::Error> {
+                WaitUntil::deserialize(MapAccessDeserializer::new(map)).map(Wait::Until)
+            }
+        }
+
+        deserializer.deserialize_any(WaitVisitor)
+    }
+}
+
+/// One arm of a branch.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BranchArm {
+    /// Rhai condition; omit it for the fallback arm.
+    #[serde(default)]
+    pub when: Option<RuleText>,
+    /// The step to continue at.
+    pub goto: Spanned<String>,
+}

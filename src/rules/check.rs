@@ -1,0 +1,119 @@
+//! Static checks on compiled rules: every `account.x`, `account.scores.x` and `contact.x` a
+//! rule reads must exist, so a typo is reported at validation time, positioned on the name.
+
+use rhai::{AST, ASTNode, Expr, Position};
+
+use crate::suggest;
+
+/// Fields of `account` in rule context.
+pub const ACCOUNT_FIELDS: &[&str] = &[
+    "id",
+    "name",
+    "plan",
+    "arr",
+    "mrr",
+    "industry",
+    "owner",
+    "timezone",
+    "goals",
+    "status",
+    "contract_start",
+    "contract_end",
+    "created_at",
+    "last_login_at",
+    "tier",
+    "scores",
+    "metrics",
+    "attributes",
+];
+
+/// Fields of `contact` in rule context.
+pub const CONTACT_FIELDS: &[&str] = &[
+    "id",
+    "account_id",
+    "email",
+    "name",
+    "first_name",
+    "role",
+    "locale",
+    "timezone",
+    "subscribed",
+    "created_at",
+    "last_login_at",
+    "attributes",
+];
+
+/// A name a rule reads that does not exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownName {
+    /// What is wrong.
+    pub message: String,
+    /// Did-you-mean.
+    pub help: Option<String>,
+    /// Where, inside the rule text.
+    pub position: Position,
+    /// Length of the name.
+    pub len: usize,
+}
+
+/// Finds property reads on `account` / `contact` that name no field or score.
+pub fn unknown_names(ast: &AST, scores: Option<&[&str]>) -> Vec<UnknownName> {
+    let mut problems = Vec::new();
+    ast.walk(&mut |path: &[ASTNode]| {
+        if let Some(ASTNode::Expr(Expr::Dot(dot, ..))) = path.last()
+            && let Expr::Variable(var, ..) = &dot.lhs
+        {
+            let segments = chain(&dot.rhs);
+            check_chain(var.1.as_str(), &segments, scores, &mut problems);
+        }
+        true
+    });
+    problems
+}
+
+fn check_chain(variable: &str, segments: &[(String, Position)], scores: Option<&[&str]>, out: &mut Vec<UnknownName>) {
+    let fields = match variable {
+        "account" => ACCOUNT_FIELDS,
+        "contact" => CONTACT_FIELDS,
+        _ => return,
+    };
+    let Some((first, position)) = segments.first() else { return };
+    if !fields.contains(&first.as_str()) {
+        out.push(UnknownName {
+            message: format!("`{variable}` has no field `{first}`"),
+            help: suggest::hint(first, fields.iter().copied()),
+            position: *position,
+            len: first.chars().count(),
+        });
+        return;
+    }
+    if variable == "account"
+        && first == "scores"
+        && let Some(scores) = scores
+        && let Some((score, position)) = segments.get(1)
+        && !scores.contains(&score.as_str())
+    {
+        out.push(UnknownName {
+            message: format!("unknown score `{score}`"),
+            help: suggest::hint(score, scores.iter().copied()),
+            position: *position,
+            len: score.chars().count(),
+        });
+    }
+}
+
+/// The property names of a dotted chain, in order, stopping at the first index or call.
+fn chain(expr: &Expr) -> Vec<(String, Position)> {
+    match expr {
+        Expr::Property(property, position) => vec![(property.2.to_string(), *position)],
+        Expr::Dot(dot, ..) => {
+            let mut names = chain(&dot.lhs);
+            if names.len() == 1 || matches!(dot.lhs, Expr::Dot(..)) {
+                names.extend(chain(&dot.rhs));
+            }
+            names
+        }
+        Expr::Index(index, ..) => chain(&index.lhs),
+        _ => Vec::new(),
+    }
+}

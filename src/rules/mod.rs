@@ -1,0 +1,251 @@
+//! Rules: Rhai conditions and score formulas, compiled once and evaluated many times.
+//!
+//! Every rule runs in the same sandbox ([`sandbox`]). A rule is compiled when definitions
+//! load, against placeholder variables for its context (`account`, `contact` in contact
+//! journeys, `now`), and checked for reads of fields and scores that do not exist.
+
+pub mod check;
+pub mod helpers;
+pub mod sandbox;
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use rhai::{AST, Dynamic, Engine, EvalAltResult, Position, Scope};
+
+pub use helpers::Timestamp;
+
+/// What a rule can read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variables {
+    /// `account` and `now`.
+    Account,
+    /// `account`, `contact` and `now`.
+    AccountAndContact,
+}
+
+impl Variables {
+    fn names(self) -> &'static [&'static str] {
+        match self {
+            Variables::Account => &["account", "now"],
+            Variables::AccountAndContact => &["account", "contact", "now"],
+        }
+    }
+}
+
+/// The form a rule is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// A single expression (a `when:` condition or an inline formula).
+    Expression,
+    /// A script file: statements, functions and loops allowed, the last value is the result.
+    Script,
+}
+
+/// A problem in a rule's text, positioned inside the rule (1-based line and column).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleProblem {
+    /// What is wrong.
+    pub message: String,
+    /// A did-you-mean.
+    pub help: Option<String>,
+    /// 1-based line inside the rule text.
+    pub line: usize,
+    /// 1-based column inside the rule text.
+    pub column: usize,
+    /// Length of the offending text.
+    pub len: usize,
+}
+
+impl RuleProblem {
+    fn at(message: String, help: Option<String>, position: Position, len: usize) -> Self {
+        Self {
+            message,
+            help,
+            line: position.line().unwrap_or(1),
+            column: position.position().unwrap_or(1),
+            len,
+        }
+    }
+}
+
+/// A rule that stopped with an error while it ran.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("rule {rule} failed: {reason}")]
+pub struct EvalError {
+    /// The rule's name (where it is defined).
+    pub rule: String,
+    /// Why it failed.
+    pub reason: String,
+}
+
+/// A compiled rule with the name errors refer to it by.
+#[derive(Clone)]
+pub struct Rule {
+    /// Where the rule is defined, e.g. `journeys/churn-risk.yaml:9:9 (segment.when)`.
+    pub name: String,
+    /// The rule's text.
+    pub source: String,
+    ast: AST,
+}
+
+impl fmt::Debug for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rule").field("name", &self.name).field("source", &self.source).finish()
+    }
+}
+
+/// The data a rule evaluates against.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// The account, as a Rhai map.
+    pub account: Dynamic,
+    /// The contact, for contact journeys.
+    pub contact: Option<Dynamic>,
+    /// The injected clock's time.
+    pub now: DateTime<Utc>,
+}
+
+/// The rule engine: one sandboxed Rhai engine shared by every rule.
+pub struct RuleEngine {
+    engine: Engine,
+}
+
+impl fmt::Debug for RuleEngine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RuleEngine")
+    }
+}
+
+impl Default for RuleEngine {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RuleEngine {
+    /// A new sandboxed engine.
+    pub fn new() -> Self {
+        Self { engine: sandbox::engine() }
+    }
+
+    /// Compiles a rule and checks the names it reads. `scores` are the declared score names
+    /// (`None` when they are not known, which skips the score check).
+    pub fn compile(
+        &self,
+        name: impl Into<String>,
+        source: &str,
+        form: Form,
+        variables: Variables,
+        scores: Option<&[&str]>,
+    ) -> Result<Rule, Vec<RuleProblem>> {
+        let mut scope = Scope::new();
+        for variable in variables.names() {
+            scope.push_dynamic(*variable, Dynamic::UNIT);
+        }
+        let compiled = match form {
+            Form::Expression => self.engine.compile_expression_with_scope(&scope, source),
+            Form::Script => self.engine.compile_with_scope(&scope, source),
+        };
+        let ast = compiled.map_err(|error| {
+            let message = describe_parse_error(&error.0, variables);
+            vec![RuleProblem::at(message, None, error.1, 1)]
+        })?;
+        let unknown = check::unknown_names(&ast, scores);
+        if !unknown.is_empty() {
+            return Err(unknown
+                .into_iter()
+                .map(|u| RuleProblem::at(u.message, u.help, u.position, u.len))
+                .collect());
+        }
+        Ok(Rule { name: name.into(), source: source.to_string(), ast })
+    }
+
+    /// Evaluates a rule to a value.
+    pub fn eval(&self, rule: &Rule, context: &Context) -> Result<Dynamic, EvalError> {
+        let mut scope = Scope::new();
+        scope.push_dynamic("account", context.account.clone());
+        if let Some(contact) = &context.contact {
+            scope.push_dynamic("contact", contact.clone());
+        }
+        scope.push("now", Timestamp(context.now));
+        helpers::set_now(context.now);
+        sandbox::start_budget();
+        self.engine
+            .eval_ast_with_scope::<Dynamic>(&mut scope, &rule.ast)
+            .map_err(|error| EvalError { rule: rule.name.clone(), reason: describe_eval_error(&error) })
+    }
+
+    /// Evaluates a condition; anything but `true` or `false` is an error.
+    pub fn eval_bool(&self, rule: &Rule, context: &Context) -> Result<bool, EvalError> {
+        let value = self.eval(rule, context)?;
+        value.as_bool().map_err(|type_name| EvalError {
+            rule: rule.name.clone(),
+            reason: format!("a condition must be true or false, but this one gave a {type_name} (`{value}`)"),
+        })
+    }
+
+    /// Evaluates a formula to a number.
+    pub fn eval_number(&self, rule: &Rule, context: &Context) -> Result<f64, EvalError> {
+        let value = self.eval(rule, context)?;
+        if let Ok(f) = value.as_float() {
+            return Ok(f);
+        }
+        value.as_int().map(|i| i as f64).map_err(|type_name| EvalError {
+            rule: rule.name.clone(),
+            reason: format!("a formula must give a number, but this one gave a {type_name} (`{value}`)"),
+        })
+    }
+}
+
+fn describe_parse_error(error: &rhai::ParseErrorType, variables: Variables) -> String {
+    use rhai::ParseErrorType as E;
+    match error {
+        E::VariableUndefined(name) if name == "contact" => {
+            "`contact` is only available in journeys with `audience: contacts`".to_string()
+        }
+        E::VariableUndefined(name) => format!(
+            "unknown variable `{name}`; rules can read {}",
+            crate::suggest::backticked(variables.names())
+        ),
+        E::ExprTooDeep => format!(
+            "expression is nested too deeply (more than {} levels)",
+            sandbox::MAX_EXPR_DEPTH.0
+        ),
+        other => format!("rule syntax error: {other}"),
+    }
+}
+
+fn describe_eval_error(error: &EvalAltResult) -> String {
+    // Limits hit inside a function surface wrapped in the call's error; report the cause.
+    let mut error = error;
+    while let EvalAltResult::ErrorInFunctionCall(_, _, inner, _) = error {
+        error = inner;
+    }
+    match error {
+        EvalAltResult::ErrorTerminated(..) => format!(
+            "stopped after its time budget of {} ms",
+            sandbox::TIME_BUDGET.as_millis()
+        ),
+        EvalAltResult::ErrorTooManyOperations(..) => format!(
+            "stopped after {} operations (does it loop forever?)",
+            sandbox::MAX_OPERATIONS
+        ),
+        EvalAltResult::ErrorStackOverflow(..) => format!(
+            "stopped at {} nested function calls (does it recurse forever?)",
+            sandbox::MAX_CALL_LEVELS
+        ),
+        EvalAltResult::ErrorDataTooLarge(what, ..) => format!(
+            "stopped: {what} grew past the limit ({} characters for strings, {} items for arrays and maps)",
+            sandbox::MAX_STRING_SIZE,
+            sandbox::MAX_COLLECTION_SIZE
+        ),
+        other => {
+            let position = other.position();
+            match (position.line(), position.position()) {
+                (Some(line), Some(column)) => format!("{other} (at {line}:{column} in the rule)"),
+                _ => other.to_string(),
+            }
+        }
+    }
+}
