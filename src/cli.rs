@@ -58,13 +58,21 @@ pub enum Format {
 }
 
 /// Runs touchline with `args` (including the program name); returns the exit code.
-pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+pub fn run(
+    args: impl IntoIterator<Item = impl Into<OsString> + Clone>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(error) => {
             let code = if error.use_stderr() { 2 } else { 0 };
             let text = error.render().ansi().to_string();
-            let _ = if code == 0 { write!(out, "{text}") } else { write!(err, "{text}") };
+            let _ = if code == 0 {
+                write!(out, "{text}")
+            } else {
+                write!(err, "{text}")
+            };
             return code;
         }
     };
@@ -79,28 +87,46 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>, out: &mu
 
 fn execute(cli: Cli, out: &mut dyn Write) -> Result<i32, String> {
     match cli.command {
-        Command::Validate { path, deny_warnings, format } => {
+        Command::Validate {
+            path,
+            deny_warnings,
+            format,
+        } => {
             let project = Project::locate(cli.config.as_deref())?;
             let loaded = match &path {
-                Some(file) => definitions::load_file(&project.config_path, &project.display_root, file),
+                Some(file) => {
+                    definitions::load_file(&project.config_path, &project.display_root, file)
+                }
                 None => definitions::load(&project.config_path, &project.display_root),
             };
-            validate_report(&loaded, path.is_some(), deny_warnings, format, out).map_err(|e| e.to_string())
+            validate_report(&loaded, path.is_some(), deny_warnings, format, out)
+                .map_err(|e| e.to_string())
         }
-        Command::Schema { kind, out: Some(dir) } => {
-            std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        Command::Schema {
+            kind,
+            out: Some(dir),
+        } => {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
             for kind in kind.map_or(SchemaKind::ALL.to_vec(), |k| vec![k]) {
                 let file = dir.join(kind.file_name());
-                std::fs::write(&file, kind.to_json()).map_err(|e| format!("cannot write {}: {e}", file.display()))?;
+                std::fs::write(&file, kind.to_json())
+                    .map_err(|e| format!("cannot write {}: {e}", file.display()))?;
                 writeln!(out, "wrote {}", file.display()).map_err(|e| e.to_string())?;
             }
             Ok(0)
         }
-        Command::Schema { kind: Some(kind), out: None } => {
+        Command::Schema {
+            kind: Some(kind),
+            out: None,
+        } => {
             write!(out, "{}", kind.to_json()).map_err(|e| e.to_string())?;
             Ok(0)
         }
-        Command::Schema { kind: None, out: None } => {
+        Command::Schema {
+            kind: None,
+            out: None,
+        } => {
             let all: serde_json::Map<String, serde_json::Value> = SchemaKind::ALL
                 .iter()
                 .map(|k| (k.file_name().to_string(), k.schema().to_value()))
@@ -120,7 +146,8 @@ struct Project {
 
 impl Project {
     fn locate(config: Option<&Path>) -> Result<Self, String> {
-        let cwd = std::env::current_dir().map_err(|e| format!("cannot read the current folder: {e}"))?;
+        let cwd =
+            std::env::current_dir().map_err(|e| format!("cannot read the current folder: {e}"))?;
         let config_path = match config {
             Some(path) if path.is_dir() => path.join(CONFIG_FILE),
             Some(path) => path.to_path_buf(),
@@ -131,11 +158,36 @@ impl Project {
         if !config_path.is_file() {
             return Err(format!("{} does not exist", config_path.display()));
         }
-        let absolute = if config_path.is_absolute() { config_path.clone() } else { cwd.join(&config_path) };
+        let absolute = if config_path.is_absolute() {
+            config_path.clone()
+        } else {
+            cwd.join(&config_path)
+        };
         let root = absolute.parent().unwrap_or(Path::new("/")).to_path_buf();
-        let display_root = root.strip_prefix(&cwd).map(Path::to_path_buf).unwrap_or(root);
-        Ok(Self { config_path: absolute, display_root })
+        let display_root = relative_to(&root, &cwd);
+        Ok(Self {
+            config_path: absolute,
+            display_root,
+        })
     }
+}
+
+/// `path` as seen from `base` (`../x` when `path` is above), so printed paths open from
+/// where the command ran.
+fn relative_to(path: &Path, base: &Path) -> PathBuf {
+    let (path_parts, base_parts): (Vec<_>, Vec<_>) =
+        (path.components().collect(), base.components().collect());
+    let common = path_parts
+        .iter()
+        .zip(&base_parts)
+        .take_while(|(a, b)| a == b)
+        .count();
+    if common == 0 {
+        return path.to_path_buf();
+    }
+    let mut relative: PathBuf = base_parts[common..].iter().map(|_| "..").collect();
+    relative.extend(&path_parts[common..]);
+    relative
 }
 
 #[derive(Serialize)]
@@ -157,11 +209,24 @@ fn validate_report(
     let valid = errors == 0 && !(deny_warnings && warnings > 0);
     match format {
         Format::Json => {
-            let report = JsonReport { valid, errors, warnings, diagnostics: &loaded.diagnostics };
-            writeln!(out, "{}", serde_json::to_string_pretty(&report).unwrap_or_default())?;
+            let report = JsonReport {
+                valid,
+                errors,
+                warnings,
+                diagnostics: &loaded.diagnostics,
+            };
+            writeln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(&report).unwrap_or_default()
+            )?;
         }
         Format::Text => {
-            write!(out, "{}", diagnostic::render_all(&loaded.diagnostics, &loaded.sources))?;
+            write!(
+                out,
+                "{}",
+                diagnostic::render_all(&loaded.diagnostics, &loaded.sources)
+            )?;
             writeln!(out, "{}", summary(loaded, single_file, valid))?;
         }
     }
@@ -170,7 +235,13 @@ fn validate_report(
 
 fn summary(loaded: &Loaded, single_file: bool, valid: bool) -> String {
     let (errors, warnings) = (loaded.error_count(), loaded.warning_count());
-    let counts = format!("{} {}, {} {}", errors, plural(errors, "error"), warnings, plural(warnings, "warning"));
+    let counts = format!(
+        "{} {}, {} {}",
+        errors,
+        plural(errors, "error"),
+        warnings,
+        plural(warnings, "warning")
+    );
     match (&loaded.definitions, valid) {
         (Some(defs), true) if !single_file => format!(
             "valid: {} {}, {} {}, {} tier {}, {} {} ({counts})",
@@ -189,5 +260,9 @@ fn summary(loaded: &Loaded, single_file: bool, valid: bool) -> String {
 }
 
 fn plural(n: usize, word: &str) -> String {
-    if n == 1 { word.to_string() } else { format!("{word}s") }
+    if n == 1 {
+        word.to_string()
+    } else {
+        format!("{word}s")
+    }
 }

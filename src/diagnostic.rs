@@ -59,7 +59,11 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     /// An error at `location` in `path`.
-    pub fn error(path: impl Into<PathBuf>, location: Option<Location>, message: impl Into<String>) -> Self {
+    pub fn error(
+        path: impl Into<PathBuf>,
+        location: Option<Location>,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             severity: Severity::Error,
             path: path.into(),
@@ -70,7 +74,11 @@ impl Diagnostic {
     }
 
     /// A warning at `location` in `path`.
-    pub fn warning(path: impl Into<PathBuf>, location: Option<Location>, message: impl Into<String>) -> Self {
+    pub fn warning(
+        path: impl Into<PathBuf>,
+        location: Option<Location>,
+        message: impl Into<String>,
+    ) -> Self {
         Self {
             severity: Severity::Warning,
             ..Self::error(path, location, message)
@@ -163,7 +171,10 @@ pub fn render_all(diagnostics: &[Diagnostic], sources: &SourceMap) -> String {
 /// Sorts diagnostics by file, then position, so output is stable and easy to scan.
 pub fn sort(diagnostics: &mut [Diagnostic]) {
     diagnostics.sort_by(|a, b| {
-        (&a.path, a.location.map(|l| (l.line, l.column)), a.severity)
-            .cmp(&(&b.path, b.location.map(|l| (l.line, l.column)), b.severity))
+        (&a.path, a.location.map(|l| (l.line, l.column)), a.severity).cmp(&(
+            &b.path,
+            b.location.map(|l| (l.line, l.column)),
+            b.severity,
+        ))
     });
 }

@@ -18,7 +18,11 @@ pub enum SchemaKind {
 
 impl SchemaKind {
     /// Every schema.
-    pub const ALL: [SchemaKind; 3] = [SchemaKind::Journey, SchemaKind::Config, SchemaKind::Template];
+    pub const ALL: [SchemaKind; 3] = [
+        SchemaKind::Journey,
+        SchemaKind::Config,
+        SchemaKind::Template,
+    ];
 
     /// The committed file name, under `schemas/`.
     pub fn file_name(self) -> &'static str {
@@ -47,5 +51,7 @@ impl SchemaKind {
 }
 
 fn generate<T: JsonSchema>() -> Schema {
-    SchemaSettings::draft07().into_generator().into_root_schema_for::<T>()
+    SchemaSettings::draft07()
+        .into_generator()
+        .into_root_schema_for::<T>()
 }

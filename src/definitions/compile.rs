@@ -9,7 +9,8 @@ use serde::Deserialize;
 
 use super::config::Config;
 use super::journey::{
-    Assign, Audience, BranchArm, EmailStep, Entry, JourneyFile, STEP_KINDS, Step, TaskStep, Wait, WebhookStep,
+    Assign, Audience, BranchArm, EmailStep, Entry, JourneyFile, STEP_KINDS, Step, TaskStep, Wait,
+    WebhookStep,
 };
 use super::load::ParsedJourney;
 use super::values::{DurationSpec, Tier};
@@ -136,7 +137,9 @@ impl<'a> Compiler<'a> {
         display_root: &'a Path,
         root: &'a Path,
     ) -> Self {
-        let score_names = config.map(|c| c.scores.keys().cloned().collect()).unwrap_or_default();
+        let score_names = config
+            .map(|c| c.scores.keys().cloned().collect())
+            .unwrap_or_default();
         Self {
             engine,
             config,
@@ -163,32 +166,67 @@ impl<'a> Compiler<'a> {
                 compiled.insert(journey.id.clone(), journey);
             }
         }
-        Some(Compiled { scores, tiers, journeys: compiled })
+        Some(Compiled {
+            scores,
+            tiers,
+            journeys: compiled,
+        })
     }
 
     fn config_path(&self) -> PathBuf {
         self.display_root.join(super::CONFIG_FILE)
     }
 
-    fn error(&mut self, path: &Path, location: Option<Location>, message: String, help: Option<String>) {
-        self.diagnostics.push(Diagnostic::error(path, location, message).with_help(help));
+    fn error(
+        &mut self,
+        path: &Path,
+        location: Option<Location>,
+        message: String,
+        help: Option<String>,
+    ) {
+        self.diagnostics
+            .push(Diagnostic::error(path, location, message).with_help(help));
     }
 
     fn known_scores(&self) -> Option<Vec<&str>> {
-        self.config.map(|_| self.score_names.iter().map(String::as_str).collect())
+        self.config
+            .map(|_| self.score_names.iter().map(String::as_str).collect())
     }
 
     /// Compiles a rule written inside a YAML string; problems point inside the string.
-    fn rule(&mut self, path: &Path, text: &Spanned<String>, what: &str, variables: Variables) -> Option<Rule> {
-        let name = format!("{}:{}:{} ({what})", path.display(), text.span.line, text.span.column);
+    fn rule(
+        &mut self,
+        path: &Path,
+        text: &Spanned<String>,
+        what: &str,
+        variables: Variables,
+    ) -> Option<Rule> {
+        let name = format!(
+            "{}:{}:{} ({what})",
+            path.display(),
+            text.span.line,
+            text.span.column
+        );
         let scores = self.known_scores();
-        let result = self.engine.compile(name, &text.value, Form::Expression, variables, scores.as_deref());
+        let result = self.engine.compile(
+            name,
+            &text.value,
+            Form::Expression,
+            variables,
+            scores.as_deref(),
+        );
         match result {
             Ok(rule) => Some(rule),
             Err(problems) => {
                 let source_line = self.sources.line(path, text.span.line).map(str::to_string);
                 for problem in problems {
-                    let location = locate(text.span, problem.line, problem.column, problem.len, source_line.as_deref());
+                    let location = locate(
+                        text.span,
+                        problem.line,
+                        problem.column,
+                        problem.len,
+                        source_line.as_deref(),
+                    );
                     self.error(path, Some(location), problem.message, problem.help);
                 }
                 None
@@ -201,7 +239,15 @@ impl<'a> Compiler<'a> {
         let mut ids = HashMap::new();
         for csm in &config.csms {
             if let Some(first) = ids.insert(csm.id.value.clone(), csm.id.span.line) {
-                self.error(&path, Some(csm.id.span.location()), format!("duplicate CSM id `{}` (first on line {first})", csm.id.value), None);
+                self.error(
+                    &path,
+                    Some(csm.id.span.location()),
+                    format!(
+                        "duplicate CSM id `{}` (first on line {first})",
+                        csm.id.value
+                    ),
+                    None,
+                );
             }
             if let Some(endpoint) = &csm.notify_webhook {
                 self.check_endpoint(&path, endpoint);
@@ -210,12 +256,21 @@ impl<'a> Compiler<'a> {
         let csm_ids: Vec<&str> = config.csms.iter().map(|c| c.id.value.as_str()).collect();
         for (pool, members) in &config.pools {
             if members.is_empty() {
-                self.diagnostics.push(Diagnostic::warning(&path, None, format!("CSM pool `{pool}` has no members")));
+                self.diagnostics.push(Diagnostic::warning(
+                    &path,
+                    None,
+                    format!("CSM pool `{pool}` has no members"),
+                ));
             }
             for member in members {
                 if !csm_ids.contains(&member.value.as_str()) {
                     let help = suggest::hint(&member.value, csm_ids.iter().copied());
-                    self.error(&path, Some(member.span.location()), format!("unknown CSM `{}` in pool `{pool}`", member.value), help);
+                    self.error(
+                        &path,
+                        Some(member.span.location()),
+                        format!("unknown CSM `{}` in pool `{pool}`", member.value),
+                        help,
+                    );
                 }
             }
         }
@@ -230,12 +285,20 @@ impl<'a> Compiler<'a> {
                 (Some(text), None) => self.rule(&path, text, &what, Variables::Account),
                 (None, Some(script)) => self.script(&path, script, &what),
                 _ => {
-                    self.error(&path, None, format!("score `{name}` needs exactly one of `formula` or `script`"), None);
+                    self.error(
+                        &path,
+                        None,
+                        format!("score `{name}` needs exactly one of `formula` or `script`"),
+                        None,
+                    );
                     None
                 }
             };
             if let Some(rule) = rule {
-                scores.push(Score { name: name.clone(), rule });
+                scores.push(Score {
+                    name: name.clone(),
+                    rule,
+                });
             }
         }
         scores
@@ -248,19 +311,32 @@ impl<'a> Compiler<'a> {
         let text = match std::fs::read_to_string(&file) {
             Ok(text) => text,
             Err(error) => {
-                self.error(config_path, Some(script.span.location()), format!("cannot read script `{}`: {error}", script.value), None);
+                self.error(
+                    config_path,
+                    Some(script.span.location()),
+                    format!("cannot read script `{}`: {error}", script.value),
+                    None,
+                );
                 return None;
             }
         };
         self.sources.insert(&shown, text.clone());
         let scores: Vec<&str> = self.score_names.iter().map(String::as_str).collect();
         let name = format!("{} ({what})", shown.display());
-        match self.engine.compile(name, &text, Form::Script, Variables::Account, Some(&scores)) {
+        match self
+            .engine
+            .compile(name, &text, Form::Script, Variables::Account, Some(&scores))
+        {
             Ok(rule) => Some(rule),
             Err(problems) => {
                 for p in problems {
                     self.diagnostics.push(
-                        Diagnostic::error(&shown, Some(Location::new(p.line, p.column, p.len)), p.message).with_help(p.help),
+                        Diagnostic::error(
+                            &shown,
+                            Some(Location::new(p.line, p.column, p.len)),
+                            p.message,
+                        )
+                        .with_help(p.help),
                     );
                 }
                 None
@@ -289,7 +365,11 @@ impl<'a> Compiler<'a> {
                     None
                 }
             };
-            tiers.push(TierRuleDef { tier: tier_rule.tier.value, rule, description: tier_rule.description.clone() });
+            tiers.push(TierRuleDef {
+                tier: tier_rule.tier.value,
+                rule,
+                description: tier_rule.description.clone(),
+            });
         }
         if config.tiers.last().is_some_and(|t| t.when.is_some()) {
             self.diagnostics.push(Diagnostic::warning(
@@ -299,7 +379,12 @@ impl<'a> Compiler<'a> {
             ));
         }
         if config.tiers.is_empty() {
-            self.error(&path, None, "no tier rules: add at least one under `tiers`".to_string(), None);
+            self.error(
+                &path,
+                None,
+                "no tier rules: add at least one under `tiers`".to_string(),
+                None,
+            );
         }
         tiers
     }
@@ -308,7 +393,12 @@ impl<'a> Compiler<'a> {
         let Some(config) = self.config else { return };
         if !config.webhooks.contains_key(&endpoint.value) {
             let help = suggest::hint(&endpoint.value, config.webhooks.keys().map(String::as_str));
-            self.error(path, Some(endpoint.span.location()), format!("unknown webhook endpoint `{}`", endpoint.value), help);
+            self.error(
+                path,
+                Some(endpoint.span.location()),
+                format!("unknown webhook endpoint `{}`", endpoint.value),
+                help,
+            );
         }
     }
 
@@ -316,7 +406,12 @@ impl<'a> Compiler<'a> {
         let Some(config) = self.config else { return };
         if !config.pools.contains_key(&pool.value) {
             let help = suggest::hint(&pool.value, config.pools.keys().map(String::as_str));
-            self.error(path, Some(pool.span.location()), format!("unknown CSM pool `{}`", pool.value), help);
+            self.error(
+                path,
+                Some(pool.span.location()),
+                format!("unknown CSM pool `{}`", pool.value),
+                help,
+            );
         }
     }
 
@@ -327,11 +422,25 @@ impl<'a> Compiler<'a> {
             _ => Variables::Account,
         };
         let steps = self.compile_steps(&path, &parsed, variables);
+        for (what, text) in &parsed.loose_rules {
+            self.rule(&path, text, what, Variables::AccountAndContact);
+        }
         let file = parsed.file?;
         if let Some(id) = &file.id
             && id.value != parsed.id
         {
-            self.error(&path, Some(id.span.location()), format!("journey id `{}` does not match its file name `{}`", id.value, parsed.id), Some(format!("rename the file to `{}.yaml` or set `id: {}`", id.value, parsed.id)));
+            self.error(
+                &path,
+                Some(id.span.location()),
+                format!(
+                    "journey id `{}` does not match its file name `{}`",
+                    id.value, parsed.id
+                ),
+                Some(format!(
+                    "rename the file to `{}.yaml` or set `id: {}`",
+                    id.value, parsed.id
+                )),
+            );
         }
         if !parsed.has_steps {
             self.error(&path, None, "journey has no `steps`".to_string(), None);
@@ -339,30 +448,68 @@ impl<'a> Compiler<'a> {
         if let (Some(goal), Some(config)) = (&file.segment.adoption_goal, self.config)
             && !config.adoption_goals.contains_key(&goal.value)
         {
-            let help = suggest::hint(&goal.value, config.adoption_goals.keys().map(String::as_str));
-            self.error(&path, Some(goal.span.location()), format!("unknown adoption goal `{}`", goal.value), help);
+            let help = suggest::hint(
+                &goal.value,
+                config.adoption_goals.keys().map(String::as_str),
+            );
+            self.error(
+                &path,
+                Some(goal.span.location()),
+                format!("unknown adoption goal `{}`", goal.value),
+                help,
+            );
         }
-        let segment_rule = file.segment.when.as_ref().and_then(|w| self.rule(&path, w, "segment.when", variables));
+        let segment_rule = file
+            .segment
+            .when
+            .as_ref()
+            .and_then(|w| self.rule(&path, w, "segment.when", variables));
         let entry_rule = match &file.entry {
             Entry::Condition(text) => self.rule(&path, text, "entry.condition", variables),
             Entry::Event(_) | Entry::Schedule(_) => None,
         };
-        let goal_rule = file.goal.as_ref().and_then(|g| self.rule(&path, &g.when, "goal.when", variables));
-        let exit_rule = file.exit.as_ref().and_then(|e| self.rule(&path, &e.when, "exit.when", variables));
-        Some(Journey { id: parsed.id, path, file, text: parsed.text, segment_rule, entry_rule, goal_rule, exit_rule, steps: steps? })
+        let goal_rule = file
+            .goal
+            .as_ref()
+            .and_then(|g| self.rule(&path, &g.when, "goal.when", variables));
+        let exit_rule = file
+            .exit
+            .as_ref()
+            .and_then(|e| self.rule(&path, &e.when, "exit.when", variables));
+        Some(Journey {
+            id: parsed.id,
+            path,
+            file,
+            text: parsed.text,
+            segment_rule,
+            entry_rule,
+            goal_rule,
+            exit_rule,
+            steps: steps?,
+        })
     }
 
     /// Compiles the steps and checks the graph they form. `None` if any step is broken.
-    fn compile_steps(&mut self, path: &Path, parsed: &ParsedJourney, variables: Variables) -> Option<Vec<StepDef>> {
+    fn compile_steps(
+        &mut self,
+        path: &Path,
+        parsed: &ParsedJourney,
+        variables: Variables,
+    ) -> Option<Vec<StepDef>> {
         // Ids first, so gotos can be resolved whatever their order.
         let mut ids: Vec<String> = Vec::new();
         let mut first_use: HashMap<String, usize> = HashMap::new();
-        for (index, (step, span)) in parsed.steps.iter().enumerate() {
-            let id = step.as_ref().and_then(|s| s.id.as_ref());
+        for (index, (_, span, id)) in parsed.steps.iter().enumerate() {
+            let id = id.as_ref();
             let name = id.map_or_else(|| format!("step-{}", index + 1), |id| id.value.clone());
             if let Some(first) = first_use.insert(name.clone(), span.line) {
                 let location = id.map_or(span.location(), |id| id.span.location());
-                self.error(path, Some(location), format!("duplicate step id `{name}` (first used on line {first})"), None);
+                self.error(
+                    path,
+                    Some(location),
+                    format!("duplicate step id `{name}` (first used on line {first})"),
+                    None,
+                );
             }
             ids.push(name);
         }
@@ -370,24 +517,28 @@ impl<'a> Compiler<'a> {
         let mut steps = Vec::new();
         let mut gotos: Vec<Vec<(usize, Span)>> = Vec::new();
         let mut broken = false;
-        for (index, (step, span)) in parsed.steps.iter().enumerate() {
+        for (index, (step, span, _)) in parsed.steps.iter().enumerate() {
             let Some(step) = step else {
                 broken = true;
                 gotos.push(Vec::new());
                 continue;
             };
-            let (action, targets) = match self.compile_action(path, step, *span, &ids, audience, variables) {
-                Some(compiled) => compiled,
-                None => {
-                    broken = true;
-                    gotos.push(Vec::new());
-                    continue;
-                }
-            };
+            let (action, targets) =
+                match self.compile_action(path, step, *span, &ids, audience, variables) {
+                    Some(compiled) => compiled,
+                    None => {
+                        broken = true;
+                        gotos.push(Vec::new());
+                        continue;
+                    }
+                };
             gotos.push(targets);
             steps.push(StepDef {
                 id: ids[index].clone(),
-                tiers: step.tiers.as_ref().map(|t| t.iter().map(|t| t.value).collect()),
+                tiers: step
+                    .tiers
+                    .as_ref()
+                    .map(|t| t.iter().map(|t| t.value).collect()),
                 action,
             });
         }
@@ -415,14 +566,31 @@ impl<'a> Compiler<'a> {
             step.branch.is_some(),
             step.exit.is_some(),
         ];
-        let present: Vec<&str> = STEP_KINDS.iter().zip(kinds).filter(|(_, p)| *p).map(|(k, _)| *k).collect();
+        let present: Vec<&str> = STEP_KINDS
+            .iter()
+            .zip(kinds)
+            .filter(|(_, p)| *p)
+            .map(|(k, _)| *k)
+            .collect();
         if present.len() != 1 {
             let message = if present.is_empty() {
                 "step has no kind".to_string()
             } else {
-                format!("step has {} kinds ({}); a step does exactly one thing", present.len(), suggest::backticked(&present))
+                format!(
+                    "step has {} kinds ({}); a step does exactly one thing",
+                    present.len(),
+                    suggest::backticked(&present)
+                )
             };
-            self.error(path, Some(span.location()), message, Some(format!("expected one of {}", suggest::backticked(STEP_KINDS))));
+            self.error(
+                path,
+                Some(span.location()),
+                message,
+                Some(format!(
+                    "expected one of {}",
+                    suggest::backticked(STEP_KINDS)
+                )),
+            );
             return None;
         }
         let mut targets = Vec::new();
@@ -443,7 +611,10 @@ impl<'a> Compiler<'a> {
                 Wait::For(duration) => Action::Wait(*duration),
                 Wait::Until(until) => {
                     let rule = self.rule(path, &until.until, "wait.until", variables)?;
-                    Action::WaitUntil { rule, timeout: until.timeout.value }
+                    Action::WaitUntil {
+                        rule,
+                        timeout: until.timeout.value,
+                    }
                 }
             }
         } else if let Some(arms) = &step.branch {
@@ -456,22 +627,42 @@ impl<'a> Compiler<'a> {
 
     fn check_email(&mut self, path: &Path, email: &EmailStep, audience: Option<Audience>) {
         if !self.templates.contains(&email.template.value) {
-            let help = suggest::hint(&email.template.value, self.templates.iter().map(String::as_str));
-            self.error(path, Some(email.template.span.location()), format!("unknown template `{}` (no file `templates/{}.yaml`)", email.template.value, email.template.value), help);
+            let help = suggest::hint(
+                &email.template.value,
+                self.templates.iter().map(String::as_str),
+            );
+            self.error(
+                path,
+                Some(email.template.span.location()),
+                format!(
+                    "unknown template `{}` (no file `templates/{}.yaml`)",
+                    email.template.value, email.template.value
+                ),
+                help,
+            );
         }
         match (&email.to, audience) {
             (None, Some(Audience::Accounts)) => self.error(
                 path,
                 Some(email.template.span.location()),
-                "email step in an account journey needs `to:` with the contact roles to mail".to_string(),
+                "email step in an account journey needs `to:` with the contact roles to mail"
+                    .to_string(),
                 None,
             ),
             (Some(roles), _) => {
-                let known = self.config.map(|c| c.contact_roles.clone()).unwrap_or_default();
+                let known = self
+                    .config
+                    .map(|c| c.contact_roles.clone())
+                    .unwrap_or_default();
                 for role in roles {
                     if self.config.is_some() && !known.contains(&role.value) {
                         let help = suggest::hint(&role.value, known.iter().map(String::as_str));
-                        self.error(path, Some(role.span.location()), format!("unknown contact role `{}`", role.value), help);
+                        self.error(
+                            path,
+                            Some(role.span.location()),
+                            format!("unknown contact role `{}`", role.value),
+                            help,
+                        );
                     }
                 }
             }
@@ -490,25 +681,28 @@ impl<'a> Compiler<'a> {
         let mut compiled = Vec::new();
         let mut ok = true;
         for arm in arms {
-            let rule = match &arm.when {
-                Some(text) => match self.rule(path, text, "branch.when", variables) {
-                    Some(rule) => Some(rule),
-                    None => {
-                        ok = false;
-                        continue;
-                    }
-                },
-                None => None,
-            };
-            match ids.iter().position(|id| *id == arm.goto.value) {
-                Some(target) => {
+            let rule = arm
+                .when
+                .as_ref()
+                .map(|text| self.rule(path, text, "branch.when", variables));
+            let target = ids.iter().position(|id| *id == arm.goto.value);
+            if target.is_none() {
+                let help = suggest::hint(&arm.goto.value, ids.iter().map(String::as_str));
+                self.error(
+                    path,
+                    Some(arm.goto.span.location()),
+                    format!(
+                        "`goto` names a step that does not exist: `{}`",
+                        arm.goto.value
+                    ),
+                    help,
+                );
+            }
+            match (rule, target) {
+                (Some(None), _) | (_, None) => ok = false,
+                (rule, Some(target)) => {
                     targets.push((target, arm.goto.span));
-                    compiled.push((rule, target));
-                }
-                None => {
-                    let help = suggest::hint(&arm.goto.value, ids.iter().map(String::as_str));
-                    self.error(path, Some(arm.goto.span.location()), format!("`goto` names a step that does not exist: `{}`", arm.goto.value), help);
-                    ok = false;
+                    compiled.push((rule.flatten(), target));
                 }
             }
         }
@@ -520,8 +714,18 @@ impl<'a> Compiler<'a> {
     }
 
     /// Warns about unreachable steps and rejects loops that never wait.
-    fn check_graph(&mut self, path: &Path, parsed: &ParsedJourney, steps: &[StepDef], gotos: &[Vec<(usize, Span)>]) {
-        let successors: Vec<Vec<usize>> = steps.iter().enumerate().map(|(i, s)| successors(i, s, steps.len())).collect();
+    fn check_graph(
+        &mut self,
+        path: &Path,
+        parsed: &ParsedJourney,
+        steps: &[StepDef],
+        gotos: &[Vec<(usize, Span)>],
+    ) {
+        let successors: Vec<Vec<usize>> = steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| successors(i, s, steps.len()))
+            .collect();
         let mut reachable = vec![false; steps.len()];
         let mut queue = vec![0];
         while let Some(i) = queue.pop() {
@@ -532,19 +736,34 @@ impl<'a> Compiler<'a> {
         }
         for (index, seen) in reachable.iter().enumerate() {
             if !seen {
-                let span = parsed.steps[index].1;
-                let location = parsed.steps[index].0.as_ref().and_then(|s| s.id.as_ref()).map_or(span.location(), |id| id.span.location());
-                self.diagnostics.push(Diagnostic::warning(path, Some(location), format!("step `{}` is never reached", steps[index].id)));
+                let (_, span, id) = &parsed.steps[index];
+                let location = id.as_ref().map_or(span.location(), |id| id.span.location());
+                self.diagnostics.push(Diagnostic::warning(
+                    path,
+                    Some(location),
+                    format!("step `{}` is never reached", steps[index].id),
+                ));
             }
         }
         for cycle in cycles_without_wait(steps, &successors) {
             let (from, to) = (cycle[cycle.len() - 1], cycle[0]);
-            let location = gotos[from].iter().find(|(t, _)| *t == to).map(|(_, span)| span.location()).unwrap_or(parsed.steps[from].1.location());
-            let names: Vec<&str> = cycle.iter().chain(std::iter::once(&to)).map(|&i| steps[i].id.as_str()).collect();
+            let location = gotos[from]
+                .iter()
+                .find(|(t, _)| *t == to)
+                .map(|(_, span)| span.location())
+                .unwrap_or(parsed.steps[from].1.location());
+            let names: Vec<&str> = cycle
+                .iter()
+                .chain(std::iter::once(&to))
+                .map(|&i| steps[i].id.as_str())
+                .collect();
             self.error(
                 path,
                 Some(location),
-                format!("this loop never waits and would run forever: {}", names.join(" → ")),
+                format!(
+                    "this loop never waits and would run forever: {}",
+                    names.join(" → ")
+                ),
                 Some("add a `wait` step inside the loop".to_string()),
             );
         }
@@ -552,7 +771,13 @@ impl<'a> Compiler<'a> {
 }
 
 /// Maps a position inside a rule to the file (see [`Span::locate_inside`]).
-fn locate(span: Span, line: usize, column: usize, len: usize, source_line: Option<&str>) -> Location {
+fn locate(
+    span: Span,
+    line: usize,
+    column: usize,
+    len: usize,
+    source_line: Option<&str>,
+) -> Location {
     span.locate_inside(line, column, len, source_line)
 }
 

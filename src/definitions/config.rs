@@ -52,7 +52,9 @@ pub struct Config {
 }
 
 fn default_roles() -> Vec<String> {
-    ["decision_maker", "admin", "end_user", "champion"].map(String::from).to_vec()
+    ["decision_maker", "admin", "end_user", "champion"]
+        .map(String::from)
+        .to_vec()
 }
 
 /// An adoption goal.

@@ -232,7 +232,9 @@ impl<'de> Deserialize<'de> for Wait {
             type Value = Wait;
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a duration like `3d`, or `{ until: <condition>, timeout: <duration> }`")
+                f.write_str(
+                    "a duration like `3d`, or `{ until: <condition>, timeout: <duration> }`",
+                )
             }
 
             fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Wait, E> {
@@ -240,7 +242,9 @@ impl<'de> Deserialize<'de> for Wait {
             }
 
             fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Wait, E> {
-                Err(E::custom(format!("a wait needs a unit: write `{n}d`, `{n}h` or `{n}m`")))
+                Err(E::custom(format!(
+                    "a wait needs a unit: write `{n}d`, `{n}h` or `{n}m`"
+                )))
             }
 
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Wait, A::Error> {

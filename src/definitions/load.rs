@@ -4,13 +4,13 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::Definitions;
 use super::compile::{self, Compiler};
 use super::config::Config;
 use super::journey::{JourneyFile, Step};
-use super::Definitions;
 use crate::diagnostic::{self, Diagnostic, SourceMap};
 use crate::rules::RuleEngine;
-use crate::yaml::{self, Node, NodeSpan, Value};
+use crate::yaml::{self, Node, NodeSpan, Spanned, Value};
 
 /// The settings file every project has at its root.
 pub const CONFIG_FILE: &str = "touchline.yaml";
@@ -41,7 +41,10 @@ impl Loaded {
 
 /// Finds the project root: the nearest folder at or above `start` holding `touchline.yaml`.
 pub fn find_root(start: &Path) -> Option<PathBuf> {
-    start.ancestors().find(|dir| dir.join(CONFIG_FILE).is_file()).map(Path::to_path_buf)
+    start
+        .ancestors()
+        .find(|dir| dir.join(CONFIG_FILE).is_file())
+        .map(Path::to_path_buf)
 }
 
 /// A journey file parsed as far as its structure allowed.
@@ -53,8 +56,12 @@ pub struct ParsedJourney {
     pub path: PathBuf,
     /// The journey without its steps (`None` if its structure was broken).
     pub file: Option<JourneyFile>,
-    /// Each step with where it was written (`None` for a step whose structure was broken).
-    pub steps: Vec<(Option<Step>, NodeSpan)>,
+    /// Each step (`None` if its structure was broken), where it was written, and its `id`
+    /// as written (read even from a broken step, so duplicate ids are still found).
+    pub steps: Vec<(Option<Step>, NodeSpan, Option<Spanned<String>>)>,
+    /// When the journey's structure is broken: its rules, found by position, so their
+    /// errors are still reported (what they are, the text).
+    pub loose_rules: Vec<(&'static str, Spanned<String>)>,
     /// Whether the file has a `steps` key at all.
     pub has_steps: bool,
     /// The file's text, for the version hash.
@@ -75,17 +82,26 @@ pub fn load_file(config_path: &Path, display_root: &Path, file: &Path) -> Loaded
     let is_config = wanted.as_deref() == std::fs::canonicalize(config_path).ok().as_deref();
     let extra = (!is_config).then_some(file);
     let mut loaded = load_with(config_path, display_root, extra);
-    loaded.diagnostics.retain(|d| std::fs::canonicalize(&d.path).ok() == wanted);
+    loaded
+        .diagnostics
+        .retain(|d| std::fs::canonicalize(&d.path).ok() == wanted);
     loaded.definitions = None;
     loaded
 }
 
 fn load_with(config_path: &Path, display_root: &Path, extra_journey: Option<&Path>) -> Loaded {
     let root = config_path.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let mut reader = Reader { root: root.clone(), display_root: display_root.to_path_buf(), sources: SourceMap::default(), diagnostics: Vec::new() };
+    let mut reader = Reader {
+        root: root.clone(),
+        display_root: display_root.to_path_buf(),
+        sources: SourceMap::default(),
+        diagnostics: Vec::new(),
+    };
 
     let config_display = reader.display(Path::new(CONFIG_FILE));
-    let config = reader.read(config_path, &config_display).and_then(|text| reader.parse_config(&config_display, &text));
+    let config = reader
+        .read(config_path, &config_display)
+        .and_then(|text| reader.parse_config(&config_display, &text));
     let mut files = reader.journey_files();
     if let Some(extra) = extra_journey {
         let canonical = |p: &Path| std::fs::canonicalize(p).ok();
@@ -93,11 +109,21 @@ fn load_with(config_path: &Path, display_root: &Path, extra_journey: Option<&Pat
             files.push(extra.to_path_buf());
         }
     }
-    let journeys = files.into_iter().filter_map(|path| reader.parse_journey(&path)).collect::<Vec<_>>();
+    let journeys = files
+        .into_iter()
+        .filter_map(|path| reader.parse_journey(&path))
+        .collect::<Vec<_>>();
     let templates = reader.template_names(config.as_ref());
 
     let engine = Arc::new(RuleEngine::new());
-    let mut compiler = Compiler::new(&engine, config.as_ref(), &templates, &reader.sources, &reader.display_root, &root);
+    let mut compiler = Compiler::new(
+        &engine,
+        config.as_ref(),
+        &templates,
+        &reader.sources,
+        &reader.display_root,
+        &root,
+    );
     let compiled = compiler.compile(journeys);
     reader.diagnostics.extend(compiler.diagnostics);
     reader.sources = compiler.sources;
@@ -116,7 +142,11 @@ fn load_with(config_path: &Path, display_root: &Path, extra_journey: Option<&Pat
         }),
         _ => None,
     };
-    Loaded { definitions, diagnostics: reader.diagnostics, sources: reader.sources }
+    Loaded {
+        definitions,
+        diagnostics: reader.diagnostics,
+        sources: reader.sources,
+    }
 }
 
 struct Reader {
@@ -134,11 +164,15 @@ impl Reader {
     fn read(&mut self, path: &Path, shown: &Path) -> Option<String> {
         match std::fs::metadata(path) {
             Ok(meta) if meta.len() > yaml::MAX_FILE_BYTES as u64 => {
-                self.diagnostics.push(Diagnostic::error(shown, None, format!(
-                    "file is too large ({} bytes; definitions files may be at most {} bytes)",
-                    meta.len(),
-                    yaml::MAX_FILE_BYTES
-                )));
+                self.diagnostics.push(Diagnostic::error(
+                    shown,
+                    None,
+                    format!(
+                        "file is too large ({} bytes; definitions files may be at most {} bytes)",
+                        meta.len(),
+                        yaml::MAX_FILE_BYTES
+                    ),
+                ));
                 return None;
             }
             _ => {}
@@ -149,7 +183,11 @@ impl Reader {
                 Some(text)
             }
             Err(error) => {
-                self.diagnostics.push(Diagnostic::error(shown, None, format!("cannot read file: {error}")));
+                self.diagnostics.push(Diagnostic::error(
+                    shown,
+                    None,
+                    format!("cannot read file: {error}"),
+                ));
                 None
             }
         }
@@ -157,7 +195,9 @@ impl Reader {
 
     fn report(&mut self, shown: &Path, errors: Vec<yaml::Error>) {
         for error in errors {
-            self.diagnostics.push(Diagnostic::error(shown, error.location, error.message).with_help(error.help));
+            self.diagnostics.push(
+                Diagnostic::error(shown, error.location, error.message).with_help(error.help),
+            );
         }
     }
 
@@ -170,10 +210,15 @@ impl Reader {
 
     fn journey_files(&mut self) -> Vec<PathBuf> {
         let dir = self.root.join("journeys");
-        let Ok(entries) = std::fs::read_dir(&dir) else { return Vec::new() };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Vec::new();
+        };
         let mut files: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_file() && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+            .filter(|p| {
+                p.is_file()
+                    && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+            })
             .collect();
         files.sort();
         files
@@ -190,7 +235,15 @@ impl Reader {
             Ok(node) => node,
             Err(error) => {
                 self.report(&shown, vec![error]);
-                return Some(ParsedJourney { id, path: shown, file: None, steps: Vec::new(), has_steps: true, text });
+                return Some(ParsedJourney {
+                    id,
+                    path: shown,
+                    file: None,
+                    steps: Vec::new(),
+                    loose_rules: Vec::new(),
+                    has_steps: true,
+                    text,
+                });
             }
         };
         // Steps are read one by one, so a broken step does not hide problems in the others.
@@ -204,26 +257,50 @@ impl Reader {
                     let (step, step_errors) = yaml::from_node::<Step>(&item);
                     let ok = step_errors.is_empty();
                     errors.extend(step_errors);
-                    steps.push((step.filter(|_| ok), item.span));
+                    steps.push((
+                        step.filter(|_| ok),
+                        item.span,
+                        yaml::find_string(&item, &["id"]),
+                    ));
                 }
             }
-            Some((_, span)) => errors.push(yaml::Error::new("`steps` must be a list of steps").at(span.location())),
+            Some((_, span)) => {
+                errors.push(yaml::Error::new("`steps` must be a list of steps").at(span.location()))
+            }
             None => {}
         }
         let ok = errors.is_empty();
         self.report(&shown, errors);
-        Some(ParsedJourney { id, path: shown, file: file.filter(|_| ok), steps, has_steps, text })
+        let loose_rules = if ok { Vec::new() } else { loose_rules(&header) };
+        Some(ParsedJourney {
+            id,
+            path: shown,
+            file: file.filter(|_| ok),
+            steps,
+            loose_rules,
+            has_steps,
+            text,
+        })
     }
 
     fn template_names(&mut self, config: Option<&Config>) -> BTreeSet<String> {
-        let folder = config.and_then(|c| c.email.templates.clone()).unwrap_or_else(|| "templates".into());
-        let Ok(entries) = std::fs::read_dir(self.root.join(&folder)) else { return BTreeSet::new() };
+        let folder = config
+            .and_then(|c| c.email.templates.clone())
+            .unwrap_or_else(|| "templates".into());
+        let Ok(entries) = std::fs::read_dir(self.root.join(&folder)) else {
+            return BTreeSet::new();
+        };
         let mut names = BTreeSet::new();
         for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
-            if !matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+            if !matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml")
+            ) {
                 continue;
             }
-            let Some(stem) = path.file_stem().map(|s| s.to_string_lossy().into_owned()) else { continue };
+            let Some(stem) = path.file_stem().map(|s| s.to_string_lossy().into_owned()) else {
+                continue;
+            };
             let relative = path.strip_prefix(&self.root).unwrap_or(&path).to_path_buf();
             let shown = self.display(&relative);
             if let Some(text) = self.read(&path, &shown) {
@@ -236,11 +313,27 @@ impl Reader {
     }
 }
 
+/// The journey-level rules of a journey file, read straight from its nodes.
+fn loose_rules(header: &Node) -> Vec<(&'static str, Spanned<String>)> {
+    const RULES: [(&str, &[&str]); 4] = [
+        ("segment.when", &["segment", "when"]),
+        ("entry.condition", &["entry", "condition"]),
+        ("goal.when", &["goal", "when"]),
+        ("exit.when", &["exit", "when"]),
+    ];
+    RULES
+        .iter()
+        .filter_map(|(what, path)| yaml::find_string(header, path).map(|text| (*what, text)))
+        .collect()
+}
+
 /// Splits the `steps` entry off a journey's root mapping.
 fn split_steps(mut node: Node) -> (Node, Option<Node>) {
     let mut steps = None;
     if let Value::Map(entries) = &mut node.value
-        && let Some(index) = entries.iter().position(|(k, _)| matches!(&k.value, Value::Scalar(s) if s == "steps"))
+        && let Some(index) = entries
+            .iter()
+            .position(|(k, _)| matches!(&k.value, Value::Scalar(s) if s == "steps"))
     {
         steps = Some(entries.remove(index).1);
     }

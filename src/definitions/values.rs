@@ -24,7 +24,9 @@ macro_rules! from_str_deserialize {
 }
 
 /// A touch tier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Tier {
     /// A CSM owns the relationship.
@@ -70,10 +72,13 @@ impl FromStr for DurationSpec {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, String> {
-        let duration = humantime::parse_duration(text.trim())
-            .map_err(|e| format!("invalid duration `{text}`: {e}; write it like `30m`, `12h`, `3d` or `2w`"))?;
+        let duration = humantime::parse_duration(text.trim()).map_err(|e| {
+            format!("invalid duration `{text}`: {e}; write it like `30m`, `12h`, `3d` or `2w`")
+        })?;
         if duration.is_zero() {
-            return Err(format!("invalid duration `{text}`: must be longer than zero"));
+            return Err(format!(
+                "invalid duration `{text}`: must be longer than zero"
+            ));
         }
         Ok(Self(duration))
     }
@@ -118,9 +123,21 @@ impl FromStr for CronSpec {
                 ));
             }
         };
-        let schedule = cron::Schedule::from_str(&normalized)
-            .map_err(|e| format!("invalid cron schedule `{text}`: {e}"))?;
-        Ok(Self { text: text.to_string(), schedule })
+        let schedule = cron::Schedule::from_str(&normalized).map_err(|e| {
+            // The parser quotes the expression with a caret on lines of their own; the last
+            // line says what is wrong.
+            let message = e.to_string();
+            let reason = message
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("not a valid schedule");
+            format!("invalid cron schedule `{text}`: {}", reason.trim())
+        })?;
+        Ok(Self {
+            text: text.to_string(),
+            schedule,
+        })
     }
 }
 from_str_deserialize!(CronSpec);
@@ -150,7 +167,9 @@ impl FromStr for TimeZone {
             let names = chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name());
             match suggest::closest(text, names) {
                 Some(best) => format!("unknown time zone `{text}`; did you mean `{best}`?"),
-                None => format!("unknown time zone `{text}`; use an IANA name such as `Europe/Berlin`"),
+                None => {
+                    format!("unknown time zone `{text}`; use an IANA name such as `Europe/Berlin`")
+                }
             }
         })
     }
@@ -188,7 +207,9 @@ impl FromStr for HourRange {
         let time = |t: &str| NaiveTime::parse_from_str(t.trim(), "%H:%M").map_err(|_| invalid());
         let (start, end) = (time(start)?, time(end)?);
         if start >= end {
-            return Err(format!("invalid hours `{text}`: the window must open before it closes"));
+            return Err(format!(
+                "invalid hours `{text}`: the window must open before it closes"
+            ));
         }
         Ok(Self { start, end })
     }
@@ -250,5 +271,11 @@ pub struct SendWindow {
 }
 
 fn weekdays() -> Vec<Weekday> {
-    vec![Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri]
+    vec![
+        Weekday::Mon,
+        Weekday::Tue,
+        Weekday::Wed,
+        Weekday::Thu,
+        Weekday::Fri,
+    ]
 }

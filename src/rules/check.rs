@@ -71,13 +71,20 @@ pub fn unknown_names(ast: &AST, scores: Option<&[&str]>) -> Vec<UnknownName> {
     problems
 }
 
-fn check_chain(variable: &str, segments: &[(String, Position)], scores: Option<&[&str]>, out: &mut Vec<UnknownName>) {
+fn check_chain(
+    variable: &str,
+    segments: &[(String, Position)],
+    scores: Option<&[&str]>,
+    out: &mut Vec<UnknownName>,
+) {
     let fields = match variable {
         "account" => ACCOUNT_FIELDS,
         "contact" => CONTACT_FIELDS,
         _ => return,
     };
-    let Some((first, position)) = segments.first() else { return };
+    let Some((first, position)) = segments.first() else {
+        return;
+    };
     if !fields.contains(&first.as_str()) {
         out.push(UnknownName {
             message: format!("`{variable}` has no field `{first}`"),

@@ -31,12 +31,24 @@ fn days_between(from: DateTime<Utc>, to: DateTime<Utc>) -> FLOAT {
 
 /// The names rules can call, for error messages and docs.
 pub const HELPERS: &[(&str, &str)] = &[
-    ("days_since(t)", "days from `t` to now (infinite when `t` is unset)"),
-    ("days_until(t)", "days from now to `t` (infinite when `t` is unset)"),
-    ("has_goal(account, goal)", "true when the account holds that adoption goal"),
+    (
+        "days_since(t)",
+        "days from `t` to now (infinite when `t` is unset)",
+    ),
+    (
+        "days_until(t)",
+        "days from now to `t` (infinite when `t` is unset)",
+    ),
+    (
+        "has_goal(account, goal)",
+        "true when the account holds that adoption goal",
+    ),
     ("ratio(a, b)", "a / b as a decimal, 0 when b is 0"),
     ("clamp(x, lo, hi)", "x limited to the range lo..hi"),
-    ("get_or(map, key, default)", "map[key], or default when the key is missing"),
+    (
+        "get_or(map, key, default)",
+        "map[key], or default when the key is missing",
+    ),
 ];
 
 /// Registers the helpers and the `Timestamp` type.
@@ -55,20 +67,39 @@ pub fn register(engine: &mut Engine) {
         .register_fn("days_until", |t: Timestamp| days_between(now(), t.0))
         .register_fn("days_until", |_: ()| FLOAT::INFINITY)
         .register_fn("has_goal", has_goal)
-        .register_fn("ratio", |a: FLOAT, b: FLOAT| if b == 0.0 { 0.0 } else { a / b })
-        .register_fn("ratio", |a: INT, b: INT| if b == 0 { 0.0 } else { a as FLOAT / b as FLOAT })
-        .register_fn("ratio", |a: INT, b: FLOAT| if b == 0.0 { 0.0 } else { a as FLOAT / b })
-        .register_fn("ratio", |a: FLOAT, b: INT| if b == 0 { 0.0 } else { a / b as FLOAT })
+        .register_fn(
+            "ratio",
+            |a: FLOAT, b: FLOAT| if b == 0.0 { 0.0 } else { a / b },
+        )
+        .register_fn(
+            "ratio",
+            |a: INT, b: INT| if b == 0 { 0.0 } else { a as FLOAT / b as FLOAT },
+        )
+        .register_fn(
+            "ratio",
+            |a: INT, b: FLOAT| if b == 0.0 { 0.0 } else { a as FLOAT / b },
+        )
+        .register_fn(
+            "ratio",
+            |a: FLOAT, b: INT| if b == 0 { 0.0 } else { a / b as FLOAT },
+        )
         .register_fn("clamp", |x: FLOAT, lo: FLOAT, hi: FLOAT| x.max(lo).min(hi))
         .register_fn("clamp", |x: INT, lo: INT, hi: INT| x.max(lo).min(hi))
-        .register_fn("get_or", |map: &mut Map, key: ImmutableString, default: Dynamic| {
-            map.get(key.as_str()).cloned().unwrap_or(default)
-        });
+        .register_fn(
+            "get_or",
+            |map: &mut Map, key: ImmutableString, default: Dynamic| {
+                map.get(key.as_str()).cloned().unwrap_or(default)
+            },
+        );
 }
 
 fn has_goal(account: &mut Map, goal: ImmutableString) -> bool {
     account
         .get("goals")
-        .and_then(|goals| goals.read_lock::<Array>().map(|g| g.iter().any(|x| x.to_string() == goal.as_str())))
+        .and_then(|goals| {
+            goals
+                .read_lock::<Array>()
+                .map(|g| g.iter().any(|x| x.to_string() == goal.as_str()))
+        })
         .unwrap_or(false)
 }

@@ -91,7 +91,10 @@ pub struct Rule {
 
 impl fmt::Debug for Rule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Rule").field("name", &self.name).field("source", &self.source).finish()
+        f.debug_struct("Rule")
+            .field("name", &self.name)
+            .field("source", &self.source)
+            .finish()
     }
 }
 
@@ -104,6 +107,24 @@ pub struct Context {
     pub contact: Option<Dynamic>,
     /// The injected clock's time.
     pub now: DateTime<Utc>,
+}
+
+impl Context {
+    /// A context from JSON values (numbers, strings, lists and objects), for tests and
+    /// previews; dates stay strings.
+    pub fn from_json(
+        account: serde_json::Value,
+        contact: Option<serde_json::Value>,
+        now: DateTime<Utc>,
+    ) -> Result<Self, String> {
+        let convert =
+            |value: serde_json::Value| rhai::serde::to_dynamic(value).map_err(|e| e.to_string());
+        Ok(Self {
+            account: convert(account)?,
+            contact: contact.map(convert).transpose()?,
+            now,
+        })
+    }
 }
 
 /// The rule engine: one sandboxed Rhai engine shared by every rule.
@@ -126,7 +147,9 @@ impl Default for RuleEngine {
 impl RuleEngine {
     /// A new sandboxed engine.
     pub fn new() -> Self {
-        Self { engine: sandbox::engine() }
+        Self {
+            engine: sandbox::engine(),
+        }
     }
 
     /// Compiles a rule and checks the names it reads. `scores` are the declared score names
@@ -158,7 +181,11 @@ impl RuleEngine {
                 .map(|u| RuleProblem::at(u.message, u.help, u.position, u.len))
                 .collect());
         }
-        Ok(Rule { name: name.into(), source: source.to_string(), ast })
+        Ok(Rule {
+            name: name.into(),
+            source: source.to_string(),
+            ast,
+        })
     }
 
     /// Evaluates a rule to a value.
@@ -173,7 +200,10 @@ impl RuleEngine {
         sandbox::start_budget();
         self.engine
             .eval_ast_with_scope::<Dynamic>(&mut scope, &rule.ast)
-            .map_err(|error| EvalError { rule: rule.name.clone(), reason: describe_eval_error(&error) })
+            .map_err(|error| EvalError {
+                rule: rule.name.clone(),
+                reason: describe_eval_error(&error),
+            })
     }
 
     /// Evaluates a condition; anything but `true` or `false` is an error.
@@ -181,7 +211,9 @@ impl RuleEngine {
         let value = self.eval(rule, context)?;
         value.as_bool().map_err(|type_name| EvalError {
             rule: rule.name.clone(),
-            reason: format!("a condition must be true or false, but this one gave a {type_name} (`{value}`)"),
+            reason: format!(
+                "a condition must be true or false, but this one gave a {type_name} (`{value}`)"
+            ),
         })
     }
 
@@ -191,10 +223,15 @@ impl RuleEngine {
         if let Ok(f) = value.as_float() {
             return Ok(f);
         }
-        value.as_int().map(|i| i as f64).map_err(|type_name| EvalError {
-            rule: rule.name.clone(),
-            reason: format!("a formula must give a number, but this one gave a {type_name} (`{value}`)"),
-        })
+        value
+            .as_int()
+            .map(|i| i as f64)
+            .map_err(|type_name| EvalError {
+                rule: rule.name.clone(),
+                reason: format!(
+                    "a formula must give a number, but this one gave a {type_name} (`{value}`)"
+                ),
+            })
     }
 }
 
@@ -208,6 +245,9 @@ fn describe_parse_error(error: &rhai::ParseErrorType, variables: Variables) -> S
             "unknown variable `{name}`; rules can read {}",
             crate::suggest::backticked(variables.names())
         ),
+        E::UnexpectedEOF => {
+            "the rule ends too early: is a bracket not closed, or an operand missing?".to_string()
+        }
         E::ExprTooDeep => format!(
             "expression is nested too deeply (more than {} levels)",
             sandbox::MAX_EXPR_DEPTH.0

@@ -6,7 +6,9 @@
 
 use std::cell::RefCell;
 
-use serde::de::{self, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, Unexpected, Visitor};
+use serde::de::{
+    self, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, Unexpected, Visitor,
+};
 
 use super::node::{Node, Style, Value};
 use super::{Error, SPAN_FIELD, SPANNED_NAME, VALUE_FIELD};
@@ -48,7 +50,8 @@ impl<'a> NodeDeserializer<'a> {
     }
 
     fn invalid(&self, expected: &str) -> Error {
-        Error::new(format!("expected {expected}, found {}", self.found())).at(self.node.span.location())
+        Error::new(format!("expected {expected}, found {}", self.found()))
+            .at(self.node.span.location())
     }
 
     fn found(&self) -> String {
@@ -71,7 +74,11 @@ macro_rules! deserialize_number {
     ($method:ident, $visit:ident, $ty:ty, $what:literal) => {
         fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
             let text = self.scalar().map_err(|_| self.invalid($what))?;
-            let value: $ty = text.trim().replace('_', "").parse().map_err(|_| self.invalid($what))?;
+            let value: $ty = text
+                .trim()
+                .replace('_', "")
+                .parse()
+                .map_err(|_| self.invalid($what))?;
             self.located(visitor.$visit(value))
         }
     };
@@ -107,8 +114,12 @@ impl<'de> de::Deserializer<'de> for NodeDeserializer<'_> {
 
     fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         match self.scalar() {
-            Ok("true" | "True" | "TRUE") if self.is_plain() => self.located(visitor.visit_bool(true)),
-            Ok("false" | "False" | "FALSE") if self.is_plain() => self.located(visitor.visit_bool(false)),
+            Ok("true" | "True" | "TRUE") if self.is_plain() => {
+                self.located(visitor.visit_bool(true))
+            }
+            Ok("false" | "False" | "FALSE") if self.is_plain() => {
+                self.located(visitor.visit_bool(false))
+            }
             _ => Err(self.invalid("`true` or `false`")),
         }
     }
@@ -118,7 +129,12 @@ impl<'de> de::Deserializer<'de> for NodeDeserializer<'_> {
     deserialize_number!(deserialize_i32, visit_i32, i32, "a whole number");
     deserialize_number!(deserialize_i64, visit_i64, i64, "a whole number");
     deserialize_number!(deserialize_u8, visit_u8, u8, "a whole number from 0 to 255");
-    deserialize_number!(deserialize_u16, visit_u16, u16, "a whole number from 0 to 65535");
+    deserialize_number!(
+        deserialize_u16,
+        visit_u16,
+        u16,
+        "a whole number from 0 to 65535"
+    );
     deserialize_number!(deserialize_u32, visit_u32, u32, "a positive whole number");
     deserialize_number!(deserialize_u64, visit_u64, u64, "a positive whole number");
     deserialize_number!(deserialize_f32, visit_f32, f32, "a number");
@@ -161,11 +177,19 @@ impl<'de> de::Deserializer<'de> for NodeDeserializer<'_> {
         }
     }
 
-    fn deserialize_unit_struct<V: Visitor<'de>>(self, _: &'static str, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_unit_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Error> {
         self.deserialize_unit(visitor)
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _: &'static str, visitor: V) -> Result<V::Value, Error> {
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Error> {
         self.located(visitor.visit_newtype_struct(self))
     }
 
@@ -191,8 +215,12 @@ impl<'de> de::Deserializer<'de> for NodeDeserializer<'_> {
 
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
         match &self.node.value {
-            Value::Map(entries) => self.located(visitor.visit_map(Map::new(entries, None, self.recorded))),
-            _ if self.node.is_null() => self.located(visitor.visit_map(Map::new(&[], None, self.recorded))),
+            Value::Map(entries) => {
+                self.located(visitor.visit_map(Map::new(entries, None, self.recorded)))
+            }
+            _ if self.node.is_null() => {
+                self.located(visitor.visit_map(Map::new(&[], None, self.recorded)))
+            }
             _ => Err(self.invalid("a mapping")),
         }
     }
@@ -209,9 +237,15 @@ impl<'de> de::Deserializer<'de> for NodeDeserializer<'_> {
         match &self.node.value {
             Value::Map(entries) => {
                 let struct_fields = StructFields { name, fields };
-                self.located(visitor.visit_map(Map::new(entries, Some(struct_fields), self.recorded)))
+                self.located(visitor.visit_map(Map::new(
+                    entries,
+                    Some(struct_fields),
+                    self.recorded,
+                )))
             }
-            _ if self.node.is_null() => self.located(visitor.visit_map(Map::new(&[], None, self.recorded))),
+            _ if self.node.is_null() => {
+                self.located(visitor.visit_map(Map::new(&[], None, self.recorded)))
+            }
             _ => Err(self.invalid(&format!("a mapping with {}", suggest::backticked(fields)))),
         }
     }
@@ -224,12 +258,18 @@ impl<'de> de::Deserializer<'de> for NodeDeserializer<'_> {
     ) -> Result<V::Value, Error> {
         let expected = || format!("one of {}", suggest::backticked(variants));
         match &self.node.value {
-            Value::Scalar(_) if !self.node.is_null() => self.located(visitor.visit_enum(Enum { tag: self, value: None })),
+            Value::Scalar(_) if !self.node.is_null() => self.located(visitor.visit_enum(Enum {
+                tag: self,
+                value: None,
+            })),
             Value::Map(entries) if entries.len() == 1 => {
                 let (key, value) = &entries[0];
                 let tag = NodeDeserializer::new(key, self.recorded);
                 let value = NodeDeserializer::new(value, self.recorded);
-                self.located(visitor.visit_enum(Enum { tag, value: Some(value) }))
+                self.located(visitor.visit_enum(Enum {
+                    tag,
+                    value: Some(value),
+                }))
             }
             Value::Map(entries) if entries.len() > 1 => Err(Error::new(format!(
                 "expected exactly one of {}, found {} keys",
@@ -257,14 +297,20 @@ struct Seq<'a> {
 
 impl<'a> Seq<'a> {
     fn new(items: &'a [Node], recorded: &'a Recorded) -> Self {
-        Self { items: items.iter(), recorded }
+        Self {
+            items: items.iter(),
+            recorded,
+        }
     }
 }
 
 impl<'de> SeqAccess<'de> for Seq<'_> {
     type Error = Error;
 
-    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, Error> {
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, Error> {
         match self.items.next() {
             Some(node) => {
                 let de = NodeDeserializer::new(node, self.recorded);
@@ -306,15 +352,27 @@ struct Map<'a> {
 }
 
 impl<'a> Map<'a> {
-    fn new(entries: &'a [(Node, Node)], fields: Option<StructFields>, recorded: &'a Recorded) -> Self {
-        Self { entries: entries.iter(), value: None, fields, recorded }
+    fn new(
+        entries: &'a [(Node, Node)],
+        fields: Option<StructFields>,
+        recorded: &'a Recorded,
+    ) -> Self {
+        Self {
+            entries: entries.iter(),
+            value: None,
+            fields,
+            recorded,
+        }
     }
 }
 
 impl<'de> MapAccess<'de> for Map<'_> {
     type Error = Error;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, Error> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Error> {
         for (key, value) in self.entries.by_ref() {
             if let (Some(fields), Value::Scalar(name)) = (self.fields, &key.value)
                 && !fields.fields.contains(&name.as_str())
@@ -330,7 +388,10 @@ impl<'de> MapAccess<'de> for Map<'_> {
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
-        let node = self.value.take().ok_or_else(|| Error::new("value requested before its key"))?;
+        let node = self
+            .value
+            .take()
+            .ok_or_else(|| Error::new("value requested before its key"))?;
         let de = NodeDeserializer::new(node, self.recorded);
         de.located(seed.deserialize(de))
     }
@@ -349,9 +410,18 @@ impl<'de, 'a> de::EnumAccess<'de> for Enum<'a> {
     type Error = Error;
     type Variant = Variant<'a>;
 
-    fn variant_seed<V: DeserializeSeed<'de>>(self, seed: V) -> Result<(V::Value, Variant<'a>), Error> {
+    fn variant_seed<V: DeserializeSeed<'de>>(
+        self,
+        seed: V,
+    ) -> Result<(V::Value, Variant<'a>), Error> {
         let tag = self.tag.located(seed.deserialize(self.tag))?;
-        Ok((tag, Variant { tag: self.tag, value: self.value }))
+        Ok((
+            tag,
+            Variant {
+                tag: self.tag,
+                value: self.value,
+            },
+        ))
     }
 }
 
@@ -363,8 +433,11 @@ struct Variant<'a> {
 impl<'a> Variant<'a> {
     fn value(&self, expected: &str) -> Result<NodeDeserializer<'a>, Error> {
         self.value.ok_or_else(|| {
-            Error::new(format!("`{}` needs {expected}", self.tag.found().trim_matches('`')))
-                .at(self.tag.node.span.location())
+            Error::new(format!(
+                "`{}` needs {expected}",
+                self.tag.found().trim_matches('`')
+            ))
+            .at(self.tag.node.span.location())
         })
     }
 }
@@ -376,8 +449,11 @@ impl<'de> de::VariantAccess<'de> for Variant<'_> {
         match self.value {
             None => Ok(()),
             Some(value) if value.node.is_null() => Ok(()),
-            Some(value) => Err(Error::new(format!("`{}` takes no value", self.tag.found().trim_matches('`')))
-                .at(value.node.span.location())),
+            Some(value) => Err(Error::new(format!(
+                "`{}` takes no value",
+                self.tag.found().trim_matches('`')
+            ))
+            .at(value.node.span.location())),
         }
     }
 
@@ -390,7 +466,11 @@ impl<'de> de::VariantAccess<'de> for Variant<'_> {
         de::Deserializer::deserialize_tuple(self.value("a list")?, len, visitor)
     }
 
-    fn struct_variant<V: Visitor<'de>>(self, fields: &'static [&'static str], visitor: V) -> Result<V::Value, Error> {
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Error> {
         de::Deserializer::deserialize_struct(self.value("a mapping")?, "", fields, visitor)
     }
 }
@@ -404,7 +484,10 @@ struct SpannedAccess<'a> {
 impl<'de> MapAccess<'de> for SpannedAccess<'_> {
     type Error = Error;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, Error> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Error> {
         let key = match self.step {
             0 => SPAN_FIELD,
             1 => VALUE_FIELD,
@@ -432,23 +515,33 @@ impl de::Error for Error {
     }
 
     fn invalid_type(unexpected: Unexpected<'_>, expected: &dyn de::Expected) -> Self {
-        Error::new(format!("expected {expected}, found {}", describe(unexpected)))
+        Error::new(format!(
+            "expected {expected}, found {}",
+            describe(unexpected)
+        ))
     }
 
     fn invalid_value(unexpected: Unexpected<'_>, expected: &dyn de::Expected) -> Self {
-        Error::new(format!("invalid value {}: expected {expected}", describe(unexpected)))
+        Error::new(format!(
+            "invalid value {}: expected {expected}",
+            describe(unexpected)
+        ))
     }
 
     fn unknown_variant(variant: &str, expected: &'static [&'static str]) -> Self {
-        Error::new(format!("unknown value `{variant}`")).with_help(suggest::hint(variant, expected.iter().copied()))
+        Error::new(format!("unknown value `{variant}`"))
+            .with_help(suggest::hint(variant, expected.iter().copied()))
     }
 
     fn unknown_field(field: &str, expected: &'static [&'static str]) -> Self {
-        Error::new(format!("unknown field `{field}`")).with_help(suggest::hint(field, expected.iter().copied()))
+        Error::new(format!("unknown field `{field}`"))
+            .with_help(suggest::hint(field, expected.iter().copied()))
     }
 
     fn missing_field(field: &'static str) -> Self {
-        Error::new(format!("missing field `{field}`"))
+        let mut error = Error::new(format!("missing field `{field}`"));
+        error.missing_field = Some(field.to_string());
+        error
     }
 
     fn duplicate_field(field: &'static str) -> Self {

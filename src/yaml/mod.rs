@@ -37,12 +37,19 @@ pub struct Error {
     pub help: Option<String>,
     /// Where.
     pub location: Option<Location>,
+    /// For a missing field: its name (the field is not there to point at).
+    pub missing_field: Option<String>,
 }
 
 impl Error {
     /// An error without a position yet.
     pub fn new(message: impl Into<String>) -> Self {
-        Self { message: message.into(), help: None, location: None }
+        Self {
+            message: message.into(),
+            help: None,
+            location: None,
+            missing_field: None,
+        }
     }
 
     /// Sets the position.
@@ -86,16 +93,83 @@ pub fn parse(source: &str) -> Result<Node, Error> {
 
 /// Deserializes a node. Returns the value (if the structure allowed building one) and every
 /// error found; the value is only trustworthy when the error list is empty.
+///
+/// serde stops at the first error, so to report more than one per file, an entry of the
+/// root mapping whose value fails is set aside and the rest read again; each pass reports one
+/// more problem, until what is left reads cleanly (or only misses what was set aside).
 pub fn from_node<T: DeserializeOwned>(node: &Node) -> (Option<T>, Vec<Error>) {
-    let recorded = de::Recorded::default();
-    let result = T::deserialize(de::NodeDeserializer::new(node, &recorded));
-    let mut errors = recorded.into_inner();
-    match result {
-        Ok(value) => (Some(value), errors),
-        Err(error) => {
-            errors.push(error.or_at(node.span.location()));
-            (None, errors)
+    let mut node = node.clone();
+    let mut errors: Vec<Error> = Vec::new();
+    let mut set_aside: Vec<String> = Vec::new();
+    loop {
+        let recorded = de::Recorded::default();
+        let result = T::deserialize(de::NodeDeserializer::new(&node, &recorded));
+        for error in recorded.into_inner() {
+            if !errors.contains(&error) {
+                errors.push(error);
+            }
         }
+        let error = match result {
+            Ok(value) => return (Some(value), errors),
+            Err(error) => error.or_at(node.span.location()),
+        };
+        if let Some(field) = &error.missing_field
+            && set_aside.contains(field)
+        {
+            return (None, errors);
+        }
+        let removed = error
+            .missing_field
+            .is_none()
+            .then(|| remove_entry_at(&mut node, error.location))
+            .flatten();
+        errors.push(error);
+        match removed {
+            Some(key) => set_aside.push(key),
+            None => return (None, errors),
+        }
+    }
+}
+
+/// The string at `path` (a chain of mapping keys) under `node`, with its position; for
+/// reading a few values out of a file whose structure is otherwise broken.
+pub fn find_string(node: &Node, path: &[&str]) -> Option<Spanned<String>> {
+    let mut current = node;
+    for segment in path {
+        let Value::Map(entries) = &current.value else {
+            return None;
+        };
+        current = entries
+            .iter()
+            .find(|(k, _)| matches!(&k.value, Value::Scalar(s) if s == segment))
+            .map(|(_, v)| v)?;
+    }
+    match &current.value {
+        Value::Scalar(text) if !current.is_null() => Some(Spanned {
+            value: text.clone(),
+            span: Span {
+                line: current.span.line,
+                column: current.span.column,
+                len: current.span.len,
+                style: current.span.style,
+            },
+        }),
+        _ => None,
+    }
+}
+
+/// Removes the root mapping's entry that contains `location`, returning its key.
+fn remove_entry_at(node: &mut Node, location: Option<Location>) -> Option<String> {
+    let location = location?;
+    let Value::Map(entries) = &mut node.value else {
+        return None;
+    };
+    let index = entries.iter().rposition(|(key, _)| {
+        (key.span.line, key.span.column) <= (location.line, location.column)
+    })?;
+    match entries.remove(index).0.value {
+        Value::Scalar(key) => Some(key),
+        _ => None,
     }
 }
 
@@ -132,11 +206,21 @@ impl Span {
     /// Exact for single-line plain and quoted scalars and for `|` blocks (the styles rules
     /// are written in); other styles point at the start of the value. `source_line` is the
     /// file's text on the value's first line, used to account for quote escapes.
-    pub fn locate_inside(&self, line: usize, column: usize, len: usize, source_line: Option<&str>) -> Location {
+    pub fn locate_inside(
+        &self,
+        line: usize,
+        column: usize,
+        len: usize,
+        source_line: Option<&str>,
+    ) -> Location {
         match self.style {
             Style::Plain if line == 1 => Location::new(self.line, self.column + column - 1, len),
             Style::SingleQuoted | Style::DoubleQuoted if line == 1 => {
-                let raw: Vec<char> = source_line.unwrap_or("").chars().skip(self.column).collect();
+                let raw: Vec<char> = source_line
+                    .unwrap_or("")
+                    .chars()
+                    .skip(self.column)
+                    .collect();
                 let offset = raw_offset(&raw, column - 1, self.style);
                 Location::new(self.line, self.column + 1 + offset, len)
             }
@@ -203,11 +287,25 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Spanned<T> {
                 let (line, column, len, style): (usize, usize, usize, u8) = map.next_value()?;
                 map.next_key::<String>()?.ok_or_else(missing)?;
                 let value = map.next_value()?;
-                let style = [Style::Plain, Style::SingleQuoted, Style::DoubleQuoted, Style::Literal, Style::Folded]
-                    .get(usize::from(style))
-                    .copied()
-                    .unwrap_or(Style::Collection);
-                Ok(Spanned { value, span: Span { line, column, len, style } })
+                let style = [
+                    Style::Plain,
+                    Style::SingleQuoted,
+                    Style::DoubleQuoted,
+                    Style::Literal,
+                    Style::Folded,
+                ]
+                .get(usize::from(style))
+                .copied()
+                .unwrap_or(Style::Collection);
+                Ok(Spanned {
+                    value,
+                    span: Span {
+                        line,
+                        column,
+                        len,
+                        style,
+                    },
+                })
             }
         }
 
@@ -241,9 +339,4 @@ impl<T: JsonSchema> JsonSchema for Spanned<T> {
     fn inline_schema() -> bool {
         T::inline_schema()
     }
-}
-
-/// Reads a YAML file's text and parses it, for callers that want `DeserializeOwned` values.
-pub fn deserialize_owned<T: DeserializeOwned>(source: &str) -> (Option<T>, Vec<Error>) {
-    from_str(source)
 }

@@ -98,7 +98,12 @@ fn span_of(span: &Span, style: Style, source_line: Option<&str>) -> NodeSpan {
         // Multi-line nodes underline the rest of their first line.
         source_line.map_or(1, |l| l.chars().count().saturating_sub(start.col()))
     };
-    NodeSpan { line: start.line(), column: start.col() + 1, len: len.max(1), style }
+    NodeSpan {
+        line: start.line(),
+        column: start.col() + 1,
+        len: len.max(1),
+        style,
+    }
 }
 
 fn style_of(style: ScalarStyle) -> Style {
@@ -114,7 +119,13 @@ fn style_of(style: ScalarStyle) -> Style {
 /// A collection being built.
 enum Open {
     Seq(Vec<Node>, NodeSpan, usize),
-    Map(Vec<(Node, Node)>, Option<Node>, NodeSpan, usize, HashMap<String, usize>),
+    Map(
+        Vec<(Node, Node)>,
+        Option<Node>,
+        NodeSpan,
+        usize,
+        HashMap<String, usize>,
+    ),
 }
 
 /// Parses `source` into a node tree. An empty document is a null node.
@@ -130,22 +141,29 @@ pub fn parse(source: &str) -> Result<Node, Error> {
     for event in Parser::new_from_str(source) {
         let (event, span) = event.map_err(|e| {
             let m = e.marker();
-            Error::new(format!("invalid YAML: {}", e.info()))
-                .at(Location::new(m.line(), m.col() + 1, 1))
+            Error::new(format!("invalid YAML: {}", e.info())).at(Location::new(
+                m.line(),
+                m.col() + 1,
+                1,
+            ))
         })?;
         let (node, anchor) = match event {
             Event::DocumentStart(_) => {
                 documents += 1;
                 if documents > 1 {
-                    return Err(Error::new("expected a single YAML document, found a second one")
-                        .at(span_of(&span, Style::Collection, line_of(&span)).location()));
+                    return Err(
+                        Error::new("expected a single YAML document, found a second one")
+                            .at(span_of(&span, Style::Collection, line_of(&span)).location()),
+                    );
                 }
                 continue;
             }
             Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
                 if stack.len() >= MAX_DEPTH {
-                    return Err(Error::new(format!("nested more than {MAX_DEPTH} levels deep"))
-                        .at(span_of(&span, Style::Collection, line_of(&span)).location()));
+                    return Err(
+                        Error::new(format!("nested more than {MAX_DEPTH} levels deep"))
+                            .at(span_of(&span, Style::Collection, line_of(&span)).location()),
+                    );
                 }
                 let node_span = span_of(&span, Style::Collection, line_of(&span));
                 stack.push(if matches!(event, Event::SequenceStart(..)) {
@@ -156,13 +174,31 @@ pub fn parse(source: &str) -> Result<Node, Error> {
                 continue;
             }
             Event::SequenceEnd | Event::MappingEnd => match stack.pop() {
-                Some(Open::Seq(items, span, anchor)) => (Node { value: Value::Seq(items), span }, anchor),
-                Some(Open::Map(entries, _, span, anchor, _)) => (Node { value: Value::Map(entries), span }, anchor),
+                Some(Open::Seq(items, span, anchor)) => (
+                    Node {
+                        value: Value::Seq(items),
+                        span,
+                    },
+                    anchor,
+                ),
+                Some(Open::Map(entries, _, span, anchor, _)) => (
+                    Node {
+                        value: Value::Map(entries),
+                        span,
+                    },
+                    anchor,
+                ),
                 None => continue,
             },
             Event::Scalar(text, style, anchor, _) => {
                 let style = style_of(style);
-                (Node { value: Value::Scalar(text.into_owned()), span: span_of(&span, style, line_of(&span)) }, anchor)
+                (
+                    Node {
+                        value: Value::Scalar(text.into_owned()),
+                        span: span_of(&span, style, line_of(&span)),
+                    },
+                    anchor,
+                )
             }
             Event::Alias(id) => {
                 let target = anchors.get(id).cloned().flatten().ok_or_else(|| {
@@ -193,8 +229,10 @@ pub fn parse(source: &str) -> Result<Node, Error> {
             Some(Open::Map(entries, pending_key, .., seen)) => match pending_key.take() {
                 None => {
                     let Value::Scalar(name) = &node.value else {
-                        return Err(Error::new("mapping keys must be plain names, not lists or mappings")
-                            .at(node.span.location()));
+                        return Err(Error::new(
+                            "mapping keys must be plain names, not lists or mappings",
+                        )
+                        .at(node.span.location()));
                     };
                     if let Some(first_line) = seen.insert(name.clone(), node.span.line) {
                         return Err(Error::new(format!(
@@ -210,7 +248,12 @@ pub fn parse(source: &str) -> Result<Node, Error> {
     }
     Ok(root.unwrap_or(Node {
         value: Value::Scalar(String::new()),
-        span: NodeSpan { line: 1, column: 1, len: 1, style: Style::Plain },
+        span: NodeSpan {
+            line: 1,
+            column: 1,
+            len: 1,
+            style: Style::Plain,
+        },
     }))
 }
 
@@ -218,6 +261,11 @@ fn count(node: &Node) -> usize {
     match &node.value {
         Value::Scalar(_) => 1,
         Value::Seq(items) => 1 + items.iter().map(count).sum::<usize>(),
-        Value::Map(entries) => 1 + entries.iter().map(|(k, v)| count(k) + count(v)).sum::<usize>(),
+        Value::Map(entries) => {
+            1 + entries
+                .iter()
+                .map(|(k, v)| count(k) + count(v))
+                .sum::<usize>()
+        }
     }
 }

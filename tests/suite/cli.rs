@@ -1,0 +1,233 @@
+//! The `touchline` binary as a user runs it.
+
+use std::process::Command;
+
+use crate::common::{Project, journey_with_steps};
+
+struct Output {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn touchline(project: &Project, args: &[&str]) -> Output {
+    let output = Command::new(env!("CARGO_BIN_EXE_touchline"))
+        .args(args)
+        .current_dir(project.root())
+        .output()
+        .expect("touchline runs");
+    Output {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+fn broken_project() -> Project {
+    Project::new()
+        .journey(
+            "onboarding",
+            "name: Onboarding\naudience: contacts\nsegment:\n  tiers: [tech, lwo]\nentry: { event: account_created }\nsteps:\n  - id: welcome\n    email: { template: welcom }\n  - wait: 2d\n  - id: check\n    branch:\n      - when: 'account.scores.implementaton < 40'\n        goto: stalled\n      - goto: done\n  - id: done\n    exit: finished\n",
+        )
+        .journey("rescue", "name: Rescue\naudience: accounts\nentry:\n  schedule: '0 9 * * FUNDAY'\nsteps:\n  - webhook: { endpoint: crm }\n")
+        .journey("syntax", "name: Syntax\naudience: accounts\n  entry: x\n")
+}
+
+#[test]
+fn validate_reports_every_broken_file_in_one_run() {
+    let output = touchline(&broken_project(), &["validate"]);
+    let expected = r"journeys/onboarding.yaml:4:17: error: unknown value `lwo`
+  |
+4 |   tiers: [tech, lwo]
+  |                 ^^^
+  = help: did you mean `low`?
+
+journeys/onboarding.yaml:8:24: error: unknown template `welcom` (no file `templates/welcom.yaml`)
+  |
+8 |     email: { template: welcom }
+  |                        ^^^^^^
+  = help: did you mean `welcome`?
+
+journeys/onboarding.yaml:12:31: error: unknown score `implementaton`
+   |
+12 |       - when: 'account.scores.implementaton < 40'
+   |                               ^^^^^^^^^^^^^
+  = help: did you mean `implementation`?
+
+journeys/onboarding.yaml:13:15: error: `goto` names a step that does not exist: `stalled`
+   |
+13 |         goto: stalled
+   |               ^^^^^^^
+  = help: expected one of `welcome`, `step-2`, `check`, `done`
+
+journeys/rescue.yaml:4:13: error: invalid cron schedule `0 9 * * FUNDAY`: 'FUNDAY' is not a valid day of the week.
+  |
+4 |   schedule: '0 9 * * FUNDAY'
+  |             ^^^^^^^^^^^^^^^^
+
+journeys/syntax.yaml:3:8: error: invalid YAML: mapping values are not allowed in this context
+  |
+3 |   entry: x
+  |        ^
+
+invalid: 6 errors, 0 warnings
+";
+    assert_eq!(output.stdout, expected, "\nactual:\n{}", output.stdout);
+    assert_eq!(output.code, 1);
+    assert_eq!(output.stderr, "");
+}
+
+#[test]
+fn validate_passes_a_clean_project() {
+    let project = Project::new().journey(
+        "hello",
+        &journey_with_steps("  - email: { template: welcome }\n"),
+    );
+    let output = touchline(&project, &["validate"]);
+    assert_eq!(
+        output.stdout,
+        "valid: 1 journey, 2 scores, 2 tier rules, 1 template (0 errors, 0 warnings)\n"
+    );
+    assert_eq!(output.code, 0);
+}
+
+#[test]
+fn warnings_fail_only_with_deny_warnings() {
+    let steps = "  - exit: early\n  - id: never\n    email: { template: welcome }\n";
+    let project = Project::new().journey("orphan", &journey_with_steps(steps));
+    let relaxed = touchline(&project, &["validate"]);
+    assert_eq!(relaxed.code, 0, "{}", relaxed.stdout);
+    assert!(
+        relaxed
+            .stdout
+            .starts_with("journeys/orphan.yaml:6:9: warning: step `never` is never reached\n"),
+        "{}",
+        relaxed.stdout
+    );
+    let strict = touchline(&project, &["validate", "--deny-warnings"]);
+    assert_eq!(strict.code, 1);
+    assert!(
+        strict.stdout.ends_with("invalid: 0 errors, 1 warning\n"),
+        "{}",
+        strict.stdout
+    );
+}
+
+#[test]
+fn validate_json_output_for_ci_and_editors() {
+    let output = touchline(&broken_project(), &["validate", "--format", "json"]);
+    assert_eq!(output.code, 1);
+    let report: serde_json::Value = serde_json::from_str(&output.stdout).expect("json");
+    assert_eq!(report["valid"], false);
+    assert_eq!(report["errors"], 6);
+    assert_eq!(report["warnings"], 0);
+    assert_eq!(
+        report["diagnostics"][0],
+        serde_json::json!({
+            "severity": "error",
+            "path": "journeys/onboarding.yaml",
+            "line": 4,
+            "column": 17,
+            "message": "unknown value `lwo`",
+            "help": "did you mean `low`?"
+        })
+    );
+}
+
+#[test]
+fn validate_a_single_file() {
+    let project = broken_project();
+    let output = touchline(&project, &["validate", "journeys/rescue.yaml"]);
+    assert_eq!(output.code, 1);
+    assert!(
+        output
+            .stdout
+            .starts_with("journeys/rescue.yaml:4:13: error: invalid cron schedule"),
+        "{}",
+        output.stdout
+    );
+    assert!(
+        output.stdout.ends_with("invalid: 1 error, 0 warnings\n"),
+        "{}",
+        output.stdout
+    );
+}
+
+#[test]
+fn validate_a_draft_outside_the_journeys_folder() {
+    let project = Project::new().file(
+        "drafts/new.yaml",
+        &journey_with_steps("  - webhook: { endpoint: crn }\n"),
+    );
+    let output = touchline(&project, &["validate", "drafts/new.yaml"]);
+    assert_eq!(output.code, 1);
+    assert!(
+        output
+            .stdout
+            .starts_with("drafts/new.yaml:5:26: error: unknown webhook endpoint `crn`"),
+        "{}",
+        output.stdout
+    );
+}
+
+#[test]
+fn commands_find_touchline_yaml_in_a_parent_folder() {
+    let project = Project::new().journey("hello", &journey_with_steps("  - wait: 1x\n"));
+    let output = Command::new(env!("CARGO_BIN_EXE_touchline"))
+        .arg("validate")
+        .current_dir(project.path("journeys"))
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    // Paths stay clickable from where the command ran.
+    assert!(
+        stdout.starts_with("../journeys/hello.yaml:5:11: error: invalid duration `1x`"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn config_flag_points_at_another_project() {
+    let project = Project::new();
+    let elsewhere = tempfile::tempdir().expect("dir");
+    let output = Command::new(env!("CARGO_BIN_EXE_touchline"))
+        .args([
+            "--config",
+            project.path("touchline.yaml").to_str().expect("utf-8"),
+            "validate",
+        ])
+        .current_dir(elsewhere.path())
+        .output()
+        .expect("runs");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}
+
+#[test]
+fn outside_a_project_the_error_says_what_to_do() {
+    let project = Project::new();
+    std::fs::remove_file(project.path("touchline.yaml")).expect("rm");
+    let output = touchline(&project, &["validate"]);
+    assert_eq!(output.code, 1);
+    assert!(
+        output.stderr.starts_with("error: no touchline.yaml in "),
+        "{}",
+        output.stderr
+    );
+    assert!(output.stderr.ends_with(
+        "or any folder above it; run touchline in a project folder or pass --config PATH\n"
+    ));
+}
+
+#[test]
+fn schema_prints_the_journey_schema() {
+    let output = touchline(&Project::new(), &["schema", "journey"]);
+    assert_eq!(output.code, 0);
+    let schema: serde_json::Value = serde_json::from_str(&output.stdout).expect("json");
+    assert_eq!(schema["title"], "touchline journey");
+    assert!(schema["properties"]["steps"].is_object());
+}
