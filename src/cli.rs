@@ -19,6 +19,14 @@ pub struct Cli {
     /// Path of touchline.yaml (default: found in the current folder or the nearest parent).
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
+    /// Database URL (default: `database` in touchline.yaml, else sqlite://touchline.db).
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "TOUCHLINE_DATABASE_URL"
+    )]
+    pub database: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -26,6 +34,7 @@ pub struct Cli {
 
 /// Commands.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Check touchline.yaml, every journey, score script and template, and report every problem.
     Validate {
@@ -37,6 +46,63 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+    },
+    /// Import accounts, contacts, metric values or events from a .csv or .jsonl file.
+    Import {
+        /// What the file holds.
+        kind: crate::ingest::Kind,
+        /// The file.
+        file: PathBuf,
+        /// Import the good rows and report the bad ones (default: reject the whole file).
+        #[arg(long)]
+        skip_bad_rows: bool,
+    },
+    /// Run one pass of the engine and exit.
+    Tick {
+        /// The time of the pass (default: now), e.g. 2026-11-23T09:00:00Z.
+        #[arg(long, value_name = "TIME")]
+        now: Option<String>,
+        /// Re-evaluate every account, not only those whose data changed.
+        #[arg(long)]
+        full: bool,
+    },
+    /// Show accounts per tier, enrollments per journey and step, and the outbox.
+    Status,
+    /// Explain an account: facts, scores and their inputs, tier, and every journey's verdict.
+    Explain {
+        /// The account's id.
+        account: String,
+        /// Evaluate as of this time (default: now).
+        #[arg(long, value_name = "TIME")]
+        now: Option<String>,
+    },
+    /// Write realistic sample customers (CSV and JSONL) for trying touchline out.
+    Generate {
+        /// Number of accounts.
+        #[arg(long, default_value_t = 1000)]
+        accounts: usize,
+        /// Folder to write into.
+        #[arg(long, default_value = "sample")]
+        out: PathBuf,
+        /// Random seed (the same seed gives the same data).
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Last day of data (default: today).
+        #[arg(long, value_name = "DATE")]
+        until: Option<String>,
+        /// Weekly metric snapshots per account.
+        #[arg(long, default_value_t = 4)]
+        snapshots: usize,
+    },
+    /// Run the bundled example end to end: import the sample customers into a fresh
+    /// demo database, run the engine over simulated days, and show the result.
+    Demo {
+        /// Days to simulate after the sample's last day of data.
+        #[arg(long, default_value_t = 14)]
+        days: i64,
+        /// Folder holding the sample customers.
+        #[arg(long, default_value = "sample")]
+        sample: PathBuf,
     },
     /// Print the JSON Schema of a definitions file, for editor completion.
     Schema {
@@ -101,6 +167,42 @@ fn execute(cli: Cli, out: &mut dyn Write) -> Result<i32, String> {
             };
             validate_report(&loaded, path.is_some(), deny_warnings, format, out)
                 .map_err(|e| e.to_string())
+        }
+        Command::Import { .. }
+        | Command::Tick { .. }
+        | Command::Status
+        | Command::Explain { .. }
+        | Command::Generate { .. }
+        | Command::Demo { .. } => {
+            let project = Project::locate(cli.config.as_deref())?;
+            let loaded = definitions::load(&project.config_path, &project.display_root);
+            let Some(definitions) = loaded.definitions else {
+                write!(
+                    out,
+                    "{}",
+                    diagnostic::render_all(&loaded.diagnostics, &loaded.sources)
+                )
+                .map_err(|e| e.to_string())?;
+                return Err(format!(
+                    "the definitions have {} errors; fix them first (see `touchline validate`)",
+                    loaded.error_count()
+                ));
+            };
+            let root = project
+                .config_path
+                .parent()
+                .unwrap_or(Path::new("."))
+                .to_path_buf();
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("cannot start the runtime: {e}"))?;
+            let context = crate::commands::Context {
+                definitions: std::sync::Arc::new(definitions),
+                root,
+                database: cli.database.clone(),
+            };
+            runtime.block_on(crate::commands::execute(context, cli.command, out))
         }
         Command::Schema {
             kind,

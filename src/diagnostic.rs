@@ -152,6 +152,17 @@ impl SourceMap {
         self.files.get(path).map(String::as_str)
     }
 
+    /// A hash of every file's path and text.
+    pub fn fingerprint(&self) -> String {
+        let mut files: Vec<_> = self.files.iter().collect();
+        files.sort();
+        let joined: String = files
+            .iter()
+            .map(|(p, t)| format!("{}\0{t}\0", p.display()))
+            .collect();
+        crate::definitions::compile::content_hash(&joined)
+    }
+
     /// Line `line` (1-based) of `path`.
     pub fn line(&self, path: &Path, line: usize) -> Option<&str> {
         self.get(path)?.lines().nth(line.checked_sub(1)?)

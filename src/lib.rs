@@ -1,9 +1,17 @@
 //! touchline: a rules-driven automation engine for customer-success tech-touch journeys.
 
 pub mod cli;
+pub mod clock;
+pub mod commands;
 pub mod definitions;
 pub mod diagnostic;
+pub mod engine;
+pub mod generate;
+pub mod ingest;
+pub mod model;
+pub mod report;
 pub mod rules;
 pub mod schema;
+pub mod store;
 pub mod suggest;
 pub mod yaml;

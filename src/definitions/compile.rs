@@ -61,8 +61,10 @@ pub struct Journey {
     pub path: PathBuf,
     /// The file as written.
     pub file: JourneyFile,
-    /// The file's text (its version is the hash of this).
+    /// The file's text.
     pub text: String,
+    /// The version: a hash of the text. Enrollments stay on the version they entered.
+    pub hash: String,
     /// Segment condition.
     pub segment_rule: Option<Rule>,
     /// Entry condition, for `entry: { condition: … }`.
@@ -415,7 +417,7 @@ impl<'a> Compiler<'a> {
         }
     }
 
-    fn compile_journey(&mut self, parsed: ParsedJourney) -> Option<Journey> {
+    pub(crate) fn compile_journey(&mut self, parsed: ParsedJourney) -> Option<Journey> {
         let path = parsed.path.clone();
         let variables = match parsed.file.as_ref().map(|f| f.audience) {
             Some(Audience::Contacts) => Variables::AccountAndContact,
@@ -480,6 +482,7 @@ impl<'a> Compiler<'a> {
             id: parsed.id,
             path,
             file,
+            hash: content_hash(&parsed.text),
             text: parsed.text,
             segment_rule,
             entry_rule,
@@ -768,6 +771,16 @@ impl<'a> Compiler<'a> {
             );
         }
     }
+}
+
+/// A short, stable hash of some text (journey versions, rule fingerprints).
+pub fn content_hash(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Maps a position inside a rule to the file (see [`Span::locate_inside`]).

@@ -1,11 +1,11 @@
 //! Finding and reading definitions files.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::Definitions;
-use super::compile::{self, Compiler};
+use super::compile::{Compiler, TemplateFile};
 use super::config::Config;
 use super::journey::{JourneyFile, Step};
 use crate::diagnostic::{self, Diagnostic, SourceMap};
@@ -113,7 +113,7 @@ fn load_with(config_path: &Path, display_root: &Path, extra_journey: Option<&Pat
         .into_iter()
         .filter_map(|path| reader.parse_journey(&path))
         .collect::<Vec<_>>();
-    let templates = reader.template_names(config.as_ref());
+    let (templates, template_files) = reader.templates(config.as_ref());
 
     let engine = Arc::new(RuleEngine::new());
     let mut compiler = Compiler::new(
@@ -138,7 +138,9 @@ fn load_with(config_path: &Path, display_root: &Path, extra_journey: Option<&Pat
             tiers: compiled.tiers,
             journeys: compiled.journeys,
             templates,
+            template_files,
             engine,
+            fingerprint: reader.sources.fingerprint(),
         }),
         _ => None,
     };
@@ -231,66 +233,23 @@ impl Reader {
         };
         let id = path.file_stem()?.to_string_lossy().into_owned();
         let text = self.read(path, &shown)?;
-        let node = match yaml::parse(&text) {
-            Ok(node) => node,
-            Err(error) => {
-                self.report(&shown, vec![error]);
-                return Some(ParsedJourney {
-                    id,
-                    path: shown,
-                    file: None,
-                    steps: Vec::new(),
-                    loose_rules: Vec::new(),
-                    has_steps: true,
-                    text,
-                });
-            }
-        };
-        // Steps are read one by one, so a broken step does not hide problems in the others.
-        let (header, step_nodes) = split_steps(node);
-        let (file, mut errors) = yaml::from_node::<JourneyFile>(&header);
-        let has_steps = step_nodes.is_some();
-        let mut steps = Vec::new();
-        match step_nodes.map(|n| (n.value, n.span)) {
-            Some((Value::Seq(items), _)) => {
-                for item in items {
-                    let (step, step_errors) = yaml::from_node::<Step>(&item);
-                    let ok = step_errors.is_empty();
-                    errors.extend(step_errors);
-                    steps.push((
-                        step.filter(|_| ok),
-                        item.span,
-                        yaml::find_string(&item, &["id"]),
-                    ));
-                }
-            }
-            Some((_, span)) => {
-                errors.push(yaml::Error::new("`steps` must be a list of steps").at(span.location()))
-            }
-            None => {}
-        }
-        let ok = errors.is_empty();
+        let (parsed, errors) = parse_journey_text(id, shown.clone(), text);
         self.report(&shown, errors);
-        let loose_rules = if ok { Vec::new() } else { loose_rules(&header) };
-        Some(ParsedJourney {
-            id,
-            path: shown,
-            file: file.filter(|_| ok),
-            steps,
-            loose_rules,
-            has_steps,
-            text,
-        })
+        Some(parsed)
     }
 
-    fn template_names(&mut self, config: Option<&Config>) -> BTreeSet<String> {
+    fn templates(
+        &mut self,
+        config: Option<&Config>,
+    ) -> (BTreeSet<String>, BTreeMap<String, TemplateFile>) {
         let folder = config
             .and_then(|c| c.email.templates.clone())
             .unwrap_or_else(|| "templates".into());
         let Ok(entries) = std::fs::read_dir(self.root.join(&folder)) else {
-            return BTreeSet::new();
+            return (BTreeSet::new(), BTreeMap::new());
         };
         let mut names = BTreeSet::new();
+        let mut files = BTreeMap::new();
         for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
             if !matches!(
                 path.extension().and_then(|e| e.to_str()),
@@ -304,13 +263,74 @@ impl Reader {
             let relative = path.strip_prefix(&self.root).unwrap_or(&path).to_path_buf();
             let shown = self.display(&relative);
             if let Some(text) = self.read(&path, &shown) {
-                let (_, errors) = yaml::from_str::<compile::TemplateFile>(&text);
+                let (template, errors) = yaml::from_str::<TemplateFile>(&text);
+                if let (Some(template), true) = (template, errors.is_empty()) {
+                    files.insert(stem.clone(), template);
+                }
                 self.report(&shown, errors);
             }
             names.insert(stem);
         }
-        names
+        (names, files)
     }
+}
+
+/// Parses a journey's text; the errors are positioned in it.
+pub(crate) fn parse_journey_text(
+    id: String,
+    path: PathBuf,
+    text: String,
+) -> (ParsedJourney, Vec<yaml::Error>) {
+    let node = match yaml::parse(&text) {
+        Ok(node) => node,
+        Err(error) => {
+            let parsed = ParsedJourney {
+                id,
+                path,
+                file: None,
+                steps: Vec::new(),
+                loose_rules: Vec::new(),
+                has_steps: true,
+                text,
+            };
+            return (parsed, vec![error]);
+        }
+    };
+    // Steps are read one by one, so a broken step does not hide problems in the others.
+    let (header, step_nodes) = split_steps(node);
+    let (file, mut errors) = yaml::from_node::<JourneyFile>(&header);
+    let has_steps = step_nodes.is_some();
+    let mut steps = Vec::new();
+    match step_nodes.map(|n| (n.value, n.span)) {
+        Some((Value::Seq(items), _)) => {
+            for item in items {
+                let (step, step_errors) = yaml::from_node::<Step>(&item);
+                let ok = step_errors.is_empty();
+                errors.extend(step_errors);
+                steps.push((
+                    step.filter(|_| ok),
+                    item.span,
+                    yaml::find_string(&item, &["id"]),
+                ));
+            }
+        }
+        Some((_, span)) => {
+            errors.push(yaml::Error::new("`steps` must be a list of steps").at(span.location()))
+        }
+        None => {}
+    }
+    let ok = errors.is_empty();
+    let loose_rules = if ok { Vec::new() } else { loose_rules(&header) };
+    let parsed = ParsedJourney {
+        id,
+        path,
+        file: file.filter(|_| ok),
+        steps,
+        loose_rules,
+        has_steps,
+        text,
+    };
+    (parsed, errors)
 }
 
 /// The journey-level rules of a journey file, read straight from its nodes.

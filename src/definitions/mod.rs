@@ -12,7 +12,7 @@ pub mod load;
 pub mod values;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use compile::{Action, Journey, Score, StepDef, TierRuleDef};
@@ -21,7 +21,42 @@ pub use journey::JourneyFile;
 pub use load::{CONFIG_FILE, Loaded, find_root, load, load_file};
 pub use values::Tier;
 
+use crate::diagnostic::{self, Diagnostic};
 use crate::rules::RuleEngine;
+
+impl Definitions {
+    /// Compiles another version of a journey (a stored one that enrollments are pinned to)
+    /// against the current settings.
+    pub fn compile_version(&self, id: &str, text: &str) -> Result<Journey, Vec<Diagnostic>> {
+        let path = PathBuf::from(format!("journeys/{id}.yaml@version"));
+        let (parsed, errors) =
+            load::parse_journey_text(id.to_string(), path.clone(), text.to_string());
+        let mut diagnostics: Vec<Diagnostic> = errors
+            .into_iter()
+            .map(|e| Diagnostic::error(&path, e.location, e.message).with_help(e.help))
+            .collect();
+        let sources = diagnostic::SourceMap::default();
+        let mut compiler = compile::Compiler::new(
+            &self.engine,
+            Some(&self.config),
+            &self.templates,
+            &sources,
+            Path::new(""),
+            &self.root,
+        );
+        let journey = compiler.compile_journey(parsed);
+        diagnostics.extend(
+            compiler
+                .diagnostics
+                .into_iter()
+                .filter(Diagnostic::is_error),
+        );
+        match journey {
+            Some(journey) if diagnostics.is_empty() => Ok(journey),
+            _ => Err(diagnostics),
+        }
+    }
+}
 
 /// Everything a project defines, compiled and checked.
 #[derive(Debug, Clone)]
@@ -38,6 +73,10 @@ pub struct Definitions {
     pub journeys: BTreeMap<String, Journey>,
     /// Names of the mail templates.
     pub templates: BTreeSet<String>,
+    /// The mail templates that parsed.
+    pub template_files: BTreeMap<String, compile::TemplateFile>,
     /// The engine the rules were compiled for.
     pub engine: Arc<RuleEngine>,
+    /// A hash of every definitions file: when it changes, every account is re-evaluated.
+    pub fingerprint: String,
 }

@@ -124,3 +124,48 @@ fn chain(expr: &Expr) -> Vec<(String, Position)> {
         _ => Vec::new(),
     }
 }
+
+/// The account and contact fields a rule reads, as dotted paths (`metrics.logins_30d`,
+/// `contact.role`), following `let m = account.metrics;` aliases. For `explain`.
+pub fn reads(ast: &AST) -> Vec<String> {
+    let mut aliases: Vec<(String, String)> = vec![
+        ("account".into(), String::new()),
+        ("contact".into(), "contact".into()),
+    ];
+    ast.walk(&mut |path: &[ASTNode]| {
+        if let Some(ASTNode::Stmt(rhai::Stmt::Var(var, ..))) = path.last()
+            && let Expr::Dot(dot, ..) = &var.1
+            && let Expr::Variable(source, ..) = &dot.lhs
+            && let Some((_, base)) = aliases.iter().find(|(name, _)| name == source.1.as_str())
+        {
+            let segments: Vec<String> = chain(&dot.rhs).into_iter().map(|(name, _)| name).collect();
+            let full = join(base, &segments);
+            aliases.push((var.0.name.to_string(), full));
+        }
+        true
+    });
+    let mut reads = Vec::new();
+    ast.walk(&mut |path: &[ASTNode]| {
+        if let Some(ASTNode::Expr(Expr::Dot(dot, ..))) = path.last()
+            && let Expr::Variable(var, ..) = &dot.lhs
+            && let Some((_, base)) = aliases.iter().find(|(name, _)| name == var.1.as_str())
+        {
+            let segments: Vec<String> = chain(&dot.rhs).into_iter().map(|(name, _)| name).collect();
+            let full = join(base, &segments);
+            if !full.is_empty() && !reads.contains(&full) {
+                reads.push(full);
+            }
+        }
+        true
+    });
+    reads
+}
+
+fn join(base: &str, segments: &[String]) -> String {
+    let tail = segments.join(".");
+    match (base.is_empty(), tail.is_empty()) {
+        (true, _) => tail,
+        (false, true) => base.to_string(),
+        (false, false) => format!("{base}.{tail}"),
+    }
+}

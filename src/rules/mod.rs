@@ -89,6 +89,13 @@ pub struct Rule {
     ast: AST,
 }
 
+impl Rule {
+    /// The account and contact fields the rule reads (`arr`, `metrics.logins_30d`, …).
+    pub fn reads(&self) -> Vec<String> {
+        check::reads(&self.ast)
+    }
+}
+
 impl fmt::Debug for Rule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Rule")
@@ -190,48 +197,127 @@ impl RuleEngine {
 
     /// Evaluates a rule to a value.
     pub fn eval(&self, rule: &Rule, context: &Context) -> Result<Dynamic, EvalError> {
-        let mut scope = Scope::new();
-        scope.push_dynamic("account", context.account.clone());
+        let mut bindings = Bindings::new(context.account.clone(), context.now);
         if let Some(contact) = &context.contact {
-            scope.push_dynamic("contact", contact.clone());
+            bindings.set_contact(contact.clone());
         }
-        scope.push("now", Timestamp(context.now));
-        helpers::set_now(context.now);
+        self.run(rule, &mut bindings)
+    }
+
+    /// Evaluates a rule against prepared bindings (the way the engine runs many rules over
+    /// one account without rebuilding its data).
+    pub fn run(&self, rule: &Rule, bindings: &mut Bindings) -> Result<Dynamic, EvalError> {
+        helpers::set_now(bindings.now);
         sandbox::start_budget();
-        self.engine
-            .eval_ast_with_scope::<Dynamic>(&mut scope, &rule.ast)
-            .map_err(|error| EvalError {
-                rule: rule.name.clone(),
-                reason: describe_eval_error(&error),
-            })
+        let result = self
+            .engine
+            .eval_ast_with_scope::<Dynamic>(&mut bindings.scope, &rule.ast);
+        // Scripts may declare variables; drop them so the next rule starts clean.
+        bindings.scope.rewind(bindings.base);
+        result.map_err(|error| EvalError {
+            rule: rule.name.clone(),
+            reason: describe_eval_error(&error),
+        })
+    }
+
+    /// Evaluates a condition against prepared bindings.
+    pub fn run_bool(&self, rule: &Rule, bindings: &mut Bindings) -> Result<bool, EvalError> {
+        let value = self.run(rule, bindings)?;
+        as_bool(rule, value)
+    }
+
+    /// Evaluates a formula against prepared bindings.
+    pub fn run_number(&self, rule: &Rule, bindings: &mut Bindings) -> Result<f64, EvalError> {
+        let value = self.run(rule, bindings)?;
+        as_number(rule, value)
     }
 
     /// Evaluates a condition; anything but `true` or `false` is an error.
     pub fn eval_bool(&self, rule: &Rule, context: &Context) -> Result<bool, EvalError> {
-        let value = self.eval(rule, context)?;
-        value.as_bool().map_err(|type_name| EvalError {
-            rule: rule.name.clone(),
-            reason: format!(
-                "a condition must be true or false, but this one gave a {type_name} (`{value}`)"
-            ),
-        })
+        as_bool(rule, self.eval(rule, context)?)
     }
 
     /// Evaluates a formula to a number.
     pub fn eval_number(&self, rule: &Rule, context: &Context) -> Result<f64, EvalError> {
-        let value = self.eval(rule, context)?;
-        if let Ok(f) = value.as_float() {
-            return Ok(f);
+        as_number(rule, self.eval(rule, context)?)
+    }
+}
+
+fn as_bool(rule: &Rule, value: Dynamic) -> Result<bool, EvalError> {
+    value.as_bool().map_err(|type_name| EvalError {
+        rule: rule.name.clone(),
+        reason: format!(
+            "a condition must be true or false, but this one gave a {type_name} (`{value}`)"
+        ),
+    })
+}
+
+fn as_number(rule: &Rule, value: Dynamic) -> Result<f64, EvalError> {
+    if let Ok(f) = value.as_float() {
+        return Ok(f);
+    }
+    value
+        .as_int()
+        .map(|i| i as f64)
+        .map_err(|type_name| EvalError {
+            rule: rule.name.clone(),
+            reason: format!(
+                "a formula must give a number, but this one gave a {type_name} (`{value}`)"
+            ),
+        })
+}
+
+/// The variables rules read, built once per account and reused for every rule.
+pub struct Bindings {
+    scope: Scope<'static>,
+    base: usize,
+    now: DateTime<Utc>,
+}
+
+impl fmt::Debug for Bindings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Bindings")
+            .field("now", &self.now)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Bindings {
+    /// Bindings for `account` (a Rhai map) at time `now`; `contact` is unit until set.
+    pub fn new(account: Dynamic, now: DateTime<Utc>) -> Self {
+        let mut scope = Scope::new();
+        scope.push_dynamic("account", account);
+        scope.push_dynamic("contact", Dynamic::UNIT);
+        scope.push("now", Timestamp(now));
+        let base = scope.len();
+        Self { scope, base, now }
+    }
+
+    /// Sets the contact rules see.
+    pub fn set_contact(&mut self, contact: Dynamic) {
+        self.scope.set_value("contact", contact);
+    }
+
+    /// Sets `account.<map>.<key>` (a score or the tier as it is being decided).
+    pub fn set_account_field(&mut self, map: Option<&str>, key: &str, value: Dynamic) {
+        let Some(account) = self.scope.get_mut("account") else {
+            return;
+        };
+        let Some(mut account) = account.write_lock::<rhai::Map>() else {
+            return;
+        };
+        match map {
+            None => {
+                account.insert(key.into(), value);
+            }
+            Some(map) => {
+                if let Some(inner) = account.get_mut(map)
+                    && let Some(mut inner) = inner.write_lock::<rhai::Map>()
+                {
+                    inner.insert(key.into(), value);
+                }
+            }
         }
-        value
-            .as_int()
-            .map(|i| i as f64)
-            .map_err(|type_name| EvalError {
-                rule: rule.name.clone(),
-                reason: format!(
-                    "a formula must give a number, but this one gave a {type_name} (`{value}`)"
-                ),
-            })
     }
 }
 

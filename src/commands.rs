@@ -1,0 +1,305 @@
+//! The commands that work on a database: import, tick, status, explain, generate, demo.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::cli::Command;
+use crate::clock::parse_time;
+use crate::definitions::Definitions;
+use crate::engine::{Engine, PassReport};
+use crate::ingest::{self, Kind};
+use crate::store::{self, AnyStore, Store};
+use crate::{generate, report, with_store};
+
+/// What every database command needs.
+#[derive(Debug)]
+pub struct Context {
+    /// The project's definitions.
+    pub definitions: Arc<Definitions>,
+    /// The project folder.
+    pub root: PathBuf,
+    /// `--database`, overriding `touchline.yaml`.
+    pub database: Option<String>,
+}
+
+impl Context {
+    fn database_url(&self) -> String {
+        self.database
+            .clone()
+            .or_else(|| self.definitions.config.database.clone())
+            .unwrap_or_else(|| store::DEFAULT_DATABASE_URL.to_string())
+    }
+
+    async fn open(&self, url: &str) -> Result<AnyStore, String> {
+        store::open(url, &self.root)
+            .await
+            .map_err(|e| format!("cannot open {url}: {e}"))
+    }
+}
+
+fn io(error: std::io::Error) -> String {
+    error.to_string()
+}
+
+fn time_or_now(text: Option<&str>) -> Result<DateTime<Utc>, String> {
+    text.map_or_else(|| Ok(Utc::now()), parse_time)
+}
+
+/// Runs a database command.
+pub async fn execute(ctx: Context, command: Command, out: &mut dyn Write) -> Result<i32, String> {
+    match command {
+        Command::Generate {
+            accounts,
+            out: dir,
+            seed,
+            until,
+            snapshots,
+        } => {
+            let until = time_or_now(until.as_deref())?;
+            let dir = if dir.is_absolute() {
+                dir
+            } else {
+                std::env::current_dir().map_err(io)?.join(dir)
+            };
+            let options = generate::Options {
+                accounts,
+                seed,
+                until,
+                snapshots,
+                csms: ctx
+                    .definitions
+                    .config
+                    .csms
+                    .iter()
+                    .map(|c| c.id.value.clone())
+                    .collect(),
+                goals: ctx
+                    .definitions
+                    .config
+                    .adoption_goals
+                    .keys()
+                    .cloned()
+                    .collect(),
+            };
+            let written = generate::generate(&options, &dir).map_err(io)?;
+            writeln!(
+                out,
+                "wrote {} accounts, {} contacts, {} metric values and {} events to {}",
+                written.accounts,
+                written.contacts,
+                written.metrics,
+                written.events,
+                dir.display()
+            )
+            .map_err(io)?;
+            Ok(0)
+        }
+        Command::Import {
+            kind,
+            file,
+            skip_bad_rows,
+        } => {
+            let store = ctx.open(&ctx.database_url()).await?;
+            with_store!(store, |s| import(&s, kind, &file, skip_bad_rows, out).await)
+        }
+        Command::Tick { now, full } => {
+            let now = time_or_now(now.as_deref())?;
+            let store = ctx.open(&ctx.database_url()).await?;
+            with_store!(store, |s| {
+                let engine = Engine::new(ctx.definitions.clone(), s);
+                if full {
+                    engine
+                        .request_full_reevaluation()
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+                let report = engine.tick(now).await.map_err(|e| e.to_string())?;
+                writeln!(out, "{}", describe_pass(now, &report)).map_err(io)?;
+                Ok(0)
+            })
+        }
+        Command::Status => {
+            let store = ctx.open(&ctx.database_url()).await?;
+            with_store!(store, |s| {
+                let text = report::status(&s, &ctx.definitions, 8)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                write!(out, "{text}").map_err(io)?;
+                Ok(0)
+            })
+        }
+        Command::Explain { account, now } => {
+            let now = time_or_now(now.as_deref())?;
+            let store = ctx.open(&ctx.database_url()).await?;
+            with_store!(store, |s| {
+                match report::explain(&s, &ctx.definitions, &account, now)
+                    .await
+                    .map_err(|e| e.to_string())?
+                {
+                    Some(text) => {
+                        write!(out, "{text}").map_err(io)?;
+                        Ok(0)
+                    }
+                    None => Err(format!("no account `{account}`")),
+                }
+            })
+        }
+        Command::Demo { days, sample } => demo(&ctx, days, &sample, out).await,
+        _ => Err("not a database command".into()),
+    }
+}
+
+/// One line saying what a pass did.
+pub fn describe_pass(now: DateTime<Utc>, r: &PassReport) -> String {
+    let mut text = format!(
+        "pass at {}: {} accounts evaluated ({} tier changes), {} events, {} schedule runs, {} enrolled, {} moves, {} outbox records",
+        now.format("%Y-%m-%d %H:%M UTC"),
+        r.evaluated,
+        r.tier_changes,
+        r.events,
+        r.schedule_fires,
+        r.enrolled,
+        r.moved,
+        r.outbox
+    );
+    if r.rule_errors > 0 {
+        text.push_str(&format!(", {} rule errors (see the log)", r.rule_errors));
+    }
+    if r.full_reevaluation {
+        text.push_str(" — definitions changed, every account re-evaluated");
+    }
+    text
+}
+
+async fn import<S: Store>(
+    store: &S,
+    kind: Kind,
+    file: &Path,
+    skip_bad_rows: bool,
+    out: &mut dyn Write,
+) -> Result<i32, String> {
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_message(format!("reading {}", file.display()));
+    let mut progress = |rows: u64| {
+        bar.set_message(format!("reading {}: {rows} rows", file.display()));
+        bar.tick();
+    };
+    let parsed = ingest::parse_file(kind, file, &mut progress).map_err(|e| e.to_string())?;
+    if !parsed.bad.is_empty() && !skip_bad_rows {
+        bar.finish_and_clear();
+        for bad in parsed.bad.iter().take(20) {
+            writeln!(out, "{}: {bad}", file.display()).map_err(io)?;
+        }
+        if parsed.bad.len() > 20 {
+            writeln!(out, "… and {} more bad rows", parsed.bad.len() - 20).map_err(io)?;
+        }
+        writeln!(
+            out,
+            "rejected {}: {} of {} rows are bad; nothing was imported (fix them, or pass --skip-bad-rows)",
+            file.display(),
+            parsed.bad.len(),
+            parsed.rows
+        )
+        .map_err(io)?;
+        return Ok(1);
+    }
+    bar.set_message(format!("writing {} rows", parsed.rows - parsed.bad.len()));
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    let outcome = store
+        .import(&parsed.import)
+        .await
+        .map_err(|e| e.to_string())?;
+    bar.finish_and_clear();
+    for bad in &parsed.bad {
+        writeln!(out, "skipped {}: {bad}", file.display()).map_err(io)?;
+    }
+    writeln!(
+        out,
+        "imported {}: {} rows, {} new or changed, {} unchanged{}",
+        file.display(),
+        parsed.rows,
+        outcome.changed,
+        outcome.unchanged,
+        if parsed.bad.is_empty() {
+            String::new()
+        } else {
+            format!(", {} skipped", parsed.bad.len())
+        }
+    )
+    .map_err(io)?;
+    Ok(0)
+}
+
+/// The README's first command: the bundled example, end to end, in a fresh demo database.
+async fn demo(ctx: &Context, days: i64, sample: &Path, out: &mut dyn Write) -> Result<i32, String> {
+    let sample = if sample.is_absolute() {
+        sample.to_path_buf()
+    } else {
+        ctx.root.join(sample)
+    };
+    let db = ctx.root.join("demo.db");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    let url = format!("sqlite://{}", db.display());
+    let AnyStore::Sqlite(store) = ctx.open(&url).await? else {
+        return Err("the demo runs on SQLite".into());
+    };
+    writeln!(
+        out,
+        "touchline demo: bundled journeys, sample customers from {}, database {}\n",
+        sample.display(),
+        db.display()
+    )
+    .map_err(io)?;
+    let mut last_day = None;
+    for (kind, name) in [
+        (Kind::Accounts, "accounts.csv"),
+        (Kind::Contacts, "contacts.csv"),
+        (Kind::Metrics, "metrics.csv"),
+        (Kind::Events, "events.jsonl"),
+    ] {
+        let file = sample.join(name);
+        let parsed = ingest::parse_file(kind, &file, &mut |_| {}).map_err(|e| e.to_string())?;
+        if let Some(bad) = parsed.bad.first() {
+            return Err(format!("{}: {bad}", file.display()));
+        }
+        if kind == Kind::Metrics {
+            last_day = parsed.import.metrics.iter().map(|m| m.at).max();
+        }
+        let outcome = store
+            .import(&parsed.import)
+            .await
+            .map_err(|e| e.to_string())?;
+        writeln!(out, "imported {name}: {} rows", outcome.changed).map_err(io)?;
+    }
+    let start = last_day
+        .unwrap_or_else(Utc::now)
+        .date_naive()
+        .and_hms_opt(9, 0, 0)
+        .map(|t| t.and_utc())
+        .unwrap_or_else(Utc::now);
+    let engine = Engine::new(ctx.definitions.clone(), store);
+    writeln!(out).map_err(io)?;
+    for day in 0..=days {
+        let now = start + Duration::days(day);
+        let report = engine.tick(now).await.map_err(|e| e.to_string())?;
+        if !report.is_idle() || day == 0 {
+            writeln!(out, "{}", describe_pass(now, &report)).map_err(io)?;
+        }
+    }
+    let text = report::status(engine.store(), &ctx.definitions, 8)
+        .await
+        .map_err(|e| e.to_string())?;
+    writeln!(out, "\n{text}").map_err(io)?;
+    writeln!(
+        out,
+        "Explore: touchline --database sqlite://demo.db explain acc-000001 --now {}",
+        (start + Duration::days(days)).format("%Y-%m-%d")
+    )
+    .map_err(io)?;
+    Ok(0)
+}

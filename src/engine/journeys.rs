@@ -1,0 +1,534 @@
+//! Journeys: who is in a journey's segment, who may enter, and the enrollment state machine
+//! that runs steps until an enrollment has to wait or ends.
+
+use chrono::{DateTime, Utc};
+use minijinja::Environment;
+
+use crate::clock::{from_millis, to_millis};
+use crate::definitions::journey::{Assign, Audience, Reentry};
+use crate::definitions::{Action, Definitions, Journey};
+use crate::model::{AccountState, Contact};
+use crate::rules::{Bindings, RuleEngine};
+use crate::store::{Enrollment, EnrollmentUpdate, LogEntry, OutboxRecord};
+
+use super::context;
+
+/// Most steps one enrollment runs in one pass (validation rejects loops that never wait;
+/// this is the backstop).
+const MAX_STEPS_PER_PASS: usize = 256;
+
+/// Why a subject is not in a journey's segment, or `Ok` if it is. `bindings` must hold the
+/// subject (account, and contact for contact journeys).
+pub fn segment_check(
+    engine: &RuleEngine,
+    journey: &Journey,
+    state: &AccountState,
+    tier: Option<&str>,
+    bindings: &mut Bindings,
+) -> Result<(), String> {
+    let segment = &journey.file.segment;
+    if let Some(goal) = &segment.adoption_goal
+        && !state.account.goals.contains(&goal.value)
+    {
+        return Err(format!(
+            "adoption goal `{}` is not among the account's goals",
+            goal.value
+        ));
+    }
+    if let Some(tiers) = &segment.tiers {
+        let tier = tier.unwrap_or("(none)");
+        if !tiers.iter().any(|t| t.value.as_str() == tier) {
+            let allowed: Vec<&str> = tiers.iter().map(|t| t.value.as_str()).collect();
+            return Err(format!(
+                "tier `{tier}` is not one of {}",
+                allowed.join(", ")
+            ));
+        }
+    }
+    if let Some(rule) = &journey.segment_rule {
+        match engine.run_bool(rule, bindings) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(format!(
+                    "segment condition is false: {}",
+                    rule.source.trim()
+                ));
+            }
+            Err(error) => return Err(error.to_string()),
+        }
+    }
+    Ok(())
+}
+
+/// Whether a subject may enter again, given its earlier enrollments in this journey.
+pub fn reentry_check(
+    journey: &Journey,
+    earlier: &[&Enrollment],
+    now: DateTime<Utc>,
+) -> Result<(), String> {
+    if earlier.iter().any(|e| e.status == "active") {
+        return Err("already enrolled".to_string());
+    }
+    let Some(last_end) = earlier.iter().filter_map(|e| e.ended_at).max() else {
+        return Ok(());
+    };
+    match journey.file.reentry {
+        Reentry::Never => Err("was enrolled before and re-entry is `never`".to_string()),
+        Reentry::After(wait) => {
+            let allowed_at = from_millis(last_end) + wait.as_chrono();
+            if now >= allowed_at {
+                Ok(())
+            } else {
+                Err(format!(
+                    "may re-enter from {}",
+                    allowed_at.format("%Y-%m-%d %H:%M UTC")
+                ))
+            }
+        }
+    }
+}
+
+/// Everything a step needs to run for one enrollment.
+#[derive(Debug)]
+pub struct StepContext<'a> {
+    /// All definitions.
+    pub definitions: &'a Definitions,
+    /// The version the enrollment is pinned to.
+    pub journey: &'a Journey,
+    /// The account.
+    pub state: &'a AccountState,
+    /// The contact, for contact journeys.
+    pub contact: Option<&'a Contact>,
+    /// Rule variables for the subject.
+    pub bindings: &'a mut Bindings,
+    /// Template renderer.
+    pub templates: &'a Environment<'static>,
+    /// The time of the pass.
+    pub now: DateTime<Utc>,
+}
+
+/// How a goal or exit check came out.
+fn holds(
+    engine: &RuleEngine,
+    rule: Option<&crate::rules::Rule>,
+    bindings: &mut Bindings,
+    log: &mut Vec<LogEntry>,
+) -> bool {
+    let Some(rule) = rule else { return false };
+    match engine.run_bool(rule, bindings) {
+        Ok(value) => value,
+        Err(error) => {
+            log.push(LogEntry {
+                step_id: None,
+                event: "rule_error".into(),
+                detail: error.to_string(),
+            });
+            false
+        }
+    }
+}
+
+/// Checks an active enrollment's goal and exit conditions after its data changed. Returns
+/// the update that ends it, or that wakes a `wait until` whose condition now holds.
+pub fn on_data_change(
+    ctx: &mut StepContext<'_>,
+    enrollment: &Enrollment,
+) -> Option<EnrollmentUpdate> {
+    let engine = &ctx.definitions.engine;
+    let mut log = Vec::new();
+    let end = |status: &str, reason: String, log: Vec<LogEntry>| EnrollmentUpdate {
+        before: enrollment.clone(),
+        status: status.into(),
+        step_index: enrollment.step_index,
+        wait_started_at: None,
+        next_due_at: None,
+        end_reason: Some(reason),
+        outbox: Vec::new(),
+        log,
+    };
+    if holds(
+        engine,
+        ctx.journey.goal_rule.as_ref(),
+        ctx.bindings,
+        &mut log,
+    ) {
+        log.push(LogEntry {
+            step_id: None,
+            event: "goal_reached".into(),
+            detail: "goal condition holds".into(),
+        });
+        return Some(end("goal_reached", "goal reached".into(), log));
+    }
+    if holds(
+        engine,
+        ctx.journey.exit_rule.as_ref(),
+        ctx.bindings,
+        &mut log,
+    ) {
+        log.push(LogEntry {
+            step_id: None,
+            event: "exited".into(),
+            detail: "exit condition holds".into(),
+        });
+        return Some(end("exited", "exit condition".into(), log));
+    }
+    let step = ctx.journey.steps.get(enrollment.step_index as usize)?;
+    if let Action::WaitUntil { rule, .. } = &step.action
+        && enrollment.wait_started_at.is_some()
+        && matches!(engine.run_bool(rule, ctx.bindings), Ok(true))
+        && enrollment
+            .next_due_at
+            .is_some_and(|due| due > to_millis(ctx.now))
+    {
+        return Some(EnrollmentUpdate {
+            before: enrollment.clone(),
+            status: "active".into(),
+            step_index: enrollment.step_index,
+            wait_started_at: enrollment.wait_started_at,
+            next_due_at: Some(to_millis(ctx.now)),
+            end_reason: None,
+            outbox: Vec::new(),
+            log,
+        });
+    }
+    None
+}
+
+/// Runs a due enrollment from its current step until it has to wait or ends.
+pub fn advance(ctx: &mut StepContext<'_>, enrollment: &Enrollment) -> EnrollmentUpdate {
+    let engine = &ctx.definitions.engine;
+    let now = to_millis(ctx.now);
+    let steps = &ctx.journey.steps;
+    let mut index = enrollment.step_index.max(0) as usize;
+    let mut waiting_since = enrollment.wait_started_at;
+    let mut log: Vec<LogEntry> = Vec::new();
+    let mut outbox = Vec::new();
+    let tier = ctx.state.tier.as_deref();
+    let update = |status: &str,
+                  index: usize,
+                  waiting_since,
+                  next_due_at,
+                  reason: Option<String>,
+                  log,
+                  outbox| EnrollmentUpdate {
+        before: enrollment.clone(),
+        status: status.into(),
+        step_index: index as i64,
+        wait_started_at: waiting_since,
+        next_due_at,
+        end_reason: reason,
+        outbox,
+        log,
+    };
+    for _ in 0..MAX_STEPS_PER_PASS {
+        if holds(
+            engine,
+            ctx.journey.goal_rule.as_ref(),
+            ctx.bindings,
+            &mut log,
+        ) {
+            log.push(LogEntry {
+                step_id: None,
+                event: "goal_reached".into(),
+                detail: "goal condition holds".into(),
+            });
+            return update(
+                "goal_reached",
+                index,
+                None,
+                None,
+                Some("goal reached".into()),
+                log,
+                outbox,
+            );
+        }
+        if holds(
+            engine,
+            ctx.journey.exit_rule.as_ref(),
+            ctx.bindings,
+            &mut log,
+        ) {
+            log.push(LogEntry {
+                step_id: None,
+                event: "exited".into(),
+                detail: "exit condition holds".into(),
+            });
+            return update(
+                "exited",
+                index,
+                None,
+                None,
+                Some("exit condition".into()),
+                log,
+                outbox,
+            );
+        }
+        let Some(step) = steps.get(index) else {
+            log.push(LogEntry {
+                step_id: None,
+                event: "completed".into(),
+                detail: "ran out of steps".into(),
+            });
+            return update(
+                "completed",
+                index,
+                None,
+                None,
+                Some("completed".into()),
+                log,
+                outbox,
+            );
+        };
+        let entry = |event: &str, detail: String| LogEntry {
+            step_id: Some(step.id.clone()),
+            event: event.into(),
+            detail,
+        };
+        if let Some(tiers) = &step.tiers
+            && !tiers.iter().any(|t| Some(t.as_str()) == tier)
+        {
+            let allowed: Vec<&str> = tiers.iter().map(|t| t.as_str()).collect();
+            log.push(entry(
+                "skipped",
+                format!(
+                    "tier `{}` is not one of {}",
+                    tier.unwrap_or("(none)"),
+                    allowed.join(", ")
+                ),
+            ));
+            index += 1;
+            waiting_since = None;
+            continue;
+        }
+        match &step.action {
+            Action::Email(_) | Action::Webhook(_) | Action::Task(_) => {
+                let records = render(ctx, enrollment, index);
+                let detail = match records.len() {
+                    0 => "no recipients".to_string(),
+                    1 => format!("{} queued", records[0].kind),
+                    n => format!("{n} {}s queued", records[0].kind),
+                };
+                log.push(entry("queued", detail));
+                outbox.extend(records);
+                index += 1;
+                waiting_since = None;
+            }
+            Action::Wait(duration) => match waiting_since {
+                Some(_) => {
+                    log.push(entry("waited", step_wait_text(duration.0)));
+                    index += 1;
+                    waiting_since = None;
+                }
+                None => {
+                    let due = to_millis(ctx.now + duration.as_chrono());
+                    log.push(entry("waiting", step_wait_text(duration.0)));
+                    return update("active", index, Some(now), Some(due), None, log, outbox);
+                }
+            },
+            Action::WaitUntil { rule, timeout } => {
+                let started = waiting_since.unwrap_or(now);
+                let deadline = to_millis(from_millis(started) + timeout.as_chrono());
+                match engine.run_bool(rule, ctx.bindings) {
+                    Ok(true) => {
+                        log.push(entry("condition_met", rule.source.trim().to_string()));
+                        index += 1;
+                        waiting_since = None;
+                    }
+                    outcome if now >= deadline => {
+                        let why = match outcome {
+                            Err(error) => format!("timed out ({error})"),
+                            _ => format!("timed out after {}", step_wait_text(timeout.0)),
+                        };
+                        log.push(entry("timed_out", why));
+                        index += 1;
+                        waiting_since = None;
+                    }
+                    _ => {
+                        if waiting_since.is_none() {
+                            log.push(entry("waiting", format!("until {}", rule.source.trim())));
+                        }
+                        return update(
+                            "active",
+                            index,
+                            Some(started),
+                            Some(deadline),
+                            None,
+                            log,
+                            outbox,
+                        );
+                    }
+                }
+            }
+            Action::Branch(arms) => {
+                let mut next = index + 1;
+                for (rule, target) in arms {
+                    let taken = match rule {
+                        None => true,
+                        Some(rule) => engine.run_bool(rule, ctx.bindings).unwrap_or_else(|error| {
+                            log.push(LogEntry {
+                                step_id: Some(step.id.clone()),
+                                event: "rule_error".into(),
+                                detail: error.to_string(),
+                            });
+                            false
+                        }),
+                    };
+                    if taken {
+                        next = *target;
+                        break;
+                    }
+                }
+                let target = steps.get(next).map_or("(end)", |s| s.id.as_str());
+                log.push(entry("branched", format!("to {target}")));
+                index = next;
+                waiting_since = None;
+            }
+            Action::Exit(reason) => {
+                log.push(entry("exited", reason.clone()));
+                return update(
+                    "exited",
+                    index,
+                    None,
+                    None,
+                    Some(reason.clone()),
+                    log,
+                    outbox,
+                );
+            }
+        }
+    }
+    log.push(LogEntry {
+        step_id: None,
+        event: "paused".into(),
+        detail: format!("ran {MAX_STEPS_PER_PASS} steps in one pass"),
+    });
+    update("active", index, None, Some(now + 60_000), None, log, outbox)
+}
+
+fn step_wait_text(duration: std::time::Duration) -> String {
+    humantime::format_duration(duration).to_string()
+}
+
+/// The outbox records of an email, webhook or task step.
+fn render(ctx: &StepContext<'_>, enrollment: &Enrollment, index: usize) -> Vec<OutboxRecord> {
+    let step = &ctx.journey.steps[index];
+    let config = &ctx.definitions.config;
+    let owner = ctx
+        .state
+        .account
+        .owner
+        .as_ref()
+        .and_then(|id| config.csms.iter().find(|c| c.id.value == *id));
+    let record =
+        |kind: &str, key: String, contact_id: &str, payload: serde_json::Value| OutboxRecord {
+            idempotency_key: key,
+            enrollment_id: enrollment.id,
+            journey_id: enrollment.journey_id.clone(),
+            step_id: step.id.clone(),
+            kind: kind.into(),
+            account_id: enrollment.account_id.clone(),
+            contact_id: contact_id.into(),
+            payload,
+        };
+    let key = format!("{}:{}", enrollment.id, step.id);
+    match &step.action {
+        Action::Email(email) => {
+            let recipients: Vec<&Contact> = match (ctx.journey.file.audience, ctx.contact) {
+                (Audience::Contacts, Some(contact)) => vec![contact],
+                _ => {
+                    let roles: Vec<&str> = email
+                        .to
+                        .iter()
+                        .flatten()
+                        .map(|r| r.value.as_str())
+                        .collect();
+                    ctx.state
+                        .contacts
+                        .iter()
+                        .filter(|c| c.role.as_deref().is_some_and(|r| roles.contains(&r)))
+                        .collect()
+                }
+            };
+            let template = ctx.definitions.template_files.get(&email.template.value);
+            recipients
+                .into_iter()
+                .map(|contact| {
+                    let data = context::template_data(ctx.state, Some(contact), owner);
+                    let part = |source: Option<&String>| {
+                        source.map(|s| render_text(ctx.templates, s, &data))
+                    };
+                    let payload = serde_json::json!({
+                        "template": email.template.value,
+                        "to": contact.email,
+                        "subject": part(template.map(|t| &t.subject)),
+                        "text": part(template.map(|t| &t.text)),
+                        "html": part(template.and_then(|t| t.html.as_ref())),
+                    });
+                    let key = match ctx.journey.file.audience {
+                        Audience::Contacts => key.clone(),
+                        Audience::Accounts => format!("{key}:{}", contact.id),
+                    };
+                    record("email", key, &contact.id, payload)
+                })
+                .collect()
+        }
+        Action::Webhook(webhook) => {
+            let data = context::template_data(ctx.state, ctx.contact, owner);
+            let body = webhook
+                .body
+                .clone()
+                .map(|b| render_json(ctx.templates, b, &data));
+            let payload = serde_json::json!({ "endpoint": webhook.endpoint.value, "body": body });
+            vec![record("webhook", key, &enrollment.contact_id, payload)]
+        }
+        Action::Task(task) => {
+            let data = context::template_data(ctx.state, ctx.contact, owner);
+            let (strategy, pool) = match &task.assign {
+                Assign::Owner => ("owner", None),
+                Assign::RoundRobin(pool) => ("round_robin", Some(pool.value.clone())),
+                Assign::LeastLoaded(pool) => ("least_loaded", Some(pool.value.clone())),
+            };
+            let payload = serde_json::json!({
+                "title": render_text(ctx.templates, &task.title, &data),
+                "description": task.description.as_ref().map(|d| render_text(ctx.templates, d, &data)),
+                "assign": { "strategy": strategy, "pool": pool, "owner": ctx.state.account.owner },
+                "due": task.due.as_ref().map(|d| step_wait_text(d.value.0)),
+                "priority": format!("{:?}", task.priority).to_lowercase(),
+                "reason": {
+                    "journey": enrollment.journey_id,
+                    "step": step.id,
+                    "tier": ctx.state.tier,
+                    "scores": ctx.state.scores,
+                },
+            });
+            vec![record("task", key, &enrollment.contact_id, payload)]
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Renders a template string; a broken template renders as its error, so the record shows
+/// what to fix instead of vanishing.
+fn render_text(env: &Environment<'static>, source: &str, data: &serde_json::Value) -> String {
+    env.render_str(source, data)
+        .unwrap_or_else(|error| format!("[template error: {error}]"))
+}
+
+fn render_json(
+    env: &Environment<'static>,
+    value: serde_json::Value,
+    data: &serde_json::Value,
+) -> serde_json::Value {
+    match value {
+        serde_json::Value::String(s) => serde_json::Value::String(render_text(env, &s, data)),
+        serde_json::Value::Array(items) => items
+            .into_iter()
+            .map(|v| render_json(env, v, data))
+            .collect(),
+        serde_json::Value::Object(map) => map
+            .into_iter()
+            .map(|(k, v)| (k, render_json(env, v, data)))
+            .collect(),
+        other => other,
+    }
+}

@@ -1,0 +1,714 @@
+//! The engine: one pass brings every account and enrollment up to date at a given time.
+//!
+//! A pass ([`Engine::tick`]) runs four phases, each in batches whose writes commit in one
+//! transaction:
+//!
+//! 1. **Changed accounts** — accounts whose inputs changed since their last evaluation
+//!    (all of them when the definitions changed): scores, tier, goal and exit checks of
+//!    their running enrollments, and entry conditions that *became* true.
+//! 2. **Events** — new events enroll subjects into journeys that start on them.
+//! 3. **Schedules** — journeys whose cron schedule fired since the last pass.
+//! 4. **Due enrollments** — run steps until each has to wait or ends; email, webhook and
+//!    task steps write outbox records in the same transaction as the move.
+//!
+//! Work is incremental: nothing is read for accounts that did not change and enrollments
+//! that are not due. Running a pass again at the same time finds nothing to do.
+
+pub mod context;
+pub mod journeys;
+pub mod scoring;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use minijinja::Environment;
+use rhai::Dynamic;
+
+use crate::clock::{from_millis, to_millis};
+use crate::definitions::journey::{Audience, Entry};
+use crate::definitions::{Definitions, Journey};
+use crate::model::{AccountState, Contact};
+use crate::rules::Bindings;
+use crate::store::{
+    self, Changes, CursorMove, Enrollment, EnrollmentUpdate, NewEnrollment, Store, SubjectKey,
+};
+
+use journeys::StepContext;
+
+/// Accounts or enrollments per batch (one transaction each).
+pub const BATCH: usize = 500;
+
+const EVENTS_CURSOR: &str = "events_cursor";
+const FINGERPRINT: &str = "definitions_fingerprint";
+
+/// What a pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PassReport {
+    /// Accounts evaluated.
+    pub evaluated: u64,
+    /// Accounts whose tier changed.
+    pub tier_changes: u64,
+    /// Events read.
+    pub events: u64,
+    /// Schedule firings claimed.
+    pub schedule_fires: u64,
+    /// Enrollments created.
+    pub enrolled: u64,
+    /// Enrollment moves.
+    pub moved: u64,
+    /// Outbox records written.
+    pub outbox: u64,
+    /// Batches or moves another process got to first.
+    pub conflicts: u64,
+    /// Rule errors (a formula or condition that failed), counted.
+    pub rule_errors: u64,
+    /// Whether every account was re-evaluated because the definitions changed.
+    pub full_reevaluation: bool,
+}
+
+impl PassReport {
+    /// True when the pass changed nothing.
+    pub fn is_idle(&self) -> bool {
+        self.evaluated == 0
+            && self.events == 0
+            && self.schedule_fires == 0
+            && self.enrolled == 0
+            && self.moved == 0
+    }
+
+    fn add(&mut self, applied: store::Applied) {
+        self.enrolled += applied.enrolled;
+        self.moved += applied.moved;
+        self.outbox += applied.outbox;
+        self.conflicts += applied.conflicts + u64::from(applied.cursor_lost);
+    }
+}
+
+/// An engine error.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+}
+
+/// Compiled journey versions by (journey id, version hash); `None` for a version that no
+/// longer compiles.
+type VersionCache = HashMap<(String, String), Option<Arc<Journey>>>;
+
+/// The engine over one store.
+pub struct Engine<S: Store> {
+    definitions: Arc<Definitions>,
+    store: S,
+    versions: Mutex<VersionCache>,
+    templates: Environment<'static>,
+}
+
+impl<S: Store> std::fmt::Debug for Engine<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("journeys", &self.definitions.journeys.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The subjects of a journey at an account: the account itself, or each of its contacts.
+fn subjects<'a>(journey: &Journey, state: &'a AccountState) -> Vec<Option<&'a Contact>> {
+    match journey.file.audience {
+        Audience::Accounts => vec![None],
+        Audience::Contacts => state.contacts.iter().map(Some).collect(),
+    }
+}
+
+fn subject_key(journey_id: &str, account_id: &str, contact: Option<&Contact>) -> SubjectKey {
+    SubjectKey {
+        journey_id: journey_id.to_string(),
+        account_id: account_id.to_string(),
+        contact_id: contact.map(|c| c.id.clone()).unwrap_or_default(),
+    }
+}
+
+impl<S: Store> Engine<S> {
+    /// An engine running `definitions` over `store`.
+    pub fn new(definitions: Arc<Definitions>, store: S) -> Self {
+        let mut templates = Environment::new();
+        templates.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
+        Self {
+            definitions,
+            store,
+            versions: Mutex::new(HashMap::new()),
+            templates,
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The definitions the engine runs.
+    pub fn definitions(&self) -> &Arc<Definitions> {
+        &self.definitions
+    }
+
+    fn score_names(&self) -> Vec<&str> {
+        self.definitions
+            .scores
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect()
+    }
+
+    /// One pass at time `now`.
+    pub async fn tick(&self, now: DateTime<Utc>) -> Result<PassReport, EngineError> {
+        let mut report = PassReport::default();
+        self.remember_versions(now).await?;
+        report.full_reevaluation = self.reevaluate_if_definitions_changed().await?;
+        self.evaluate_changed(now, &mut report).await?;
+        self.process_events(now, &mut report).await?;
+        self.fire_schedules(now, &mut report).await?;
+        self.advance_due(now, &mut report).await?;
+        Ok(report)
+    }
+
+    /// Marks every account for re-evaluation in the next pass.
+    pub async fn request_full_reevaluation(&self) -> Result<u64, EngineError> {
+        Ok(self.store.mark_all_dirty().await?)
+    }
+
+    async fn remember_versions(&self, now: DateTime<Utc>) -> Result<(), EngineError> {
+        for journey in self.definitions.journeys.values() {
+            let key = (journey.id.clone(), journey.hash.clone());
+            let known = self
+                .versions
+                .lock()
+                .map(|v| v.contains_key(&key))
+                .unwrap_or(false);
+            if !known {
+                self.store
+                    .save_journey_version(&journey.id, &journey.hash, &journey.text, to_millis(now))
+                    .await?;
+                if let Ok(mut versions) = self.versions.lock() {
+                    versions.insert(key, Some(Arc::new(journey.clone())));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn reevaluate_if_definitions_changed(&self) -> Result<bool, EngineError> {
+        let stored = self.store.meta(FINGERPRINT).await?;
+        if stored.as_deref() == Some(self.definitions.fingerprint.as_str()) {
+            return Ok(false);
+        }
+        self.store.mark_all_dirty().await?;
+        self.store
+            .set_meta(FINGERPRINT, &self.definitions.fingerprint)
+            .await?;
+        Ok(stored.is_some())
+    }
+
+    /// The journey version an enrollment is pinned to (compiled once, then cached).
+    async fn version(
+        &self,
+        journey_id: &str,
+        hash: &str,
+    ) -> Result<Option<Arc<Journey>>, EngineError> {
+        let key = (journey_id.to_string(), hash.to_string());
+        if let Some(found) = self.versions.lock().ok().and_then(|v| v.get(&key).cloned()) {
+            return Ok(found);
+        }
+        let compiled = match self.store.journey_version(journey_id, hash).await? {
+            Some(text) => match self.definitions.compile_version(journey_id, &text) {
+                Ok(journey) => Some(Arc::new(journey)),
+                Err(problems) => {
+                    let first = problems
+                        .first()
+                        .map(|d| d.message.clone())
+                        .unwrap_or_default();
+                    tracing::error!(
+                        journey = journey_id,
+                        version = hash,
+                        "stored journey version no longer compiles: {first}"
+                    );
+                    None
+                }
+            },
+            None => None,
+        };
+        if let Ok(mut versions) = self.versions.lock() {
+            versions.insert(key, compiled.clone());
+        }
+        Ok(compiled)
+    }
+
+    fn bindings(&self, state: &AccountState, now: DateTime<Utc>) -> Bindings {
+        Bindings::new(context::account_map(state, &self.score_names()), now)
+    }
+
+    fn step_context<'a>(
+        &'a self,
+        journey: &'a Journey,
+        state: &'a AccountState,
+        contact: Option<&'a Contact>,
+        bindings: &'a mut Bindings,
+        now: DateTime<Utc>,
+    ) -> StepContext<'a> {
+        bindings.set_contact(contact.map_or(Dynamic::UNIT, context::contact_map));
+        StepContext {
+            definitions: &self.definitions,
+            journey,
+            state,
+            contact,
+            bindings,
+            templates: &self.templates,
+            now,
+        }
+    }
+
+    // Phase 1 ------------------------------------------------------------------------------
+
+    async fn evaluate_changed(
+        &self,
+        now: DateTime<Utc>,
+        report: &mut PassReport,
+    ) -> Result<(), EngineError> {
+        let mut after = String::new();
+        loop {
+            let ids = self.store.dirty_accounts(&after, BATCH as i64).await?;
+            let Some(last) = ids.last() else { break };
+            after = last.clone();
+            let changes = self.evaluate_accounts(&ids, now, report).await?;
+            let applied = self.store.apply(&changes).await?;
+            report.add(applied);
+        }
+        Ok(())
+    }
+
+    async fn evaluate_accounts(
+        &self,
+        ids: &[String],
+        now: DateTime<Utc>,
+        report: &mut PassReport,
+    ) -> Result<Changes, EngineError> {
+        let states = self.store.load_accounts(ids).await?;
+        let enrollments = group_by_account(self.store.enrollments_of(ids).await?);
+        let edges: HashSet<SubjectKey> = self.store.edges_of(ids).await?.into_iter().collect();
+        let mut changes = Changes {
+            now: to_millis(now),
+            ..Changes::default()
+        };
+        for mut state in states {
+            let mut bindings = self.bindings(&state, now);
+            let scored = scoring::score(&self.definitions, &state.scores, &mut bindings);
+            report.rule_errors += scored.errors.len() as u64;
+            for error in &scored.errors {
+                tracing::warn!(account = %state.account.id, "{error}");
+            }
+            let evaluation = scoring::evaluation(
+                &state.account.id,
+                state.data_version,
+                &state.scores,
+                state.tier.as_deref(),
+                &scored,
+            );
+            report.evaluated += 1;
+            report.tier_changes += u64::from(evaluation.tier_changed_from.is_some());
+            state.scores = scored.scores;
+            state.tier = scored.tier.map(|(tier, _)| tier);
+            changes.evaluations.push(evaluation);
+
+            let empty = Vec::new();
+            let account_enrollments = enrollments.get(&state.account.id).unwrap_or(&empty);
+            for enrollment in account_enrollments.iter().filter(|e| e.status == "active") {
+                let Some(journey) = self
+                    .version(&enrollment.journey_id, &enrollment.version_hash)
+                    .await?
+                else {
+                    continue;
+                };
+                let contact = state
+                    .contacts
+                    .iter()
+                    .find(|c| c.id == enrollment.contact_id);
+                let mut ctx = self.step_context(&journey, &state, contact, &mut bindings, now);
+                if let Some(update) = journeys::on_data_change(&mut ctx, enrollment) {
+                    changes.updates.push(update);
+                }
+            }
+            self.condition_entries(
+                &state,
+                account_enrollments,
+                &edges,
+                &mut bindings,
+                now,
+                &mut changes,
+            );
+        }
+        Ok(changes)
+    }
+
+    /// Entry conditions: enroll where (segment and condition) went from false to true.
+    fn condition_entries(
+        &self,
+        state: &AccountState,
+        enrollments: &[Enrollment],
+        edges: &HashSet<SubjectKey>,
+        bindings: &mut Bindings,
+        now: DateTime<Utc>,
+        changes: &mut Changes,
+    ) {
+        let engine = &self.definitions.engine;
+        for journey in self.definitions.journeys.values() {
+            let (Entry::Condition(_), Some(rule)) = (&journey.file.entry, &journey.entry_rule)
+            else {
+                continue;
+            };
+            for contact in subjects(journey, state) {
+                bindings.set_contact(contact.map_or(Dynamic::UNIT, context::contact_map));
+                let eligible = journeys::segment_check(
+                    engine,
+                    journey,
+                    state,
+                    state.tier.as_deref(),
+                    bindings,
+                )
+                .is_ok()
+                    && engine.run_bool(rule, bindings).unwrap_or(false);
+                let key = subject_key(&journey.id, &state.account.id, contact);
+                let was = edges.contains(&key);
+                if eligible && !was {
+                    let earlier: Vec<&Enrollment> = enrollments
+                        .iter()
+                        .filter(|e| e.journey_id == journey.id && e.contact_id == key.contact_id)
+                        .collect();
+                    if journeys::reentry_check(journey, &earlier, now).is_ok() {
+                        changes.new_enrollments.push(NewEnrollment {
+                            key: key.clone(),
+                            version_hash: journey.hash.clone(),
+                            entered_at: to_millis(now),
+                            reason: format!("entry condition became true: {}", rule.source.trim()),
+                        });
+                    }
+                    changes.edges_set.push(key);
+                } else if !eligible && was {
+                    changes.edges_cleared.push(key);
+                }
+            }
+        }
+    }
+
+    // Phase 2 ------------------------------------------------------------------------------
+
+    async fn process_events(
+        &self,
+        now: DateTime<Utc>,
+        report: &mut PassReport,
+    ) -> Result<(), EngineError> {
+        let mut by_event: HashMap<&str, Vec<&Journey>> = HashMap::new();
+        for journey in self.definitions.journeys.values() {
+            if let Entry::Event(name) = &journey.file.entry {
+                by_event
+                    .entry(name.value.as_str())
+                    .or_default()
+                    .push(journey);
+            }
+        }
+        loop {
+            let cursor = self.store.meta(EVENTS_CURSOR).await?;
+            let after: i64 = cursor.as_deref().and_then(|c| c.parse().ok()).unwrap_or(0);
+            let events = self.store.events_after(after, BATCH as i64).await?;
+            let Some((last_seq, _)) = events.last() else {
+                break;
+            };
+            let mut changes = Changes {
+                now: to_millis(now),
+                cursor: Some(CursorMove {
+                    key: EVENTS_CURSOR.into(),
+                    from: cursor.clone(),
+                    to: last_seq.to_string(),
+                }),
+                ..Changes::default()
+            };
+            report.events += events.len() as u64;
+            let relevant: Vec<_> = events
+                .iter()
+                .filter(|(_, e)| by_event.contains_key(e.name.as_str()))
+                .collect();
+            let ids: Vec<String> = relevant
+                .iter()
+                .map(|(_, e)| e.account_id.clone())
+                .collect::<HashSet<_>>()
+                .into_iter()
+                .collect();
+            let states: HashMap<String, AccountState> = self
+                .store
+                .load_accounts(&ids)
+                .await?
+                .into_iter()
+                .map(|s| (s.account.id.clone(), s))
+                .collect();
+            let enrollments = group_by_account(self.store.enrollments_of(&ids).await?);
+            for (_, event) in relevant {
+                let Some(state) = states.get(&event.account_id) else {
+                    continue;
+                };
+                let mut bindings = self.bindings(state, now);
+                let empty = Vec::new();
+                let existing = enrollments.get(&state.account.id).unwrap_or(&empty);
+                for journey in &by_event[event.name.as_str()] {
+                    let candidates: Vec<Option<&Contact>> =
+                        match (journey.file.audience, &event.contact_id) {
+                            (Audience::Contacts, Some(id)) => state
+                                .contacts
+                                .iter()
+                                .filter(|c| c.id == *id)
+                                .map(Some)
+                                .collect(),
+                            _ => subjects(journey, state),
+                        };
+                    let reason = format!(
+                        "event `{}` at {}",
+                        event.name,
+                        event.at.format("%Y-%m-%d %H:%M UTC")
+                    );
+                    self.enroll_if_eligible(
+                        journey,
+                        state,
+                        candidates,
+                        existing,
+                        &mut bindings,
+                        now,
+                        &reason,
+                        &mut changes,
+                    );
+                }
+            }
+            let applied = self.store.apply(&changes).await?;
+            report.add(applied);
+            if applied.cursor_lost {
+                continue;
+            }
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn enroll_if_eligible(
+        &self,
+        journey: &Journey,
+        state: &AccountState,
+        candidates: Vec<Option<&Contact>>,
+        existing: &[Enrollment],
+        bindings: &mut Bindings,
+        now: DateTime<Utc>,
+        reason: &str,
+        changes: &mut Changes,
+    ) {
+        let engine = &self.definitions.engine;
+        for contact in candidates {
+            bindings.set_contact(contact.map_or(Dynamic::UNIT, context::contact_map));
+            if journeys::segment_check(engine, journey, state, state.tier.as_deref(), bindings)
+                .is_err()
+            {
+                continue;
+            }
+            let key = subject_key(&journey.id, &state.account.id, contact);
+            let earlier: Vec<&Enrollment> = existing
+                .iter()
+                .filter(|e| e.journey_id == journey.id && e.contact_id == key.contact_id)
+                .collect();
+            let queued = changes.new_enrollments.iter().any(|n| n.key == key);
+            if queued || journeys::reentry_check(journey, &earlier, now).is_err() {
+                continue;
+            }
+            changes.new_enrollments.push(NewEnrollment {
+                key,
+                version_hash: journey.hash.clone(),
+                entered_at: to_millis(now),
+                reason: reason.to_string(),
+            });
+        }
+    }
+
+    // Phase 3 ------------------------------------------------------------------------------
+
+    async fn fire_schedules(
+        &self,
+        now: DateTime<Utc>,
+        report: &mut PassReport,
+    ) -> Result<(), EngineError> {
+        let zone = self.definitions.config.timezone.value.0;
+        for journey in self.definitions.journeys.values() {
+            let Entry::Schedule(schedule) = &journey.file.entry else {
+                continue;
+            };
+            let since_key = format!("schedule_since:{}", journey.id);
+            let since = match self.store.last_cron_fire(&journey.id).await? {
+                Some(last) => from_millis(last),
+                None => match self.store.meta(&since_key).await? {
+                    Some(since) => since.parse().ok().map(from_millis).unwrap_or(now),
+                    None => {
+                        // A schedule counts from when touchline first saw the journey.
+                        self.store
+                            .set_meta(&since_key, &to_millis(now).to_string())
+                            .await?;
+                        now
+                    }
+                },
+            };
+            // After downtime, only the latest missed firing runs: a sweep, not a flood.
+            let Some(fire_at) = schedule
+                .value
+                .schedule
+                .after(&since.with_timezone(&zone))
+                .take_while(|t| *t <= now)
+                .last()
+            else {
+                continue;
+            };
+            let fire_at = fire_at.with_timezone(&Utc);
+            if !self
+                .store
+                .claim_cron_fire(&journey.id, to_millis(fire_at))
+                .await?
+            {
+                continue;
+            }
+            report.schedule_fires += 1;
+            let reason = format!(
+                "schedule `{}` fired at {}",
+                schedule.value.text,
+                fire_at.format("%Y-%m-%d %H:%M UTC")
+            );
+            let mut after = String::new();
+            loop {
+                let ids = self.store.account_ids(&after, BATCH as i64).await?;
+                let Some(last) = ids.last() else { break };
+                after = last.clone();
+                let states = self.store.load_accounts(&ids).await?;
+                let enrollments = group_by_account(self.store.enrollments_of(&ids).await?);
+                let mut changes = Changes {
+                    now: to_millis(now),
+                    ..Changes::default()
+                };
+                for state in &states {
+                    let mut bindings = self.bindings(state, now);
+                    let empty = Vec::new();
+                    let existing = enrollments.get(&state.account.id).unwrap_or(&empty);
+                    self.enroll_if_eligible(
+                        journey,
+                        state,
+                        subjects(journey, state),
+                        existing,
+                        &mut bindings,
+                        now,
+                        &reason,
+                        &mut changes,
+                    );
+                }
+                report.add(self.store.apply(&changes).await?);
+            }
+        }
+        Ok(())
+    }
+
+    // Phase 4 ------------------------------------------------------------------------------
+
+    async fn advance_due(
+        &self,
+        now: DateTime<Utc>,
+        report: &mut PassReport,
+    ) -> Result<(), EngineError> {
+        let mut after = 0;
+        loop {
+            let due = self
+                .store
+                .due_enrollments(to_millis(now), after, BATCH as i64)
+                .await?;
+            let Some(last) = due.last() else { break };
+            after = last.id;
+            let ids: Vec<String> = due
+                .iter()
+                .map(|e| e.account_id.clone())
+                .collect::<HashSet<_>>()
+                .into_iter()
+                .collect();
+            let states: HashMap<String, AccountState> = self
+                .store
+                .load_accounts(&ids)
+                .await?
+                .into_iter()
+                .map(|s| (s.account.id.clone(), s))
+                .collect();
+            let mut changes = Changes {
+                now: to_millis(now),
+                ..Changes::default()
+            };
+            let mut bindings_by_account: HashMap<&str, Bindings> = HashMap::new();
+            for enrollment in &due {
+                let Some(state) = states.get(&enrollment.account_id) else {
+                    continue;
+                };
+                let Some(journey) = self
+                    .version(&enrollment.journey_id, &enrollment.version_hash)
+                    .await?
+                else {
+                    changes.updates.push(failed(
+                        enrollment,
+                        "its journey version can no longer be loaded",
+                    ));
+                    continue;
+                };
+                let contact = state
+                    .contacts
+                    .iter()
+                    .find(|c| c.id == enrollment.contact_id);
+                if journey.file.audience == Audience::Contacts && contact.is_none() {
+                    changes
+                        .updates
+                        .push(failed(enrollment, "the contact no longer exists"));
+                    continue;
+                }
+                let bindings = bindings_by_account
+                    .entry(state.account.id.as_str())
+                    .or_insert_with(|| self.bindings(state, now));
+                let mut ctx = self.step_context(&journey, state, contact, bindings, now);
+                changes
+                    .updates
+                    .push(journeys::advance(&mut ctx, enrollment));
+            }
+            report.add(self.store.apply(&changes).await?);
+        }
+        Ok(())
+    }
+}
+
+fn failed(enrollment: &Enrollment, reason: &str) -> EnrollmentUpdate {
+    EnrollmentUpdate {
+        before: enrollment.clone(),
+        status: "failed".into(),
+        step_index: enrollment.step_index,
+        wait_started_at: None,
+        next_due_at: None,
+        end_reason: Some(reason.into()),
+        outbox: Vec::new(),
+        log: vec![store::LogEntry {
+            step_id: None,
+            event: "failed".into(),
+            detail: reason.into(),
+        }],
+    }
+}
+
+fn group_by_account(enrollments: Vec<Enrollment>) -> BTreeMap<String, Vec<Enrollment>> {
+    let mut grouped: BTreeMap<String, Vec<Enrollment>> = BTreeMap::new();
+    for enrollment in enrollments {
+        grouped
+            .entry(enrollment.account_id.clone())
+            .or_default()
+            .push(enrollment);
+    }
+    grouped
+}

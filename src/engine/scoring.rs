@@ -1,0 +1,134 @@
+//! Scores and tiers: the score formulas in order, then the tier rules, first match wins.
+
+use std::collections::BTreeMap;
+
+use rhai::Dynamic;
+
+use crate::definitions::Definitions;
+use crate::rules::{Bindings, EvalError};
+use crate::store::Evaluation;
+
+/// How one tier rule fared, for `explain`.
+#[derive(Debug, Clone)]
+pub struct TierCheck {
+    /// 1-based position of the rule.
+    pub position: usize,
+    /// The tier it assigns.
+    pub tier: String,
+    /// The rule's text (`None` for a catch-all).
+    pub condition: Option<String>,
+    /// Whether it matched, or why it could not be evaluated.
+    pub outcome: Result<bool, EvalError>,
+}
+
+/// Everything evaluating one account found.
+#[derive(Debug, Clone)]
+pub struct Scored {
+    /// The scores (a formula that failed keeps the previous value).
+    pub scores: BTreeMap<String, f64>,
+    /// Formulas that failed.
+    pub errors: Vec<EvalError>,
+    /// The tier rules up to the one that matched.
+    pub tier_checks: Vec<TierCheck>,
+    /// The tier and a description of the rule that decided it.
+    pub tier: Option<(String, String)>,
+}
+
+/// Computes an account's scores and tier. `previous` are its stored scores; `bindings`
+/// hold its data and are updated with the new scores and tier.
+pub fn score(
+    definitions: &Definitions,
+    previous: &BTreeMap<String, f64>,
+    bindings: &mut Bindings,
+) -> Scored {
+    let engine = &definitions.engine;
+    let mut scores = BTreeMap::new();
+    let mut errors = Vec::new();
+    for score in &definitions.scores {
+        let value = match engine.run_number(&score.rule, bindings) {
+            Ok(value) if value.is_finite() => round(value.clamp(0.0, 100.0)),
+            Ok(value) => {
+                errors.push(EvalError {
+                    rule: score.rule.name.clone(),
+                    reason: format!("gave {value}, not a number"),
+                });
+                previous.get(&score.name).copied().unwrap_or(0.0)
+            }
+            Err(error) => {
+                errors.push(error);
+                previous.get(&score.name).copied().unwrap_or(0.0)
+            }
+        };
+        bindings.set_account_field(Some("scores"), &score.name, Dynamic::from_float(value));
+        scores.insert(score.name.clone(), value);
+    }
+    let mut tier_checks = Vec::new();
+    let mut tier = None;
+    for (index, rule) in definitions.tiers.iter().enumerate() {
+        let outcome = match &rule.rule {
+            Some(condition) => engine.run_bool(condition, bindings),
+            None => Ok(true),
+        };
+        let matched = matches!(outcome, Ok(true));
+        tier_checks.push(TierCheck {
+            position: index + 1,
+            tier: rule.tier.to_string(),
+            condition: rule.rule.as_ref().map(|r| r.source.clone()),
+            outcome,
+        });
+        if matched {
+            let description = match &rule.rule {
+                Some(condition) => format!(
+                    "tier rule {} ({}): {}",
+                    index + 1,
+                    rule.tier,
+                    condition.source.trim()
+                ),
+                None => format!("tier rule {} ({}): everyone else", index + 1, rule.tier),
+            };
+            tier = Some((rule.tier.to_string(), description));
+            break;
+        }
+    }
+    if let Some((name, _)) = &tier {
+        bindings.set_account_field(None, "tier", Dynamic::from(name.clone()));
+    }
+    Scored {
+        scores,
+        errors,
+        tier_checks,
+        tier,
+    }
+}
+
+/// Scores are kept to two decimals, so noise does not count as a change.
+fn round(value: f64) -> f64 {
+    (value * 100.0).round() / 100.0
+}
+
+/// The stored form of a scoring result.
+pub fn evaluation(
+    account_id: &str,
+    data_version: i64,
+    previous_scores: &BTreeMap<String, f64>,
+    previous_tier: Option<&str>,
+    scored: &Scored,
+) -> Evaluation {
+    let changed_scores = scored
+        .scores
+        .iter()
+        .filter(|(name, value)| previous_scores.get(*name) != Some(value))
+        .map(|(name, value)| (name.clone(), *value))
+        .collect();
+    let new_tier = scored.tier.as_ref().map(|(t, _)| t.as_str());
+    let tier_changed_from = (new_tier.is_some() && new_tier != previous_tier)
+        .then(|| previous_tier.map(str::to_string));
+    Evaluation {
+        account_id: account_id.to_string(),
+        data_version,
+        scores: scored.scores.clone(),
+        changed_scores,
+        tier: scored.tier.clone(),
+        tier_changed_from,
+    }
+}

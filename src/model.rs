@@ -1,0 +1,127 @@
+//! Customer data: accounts, contacts, metric values and events, as touchline stores them.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Free-form attributes (unknown import columns land here).
+pub type Attributes = serde_json::Map<String, serde_json::Value>;
+
+/// A customer company.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Account {
+    /// External id (from the CRM or billing system).
+    pub id: String,
+    /// Company name.
+    pub name: String,
+    /// Plan name.
+    pub plan: Option<String>,
+    /// Annual recurring revenue.
+    pub arr: Option<f64>,
+    /// Monthly recurring revenue.
+    pub mrr: Option<f64>,
+    /// Industry.
+    pub industry: Option<String>,
+    /// Owner CSM id.
+    pub owner: Option<String>,
+    /// IANA time zone.
+    pub timezone: Option<String>,
+    /// Adoption goals.
+    pub goals: Vec<String>,
+    /// `active`, `churned`, … (default `active`).
+    pub status: String,
+    /// Contract start.
+    pub contract_start: Option<DateTime<Utc>>,
+    /// Contract end (renewal date).
+    pub contract_end: Option<DateTime<Utc>>,
+    /// When the account became a customer.
+    pub created_at: Option<DateTime<Utc>>,
+    /// Most recent login by anyone at the account.
+    pub last_login_at: Option<DateTime<Utc>>,
+    /// Everything else.
+    pub attributes: Attributes,
+}
+
+/// A person at an account.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Contact {
+    /// External id.
+    pub id: String,
+    /// The account's id.
+    pub account_id: String,
+    /// Email address.
+    pub email: String,
+    /// Full name.
+    pub name: Option<String>,
+    /// First name, for greetings.
+    pub first_name: Option<String>,
+    /// Role: `decision_maker`, `admin`, `end_user`, …
+    pub role: Option<String>,
+    /// Locale, e.g. `en-US`.
+    pub locale: Option<String>,
+    /// IANA time zone.
+    pub timezone: Option<String>,
+    /// Whether the contact receives mail.
+    pub subscribed: bool,
+    /// When the contact was added.
+    pub created_at: Option<DateTime<Utc>>,
+    /// Most recent login.
+    pub last_login_at: Option<DateTime<Utc>>,
+    /// Everything else.
+    pub attributes: Attributes,
+}
+
+/// One value of a usage metric at a point in time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricValue {
+    /// The account's id.
+    pub account_id: String,
+    /// Metric name, e.g. `logins_30d`.
+    pub name: String,
+    /// Its value.
+    pub value: f64,
+    /// When it was measured.
+    pub at: DateTime<Utc>,
+}
+
+/// A usage or lifecycle event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Idempotency key: the sender's event id, or one derived from the content.
+    pub key: String,
+    /// The account's id.
+    pub account_id: String,
+    /// The contact's id, if a person did it.
+    pub contact_id: Option<String>,
+    /// Event name, e.g. `account_created`, `login`.
+    pub name: String,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// Anything else the sender attached.
+    pub properties: Attributes,
+}
+
+impl Event {
+    /// Event names that move `last_login_at`.
+    pub fn is_login(&self) -> bool {
+        self.name == "login"
+    }
+}
+
+/// An account with everything the engine knows about it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AccountState {
+    /// Facts and attributes.
+    pub account: Account,
+    /// Latest value of each metric.
+    pub metrics: BTreeMap<String, f64>,
+    /// Current scores.
+    pub scores: BTreeMap<String, f64>,
+    /// Current tier.
+    pub tier: Option<String>,
+    /// Bumped on every change to the account's inputs.
+    pub data_version: i64,
+    /// The account's contacts.
+    pub contacts: Vec<Contact>,
+}

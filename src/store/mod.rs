@@ -1,0 +1,435 @@
+//! State: one [`Store`] interface, one implementation per database.
+//!
+//! SQLite (a file, nothing to install) is the default; PostgreSQL is chosen by URL when
+//! several engine processes share the work. Both run the same SQL, written once in
+//! [`sql`] and instantiated per database, and both pass one contract test suite.
+//!
+//! Writes that belong together go through [`Store::apply`] in one transaction, so an
+//! enrollment's move and the outbox records it produces commit together or not at all, and
+//! an enrollment advanced by another process (its `version` moved on) is left alone.
+
+mod sql;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::model::{AccountState, Contact, Event, MetricValue};
+
+pub use sql::{PostgresStore, SqliteStore};
+
+/// The database URL used when `touchline.yaml` names none.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://touchline.db";
+
+/// A storage error.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database said no.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A migration failed.
+    #[error("database migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// Stored JSON could not be read.
+    #[error("stored data is damaged: {0}")]
+    Corrupt(String),
+    /// The URL names no supported database.
+    #[error("unsupported database URL `{0}`: use sqlite://FILE or postgres://…")]
+    UnsupportedUrl(String),
+}
+
+/// Result of a store operation.
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Records to import, all in one transaction.
+#[derive(Debug, Clone, Default)]
+pub struct Import {
+    /// Accounts to upsert.
+    pub accounts: Vec<crate::model::Account>,
+    /// Contacts to upsert.
+    pub contacts: Vec<Contact>,
+    /// Metric values to record.
+    pub metrics: Vec<MetricValue>,
+    /// Events to record.
+    pub events: Vec<Event>,
+}
+
+/// What an import changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ImportOutcome {
+    /// Rows inserted or changed (identical rows are not counted).
+    pub changed: u64,
+    /// Rows that were already stored exactly so.
+    pub unchanged: u64,
+}
+
+/// An enrollment as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enrollment {
+    /// Row id.
+    pub id: i64,
+    /// Journey id.
+    pub journey_id: String,
+    /// Content hash of the journey version it entered.
+    pub version_hash: String,
+    /// The account.
+    pub account_id: String,
+    /// The contact (empty for account journeys).
+    pub contact_id: String,
+    /// `active`, `completed`, `goal_reached`, `exited`.
+    pub status: String,
+    /// Index of the step to run next.
+    pub step_index: i64,
+    /// When the current wait began.
+    pub wait_started_at: Option<i64>,
+    /// When the enrollment is next due (ms).
+    pub next_due_at: Option<i64>,
+    /// When it entered (ms).
+    pub entered_at: i64,
+    /// When it ended (ms).
+    pub ended_at: Option<i64>,
+    /// Why it ended.
+    pub end_reason: Option<String>,
+    /// Optimistic-concurrency counter.
+    pub version: i64,
+}
+
+/// A subject of a journey: an account, or a contact at it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SubjectKey {
+    /// Journey id.
+    pub journey_id: String,
+    /// Account id.
+    pub account_id: String,
+    /// Contact id (empty for account journeys).
+    pub contact_id: String,
+}
+
+/// The result of evaluating one account.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    /// The account.
+    pub account_id: String,
+    /// The `data_version` the evaluation read (the account stays dirty if it moved on).
+    pub data_version: i64,
+    /// All current scores.
+    pub scores: BTreeMap<String, f64>,
+    /// Scores that changed, for the history.
+    pub changed_scores: Vec<(String, f64)>,
+    /// The tier and the rule that decided it.
+    pub tier: Option<(String, String)>,
+    /// The previous tier, when the tier changed.
+    pub tier_changed_from: Option<Option<String>>,
+}
+
+/// A new enrollment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEnrollment {
+    /// Who and which journey.
+    pub key: SubjectKey,
+    /// The version's hash.
+    pub version_hash: String,
+    /// When it entered (ms).
+    pub entered_at: i64,
+    /// Why it entered (event name, condition, schedule).
+    pub reason: String,
+}
+
+/// An outbox record: a step's email, webhook or task, to be delivered once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxRecord {
+    /// `enrollment:step` — the same step never produces two records.
+    pub idempotency_key: String,
+    /// The enrollment that produced it.
+    pub enrollment_id: i64,
+    /// Journey id.
+    pub journey_id: String,
+    /// Step id.
+    pub step_id: String,
+    /// `email`, `webhook` or `task`.
+    pub kind: String,
+    /// The account.
+    pub account_id: String,
+    /// The contact (empty for account journeys).
+    pub contact_id: String,
+    /// The rendered payload.
+    pub payload: serde_json::Value,
+}
+
+/// One line of an enrollment's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    /// Step id, if the entry is about a step.
+    pub step_id: Option<String>,
+    /// `entered`, `sent`, `skipped`, `waiting`, `branched`, `goal_reached`, …
+    pub event: String,
+    /// Details.
+    pub detail: String,
+}
+
+/// A change to an existing enrollment, applied only if nobody else changed it first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnrollmentUpdate {
+    /// The enrollment as it was read (its `version` is checked).
+    pub before: Enrollment,
+    /// New status.
+    pub status: String,
+    /// New step index.
+    pub step_index: i64,
+    /// Start of the current wait.
+    pub wait_started_at: Option<i64>,
+    /// When it is next due.
+    pub next_due_at: Option<i64>,
+    /// End reason, when it ends.
+    pub end_reason: Option<String>,
+    /// Outbox records the move produced.
+    pub outbox: Vec<OutboxRecord>,
+    /// History lines.
+    pub log: Vec<LogEntry>,
+}
+
+/// Everything one batch of engine work writes, in one transaction.
+#[derive(Debug, Clone, Default)]
+pub struct Changes {
+    /// The time of the pass (ms).
+    pub now: i64,
+    /// Account evaluations.
+    pub evaluations: Vec<Evaluation>,
+    /// New enrollments.
+    pub new_enrollments: Vec<NewEnrollment>,
+    /// Moves of existing enrollments.
+    pub updates: Vec<EnrollmentUpdate>,
+    /// Entry conditions that became true.
+    pub edges_set: Vec<SubjectKey>,
+    /// Entry conditions that became false.
+    pub edges_cleared: Vec<SubjectKey>,
+    /// A work cursor (kept in `meta`) that must move from `from` to `to` for this batch to
+    /// count; if another process moved it first, the whole batch is dropped.
+    pub cursor: Option<CursorMove>,
+}
+
+/// A compare-and-set move of a cursor kept in `meta`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CursorMove {
+    /// The meta key.
+    pub key: String,
+    /// The value the batch was read at (`None`: not set yet).
+    pub from: Option<String>,
+    /// The value after the batch.
+    pub to: String,
+}
+
+impl Changes {
+    /// True when there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.evaluations.is_empty()
+            && self.new_enrollments.is_empty()
+            && self.updates.is_empty()
+            && self.edges_set.is_empty()
+            && self.edges_cleared.is_empty()
+            && self.cursor.is_none()
+    }
+}
+
+/// What [`Store::apply`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Enrollments created.
+    pub enrolled: u64,
+    /// Enrollment moves applied.
+    pub moved: u64,
+    /// Enrollment moves dropped because another process got there first.
+    pub conflicts: u64,
+    /// Outbox records written.
+    pub outbox: u64,
+    /// True when the batch was dropped because its cursor had moved.
+    pub cursor_lost: bool,
+}
+
+/// A row of `touchline status`: a count under a label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Count {
+    /// What is counted (e.g. `onboarding/welcome`).
+    pub label: String,
+    /// How many.
+    pub count: i64,
+}
+
+/// A change of tier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TierChange {
+    /// Previous tier.
+    pub from: Option<String>,
+    /// New tier.
+    pub to: String,
+    /// The rule that decided it.
+    pub rule: String,
+    /// When (ms).
+    pub at: i64,
+}
+
+/// The store interface every database implements.
+pub trait Store: Clone + Send + Sync + 'static {
+    /// Writes an import in one transaction. Identical rows change nothing.
+    fn import(&self, import: &Import) -> impl Future<Output = Result<ImportOutcome>> + Send;
+    /// Ids of accounts whose inputs changed since they were last evaluated, after `after`.
+    fn dirty_accounts(
+        &self,
+        after: &str,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<String>>> + Send;
+    /// Ids of all accounts, after `after`.
+    fn account_ids(
+        &self,
+        after: &str,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<String>>> + Send;
+    /// Marks every account for re-evaluation (rules changed, or on request).
+    fn mark_all_dirty(&self) -> impl Future<Output = Result<u64>> + Send;
+    /// Accounts with metrics, scores, tier and contacts.
+    fn load_accounts(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = Result<Vec<AccountState>>> + Send;
+    /// All enrollments (any status) of these accounts.
+    fn enrollments_of(
+        &self,
+        account_ids: &[String],
+    ) -> impl Future<Output = Result<Vec<Enrollment>>> + Send;
+    /// Entry conditions currently true for these accounts.
+    fn edges_of(
+        &self,
+        account_ids: &[String],
+    ) -> impl Future<Output = Result<Vec<SubjectKey>>> + Send;
+    /// Active enrollments due at `now`, with ids above `after`.
+    fn due_enrollments(
+        &self,
+        now: i64,
+        after: i64,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<Enrollment>>> + Send;
+    /// Events recorded after sequence number `after`.
+    fn events_after(
+        &self,
+        after: i64,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<(i64, Event)>>> + Send;
+    /// Claims one firing of a journey's schedule; false if it was claimed before.
+    fn claim_cron_fire(
+        &self,
+        journey_id: &str,
+        fire_at: i64,
+    ) -> impl Future<Output = Result<bool>> + Send;
+    /// The latest claimed firing of a journey's schedule.
+    fn last_cron_fire(&self, journey_id: &str) -> impl Future<Output = Result<Option<i64>>> + Send;
+    /// Writes a batch of engine work in one transaction.
+    fn apply(&self, changes: &Changes) -> impl Future<Output = Result<Applied>> + Send;
+    /// Reads a setting the engine keeps.
+    fn meta(&self, key: &str) -> impl Future<Output = Result<Option<String>>> + Send;
+    /// Writes a setting the engine keeps.
+    fn set_meta(&self, key: &str, value: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Remembers a journey version's text (no-op if known).
+    fn save_journey_version(
+        &self,
+        journey_id: &str,
+        hash: &str,
+        text: &str,
+        now: i64,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// A journey version's text.
+    fn journey_version(
+        &self,
+        journey_id: &str,
+        hash: &str,
+    ) -> impl Future<Output = Result<Option<String>>> + Send;
+    /// Accounts per tier.
+    fn tier_counts(&self) -> impl Future<Output = Result<Vec<Count>>> + Send;
+    /// Enrollments per journey, status and step.
+    fn enrollment_counts(&self) -> impl Future<Output = Result<Vec<Count>>> + Send;
+    /// Outbox records per kind and status.
+    fn outbox_counts(&self) -> impl Future<Output = Result<Vec<Count>>> + Send;
+    /// The most recent outbox records.
+    fn recent_outbox(&self, limit: i64) -> impl Future<Output = Result<Vec<OutboxRecord>>> + Send;
+    /// An account's tier changes, oldest first.
+    fn tier_history(
+        &self,
+        account_id: &str,
+    ) -> impl Future<Output = Result<Vec<TierChange>>> + Send;
+    /// An enrollment's history: (time, step, event, detail).
+    fn enrollment_log(
+        &self,
+        enrollment_id: i64,
+    ) -> impl Future<Output = Result<Vec<(i64, LogEntry)>>> + Send;
+}
+
+/// An open store of either kind.
+#[derive(Debug, Clone)]
+pub enum AnyStore {
+    /// SQLite.
+    Sqlite(SqliteStore),
+    /// PostgreSQL.
+    Postgres(PostgresStore),
+}
+
+/// Opens the database at `url` and applies migrations. Relative SQLite paths are resolved
+/// against `base` (the project folder).
+pub async fn open(url: &str, base: &std::path::Path) -> Result<AnyStore> {
+    if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
+        let path = if path == ":memory:" {
+            path.to_string()
+        } else {
+            base.join(path).to_string_lossy().into_owned()
+        };
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("migrations/sqlite").run(&pool).await?;
+        return Ok(AnyStore::Sqlite(SqliteStore::new(pool)));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let options = PgConnectOptions::from_str(url)?;
+        return open_postgres(options).await.map(AnyStore::Postgres);
+    }
+    Err(StoreError::UnsupportedUrl(url.to_string()))
+}
+
+/// Opens PostgreSQL with the given options and applies migrations.
+pub async fn open_postgres(options: PgConnectOptions) -> Result<PostgresStore> {
+    let pool = PgPoolOptions::new()
+        .max_connections(8)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await?;
+    sqlx::migrate!("migrations/postgres").run(&pool).await?;
+    Ok(PostgresStore::new(pool))
+}
+
+/// Runs `$body` with `$store` bound to the concrete store inside an [`AnyStore`].
+#[macro_export]
+macro_rules! with_store {
+    ($any:expr, |$store:ident| $body:expr) => {
+        match $any {
+            $crate::store::AnyStore::Sqlite($store) => $body,
+            $crate::store::AnyStore::Postgres($store) => $body,
+        }
+    };
+}
+
+/// Milliseconds for an optional time.
+pub(crate) fn millis(t: Option<DateTime<Utc>>) -> Option<i64> {
+    t.map(crate::clock::to_millis)
+}

@@ -1,0 +1,800 @@
+//! The SQL behind [`Store`], written once and instantiated for SQLite and PostgreSQL.
+//!
+//! Both databases accept the same statements here: `$N` placeholders, `ON CONFLICT` upserts,
+//! `RETURNING`, partial indexes, times as integer milliseconds and JSON as text. A macro
+//! stamps out one implementation per database, so each is a plain, monomorphic sqlx user.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use sha2::{Digest, Sha256};
+use sqlx::{QueryBuilder, Row};
+
+use super::{
+    Applied, Changes, Count, Enrollment, Import, ImportOutcome, LogEntry, OutboxRecord, Result,
+    Store, StoreError, SubjectKey, TierChange, millis,
+};
+use crate::clock::{from_millis, to_millis};
+use crate::model::{Account, AccountState, Contact, Event, MetricValue};
+
+/// Rows per multi-row statement: below both databases' parameter limits.
+const CHUNK: usize = 500;
+
+const ACCOUNT_COLUMNS: &str = "id, name, plan, arr, mrr, industry, owner, timezone, goals, status, contract_start, \
+     contract_end, created_at, last_login_at, attributes, row_hash, scores, tier, data_version";
+
+const CONTACT_COLUMNS: &str = "id, account_id, email, name, first_name, role, locale, timezone, subscribed, created_at, last_login_at, attributes";
+
+const ENROLLMENT_COLUMNS: &str = "id, journey_id, version_hash, account_id, contact_id, status, step_index, \
+     wait_started_at, next_due_at, entered_at, ended_at, end_reason, version";
+
+fn row_hash<T: serde::Serialize>(value: &T) -> String {
+    let json = serde_json::to_vec(value).unwrap_or_default();
+    let digest = Sha256::digest(&json);
+    digest.iter().take(12).map(|b| format!("{b:02x}")).collect()
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".into())
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{e}: {text}")))
+}
+
+/// The latest value per (account, metric) in an import, and each (account, metric, time) once.
+fn dedupe_metrics(metrics: &[MetricValue]) -> (Vec<&MetricValue>, Vec<&MetricValue>) {
+    let mut history: BTreeMap<(&str, &str, i64), &MetricValue> = BTreeMap::new();
+    let mut latest: BTreeMap<(&str, &str), &MetricValue> = BTreeMap::new();
+    for m in metrics {
+        history.insert((&m.account_id, &m.name, to_millis(m.at)), m);
+        let entry = latest.entry((&m.account_id, &m.name)).or_insert(m);
+        if m.at >= entry.at {
+            *entry = m;
+        }
+    }
+    (
+        history.into_values().collect(),
+        latest.into_values().collect(),
+    )
+}
+
+macro_rules! store_impl {
+    ($name:ident, $db:ty, $pool:ty, $doc:literal) => {
+        #[doc = $doc]
+        #[derive(Debug, Clone)]
+        pub struct $name {
+            pool: $pool,
+        }
+
+        impl $name {
+            /// Wraps a connected, migrated pool.
+            pub fn new(pool: $pool) -> Self {
+                Self { pool }
+            }
+
+            /// The connection pool.
+            pub fn pool(&self) -> &$pool {
+                &self.pool
+            }
+
+            fn enrollment(row: &<$db as sqlx::Database>::Row) -> Result<Enrollment> {
+                Ok(Enrollment {
+                    id: row.try_get("id")?,
+                    journey_id: row.try_get("journey_id")?,
+                    version_hash: row.try_get("version_hash")?,
+                    account_id: row.try_get("account_id")?,
+                    contact_id: row.try_get("contact_id")?,
+                    status: row.try_get("status")?,
+                    step_index: row.try_get("step_index")?,
+                    wait_started_at: row.try_get("wait_started_at")?,
+                    next_due_at: row.try_get("next_due_at")?,
+                    entered_at: row.try_get("entered_at")?,
+                    ended_at: row.try_get("ended_at")?,
+                    end_reason: row.try_get("end_reason")?,
+                    version: row.try_get("version")?,
+                })
+            }
+
+            fn contact(row: &<$db as sqlx::Database>::Row) -> Result<Contact> {
+                let time = |column: &str| -> Result<_> { Ok(row.try_get::<Option<i64>, _>(column)?.map(from_millis)) };
+                Ok(Contact {
+                    id: row.try_get("id")?,
+                    account_id: row.try_get("account_id")?,
+                    email: row.try_get("email")?,
+                    name: row.try_get("name")?,
+                    first_name: row.try_get("first_name")?,
+                    role: row.try_get("role")?,
+                    locale: row.try_get("locale")?,
+                    timezone: row.try_get("timezone")?,
+                    subscribed: row.try_get::<i64, _>("subscribed")? != 0,
+                    created_at: time("created_at")?,
+                    last_login_at: time("last_login_at")?,
+                    attributes: from_json(&row.try_get::<String, _>("attributes")?)?,
+                })
+            }
+
+            fn account_state(row: &<$db as sqlx::Database>::Row) -> Result<AccountState> {
+                let time = |column: &str| -> Result<_> { Ok(row.try_get::<Option<i64>, _>(column)?.map(from_millis)) };
+                let account = Account {
+                    id: row.try_get("id")?,
+                    name: row.try_get("name")?,
+                    plan: row.try_get("plan")?,
+                    arr: row.try_get("arr")?,
+                    mrr: row.try_get("mrr")?,
+                    industry: row.try_get("industry")?,
+                    owner: row.try_get("owner")?,
+                    timezone: row.try_get("timezone")?,
+                    goals: from_json(&row.try_get::<String, _>("goals")?)?,
+                    status: row.try_get("status")?,
+                    contract_start: time("contract_start")?,
+                    contract_end: time("contract_end")?,
+                    created_at: time("created_at")?,
+                    last_login_at: time("last_login_at")?,
+                    attributes: from_json(&row.try_get::<String, _>("attributes")?)?,
+                };
+                Ok(AccountState {
+                    account,
+                    metrics: BTreeMap::new(),
+                    scores: from_json(&row.try_get::<String, _>("scores")?)?,
+                    tier: row.try_get("tier")?,
+                    data_version: row.try_get("data_version")?,
+                    contacts: Vec::new(),
+                })
+            }
+
+            async fn import_accounts(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                accounts: &[Account],
+            ) -> Result<u64> {
+                let mut changed = 0;
+                for chunk in accounts.chunks(CHUNK) {
+                    let mut query = QueryBuilder::<$db>::new(
+                        "INSERT INTO accounts (id, name, plan, arr, mrr, industry, owner, timezone, goals, status, \
+                         contract_start, contract_end, created_at, last_login_at, attributes, row_hash) ",
+                    );
+                    query.push_values(chunk, |mut row, a| {
+                        row.push_bind(&a.id)
+                            .push_bind(&a.name)
+                            .push_bind(&a.plan)
+                            .push_bind(a.arr)
+                            .push_bind(a.mrr)
+                            .push_bind(&a.industry)
+                            .push_bind(&a.owner)
+                            .push_bind(&a.timezone)
+                            .push_bind(to_json(&a.goals))
+                            .push_bind(&a.status)
+                            .push_bind(millis(a.contract_start))
+                            .push_bind(millis(a.contract_end))
+                            .push_bind(millis(a.created_at))
+                            .push_bind(millis(a.last_login_at))
+                            .push_bind(to_json(&a.attributes))
+                            .push_bind(row_hash(a));
+                    });
+                    query.push(
+                        " ON CONFLICT (id) DO UPDATE SET name = excluded.name, plan = excluded.plan, arr = excluded.arr, \
+                         mrr = excluded.mrr, industry = excluded.industry, owner = excluded.owner, \
+                         timezone = excluded.timezone, goals = excluded.goals, status = excluded.status, \
+                         contract_start = excluded.contract_start, contract_end = excluded.contract_end, \
+                         created_at = excluded.created_at, \
+                         last_login_at = COALESCE(excluded.last_login_at, accounts.last_login_at), \
+                         attributes = excluded.attributes, row_hash = excluded.row_hash, \
+                         data_version = accounts.data_version + 1 \
+                         WHERE accounts.row_hash <> excluded.row_hash",
+                    );
+                    changed += query.build().execute(&mut **tx).await?.rows_affected();
+                }
+                Ok(changed)
+            }
+
+            async fn import_contacts(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                contacts: &[Contact],
+            ) -> Result<u64> {
+                let mut changed_accounts: HashSet<String> = HashSet::new();
+                let mut changed = 0;
+                for chunk in contacts.chunks(CHUNK) {
+                    let mut query = QueryBuilder::<$db>::new(
+                        "INSERT INTO contacts (id, account_id, email, name, first_name, role, locale, timezone, \
+                         subscribed, created_at, last_login_at, attributes, row_hash) ",
+                    );
+                    query.push_values(chunk, |mut row, c| {
+                        row.push_bind(&c.id)
+                            .push_bind(&c.account_id)
+                            .push_bind(&c.email)
+                            .push_bind(&c.name)
+                            .push_bind(&c.first_name)
+                            .push_bind(&c.role)
+                            .push_bind(&c.locale)
+                            .push_bind(&c.timezone)
+                            .push_bind(i64::from(c.subscribed))
+                            .push_bind(millis(c.created_at))
+                            .push_bind(millis(c.last_login_at))
+                            .push_bind(to_json(&c.attributes))
+                            .push_bind(row_hash(c));
+                    });
+                    query.push(
+                        " ON CONFLICT (id) DO UPDATE SET account_id = excluded.account_id, email = excluded.email, \
+                         name = excluded.name, first_name = excluded.first_name, role = excluded.role, \
+                         locale = excluded.locale, timezone = excluded.timezone, subscribed = excluded.subscribed, \
+                         created_at = excluded.created_at, \
+                         last_login_at = COALESCE(excluded.last_login_at, contacts.last_login_at), \
+                         attributes = excluded.attributes, row_hash = excluded.row_hash \
+                         WHERE contacts.row_hash <> excluded.row_hash RETURNING account_id",
+                    );
+                    let rows = query.build().fetch_all(&mut **tx).await?;
+                    changed += rows.len() as u64;
+                    for row in rows {
+                        changed_accounts.insert(row.try_get("account_id")?);
+                    }
+                }
+                Self::touch_accounts(tx, changed_accounts.into_iter().collect()).await?;
+                Ok(changed)
+            }
+
+            /// Bumps `data_version` so the accounts are re-evaluated.
+            async fn touch_accounts(tx: &mut sqlx::Transaction<'_, $db>, ids: Vec<String>) -> Result<()> {
+                for chunk in ids.chunks(CHUNK) {
+                    let mut query = QueryBuilder::<$db>::new("UPDATE accounts SET data_version = data_version + 1 WHERE id IN (");
+                    let mut list = query.separated(", ");
+                    for id in chunk {
+                        list.push_bind(id);
+                    }
+                    query.push(")");
+                    query.build().execute(&mut **tx).await?;
+                }
+                Ok(())
+            }
+
+            async fn import_metrics(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                metrics: &[MetricValue],
+            ) -> Result<u64> {
+                let (history, latest) = dedupe_metrics(metrics);
+                let mut changed = 0;
+                for chunk in history.chunks(CHUNK) {
+                    let mut query = QueryBuilder::<$db>::new("INSERT INTO metric_history (account_id, name, at, value) ");
+                    query.push_values(chunk, |mut row, m| {
+                        row.push_bind(&m.account_id).push_bind(&m.name).push_bind(to_millis(m.at)).push_bind(m.value);
+                    });
+                    query.push(
+                        " ON CONFLICT (account_id, name, at) DO UPDATE SET value = excluded.value \
+                         WHERE metric_history.value <> excluded.value",
+                    );
+                    changed += query.build().execute(&mut **tx).await?.rows_affected();
+                }
+                let mut changed_accounts: HashSet<String> = HashSet::new();
+                for chunk in latest.chunks(CHUNK) {
+                    let mut query = QueryBuilder::<$db>::new("INSERT INTO account_metrics (account_id, name, value, at) ");
+                    query.push_values(chunk, |mut row, m| {
+                        row.push_bind(&m.account_id).push_bind(&m.name).push_bind(m.value).push_bind(to_millis(m.at));
+                    });
+                    query.push(
+                        " ON CONFLICT (account_id, name) DO UPDATE SET value = excluded.value, at = excluded.at \
+                         WHERE excluded.at >= account_metrics.at \
+                         AND (excluded.at <> account_metrics.at OR excluded.value <> account_metrics.value) \
+                         RETURNING account_id",
+                    );
+                    for row in query.build().fetch_all(&mut **tx).await? {
+                        changed_accounts.insert(row.try_get("account_id")?);
+                    }
+                }
+                Self::touch_accounts(tx, changed_accounts.into_iter().collect()).await?;
+                Ok(changed)
+            }
+
+            async fn import_events(tx: &mut sqlx::Transaction<'_, $db>, events: &[Event]) -> Result<u64> {
+                let mut changed = 0;
+                let mut logins: Vec<&Event> = Vec::new();
+                for chunk in events.chunks(CHUNK) {
+                    let mut query = QueryBuilder::<$db>::new(
+                        "INSERT INTO events (event_key, account_id, contact_id, name, at, properties) ",
+                    );
+                    query.push_values(chunk, |mut row, e| {
+                        row.push_bind(&e.key)
+                            .push_bind(&e.account_id)
+                            .push_bind(&e.contact_id)
+                            .push_bind(&e.name)
+                            .push_bind(to_millis(e.at))
+                            .push_bind(to_json(&e.properties));
+                    });
+                    query.push(" ON CONFLICT (event_key) DO NOTHING RETURNING event_key");
+                    let inserted: HashSet<String> = query
+                        .build()
+                        .fetch_all(&mut **tx)
+                        .await?
+                        .iter()
+                        .map(|row| row.try_get("event_key"))
+                        .collect::<std::result::Result<_, _>>()?;
+                    changed += inserted.len() as u64;
+                    logins.extend(chunk.iter().filter(|e| e.is_login() && inserted.contains(&e.key)));
+                }
+                for event in logins {
+                    let at = to_millis(event.at);
+                    sqlx::query(
+                        "UPDATE accounts SET last_login_at = $2, data_version = data_version + 1 \
+                         WHERE id = $1 AND (last_login_at IS NULL OR last_login_at < $2)",
+                    )
+                    .bind(&event.account_id)
+                    .bind(at)
+                    .execute(&mut **tx)
+                    .await?;
+                    if let Some(contact) = &event.contact_id {
+                        sqlx::query(
+                            "UPDATE contacts SET last_login_at = $2 WHERE id = $1 \
+                             AND (last_login_at IS NULL OR last_login_at < $2)",
+                        )
+                        .bind(contact)
+                        .bind(at)
+                        .execute(&mut **tx)
+                        .await?;
+                    }
+                }
+                Ok(changed)
+            }
+
+            async fn apply_evaluations(tx: &mut sqlx::Transaction<'_, $db>, changes: &Changes) -> Result<()> {
+                for e in &changes.evaluations {
+                    let (tier, rule) = e.tier.clone().unzip();
+                    sqlx::query(
+                        "UPDATE accounts SET scores = $2, tier = $3, tier_rule = $4, \
+                         evaluated_version = CASE WHEN evaluated_version > $5 THEN evaluated_version ELSE $5 END \
+                         WHERE id = $1",
+                    )
+                    .bind(&e.account_id)
+                    .bind(to_json(&e.scores))
+                    .bind(&tier)
+                    .bind(&rule)
+                    .bind(e.data_version)
+                    .execute(&mut **tx)
+                    .await?;
+                    for (name, value) in &e.changed_scores {
+                        sqlx::query("INSERT INTO score_history (account_id, name, value, at) VALUES ($1, $2, $3, $4)")
+                            .bind(&e.account_id)
+                            .bind(name)
+                            .bind(*value)
+                            .bind(changes.now)
+                            .execute(&mut **tx)
+                            .await?;
+                    }
+                    if let (Some(from), Some(to), Some(rule)) = (&e.tier_changed_from, &tier, &rule) {
+                        sqlx::query(
+                            "INSERT INTO tier_changes (account_id, from_tier, to_tier, rule, at) VALUES ($1, $2, $3, $4, $5)",
+                        )
+                        .bind(&e.account_id)
+                        .bind(from)
+                        .bind(to)
+                        .bind(rule)
+                        .bind(changes.now)
+                        .execute(&mut **tx)
+                        .await?;
+                    }
+                }
+                Ok(())
+            }
+
+            async fn log(tx: &mut sqlx::Transaction<'_, $db>, enrollment: i64, at: i64, entry: &LogEntry) -> Result<()> {
+                sqlx::query("INSERT INTO enrollment_log (enrollment_id, at, step_id, event, detail) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(enrollment)
+                    .bind(at)
+                    .bind(&entry.step_id)
+                    .bind(&entry.event)
+                    .bind(&entry.detail)
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(())
+            }
+        }
+
+        impl Store for $name {
+            async fn import(&self, import: &Import) -> Result<ImportOutcome> {
+                let total = (import.accounts.len() + import.contacts.len() + import.metrics.len() + import.events.len()) as u64;
+                let mut tx = self.pool.begin().await?;
+                let mut changed = Self::import_accounts(&mut tx, &import.accounts).await?;
+                changed += Self::import_contacts(&mut tx, &import.contacts).await?;
+                changed += Self::import_metrics(&mut tx, &import.metrics).await?;
+                changed += Self::import_events(&mut tx, &import.events).await?;
+                tx.commit().await?;
+                Ok(ImportOutcome { changed, unchanged: total.saturating_sub(changed) })
+            }
+
+            async fn dirty_accounts(&self, after: &str, limit: i64) -> Result<Vec<String>> {
+                let rows = sqlx::query(
+                    "SELECT id FROM accounts WHERE data_version > evaluated_version AND id > $1 ORDER BY id LIMIT $2",
+                )
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(rows.iter().map(|r| r.try_get("id")).collect::<std::result::Result<_, _>>()?)
+            }
+
+            async fn account_ids(&self, after: &str, limit: i64) -> Result<Vec<String>> {
+                let rows = sqlx::query("SELECT id FROM accounts WHERE id > $1 ORDER BY id LIMIT $2")
+                    .bind(after)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok(rows.iter().map(|r| r.try_get("id")).collect::<std::result::Result<_, _>>()?)
+            }
+
+            async fn mark_all_dirty(&self) -> Result<u64> {
+                let result = sqlx::query("UPDATE accounts SET data_version = evaluated_version + 1 WHERE data_version <= evaluated_version")
+                    .execute(&self.pool)
+                    .await?;
+                Ok(result.rows_affected())
+            }
+
+            async fn load_accounts(&self, ids: &[String]) -> Result<Vec<AccountState>> {
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let in_list = |sql: &str| {
+                    let mut query = QueryBuilder::<$db>::new(sql);
+                    query.push(" IN (");
+                    let mut list = query.separated(", ");
+                    for id in ids {
+                        list.push_bind(id.as_str());
+                    }
+                    query.push(")");
+                    query
+                };
+                let mut accounts: Vec<AccountState> = Vec::with_capacity(ids.len());
+                let mut index: HashMap<String, usize> = HashMap::with_capacity(ids.len());
+                let mut query = in_list(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id"));
+                for row in query.build().fetch_all(&self.pool).await? {
+                    let state = Self::account_state(&row)?;
+                    index.insert(state.account.id.clone(), accounts.len());
+                    accounts.push(state);
+                }
+                let mut query = in_list("SELECT account_id, name, value FROM account_metrics WHERE account_id");
+                for row in query.build().fetch_all(&self.pool).await? {
+                    let account: String = row.try_get("account_id")?;
+                    if let Some(&i) = index.get(&account) {
+                        accounts[i].metrics.insert(row.try_get("name")?, row.try_get("value")?);
+                    }
+                }
+                let mut query = in_list(&format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE account_id"));
+                query.push(" ORDER BY id");
+                for row in query.build().fetch_all(&self.pool).await? {
+                    let contact = Self::contact(&row)?;
+                    if let Some(&i) = index.get(&contact.account_id) {
+                        accounts[i].contacts.push(contact);
+                    }
+                }
+                Ok(accounts)
+            }
+
+            async fn enrollments_of(&self, account_ids: &[String]) -> Result<Vec<Enrollment>> {
+                let mut out = Vec::new();
+                for chunk in account_ids.chunks(CHUNK) {
+                    let mut query = QueryBuilder::<$db>::new(format!("SELECT {ENROLLMENT_COLUMNS} FROM enrollments WHERE account_id IN ("));
+                    let mut list = query.separated(", ");
+                    for id in chunk {
+                        list.push_bind(id.as_str());
+                    }
+                    query.push(") ORDER BY id");
+                    for row in query.build().fetch_all(&self.pool).await? {
+                        out.push(Self::enrollment(&row)?);
+                    }
+                }
+                Ok(out)
+            }
+
+            async fn edges_of(&self, account_ids: &[String]) -> Result<Vec<SubjectKey>> {
+                let mut out = Vec::new();
+                for chunk in account_ids.chunks(CHUNK) {
+                    let mut query = QueryBuilder::<$db>::new("SELECT journey_id, account_id, contact_id FROM entry_edges WHERE account_id IN (");
+                    let mut list = query.separated(", ");
+                    for id in chunk {
+                        list.push_bind(id.as_str());
+                    }
+                    query.push(")");
+                    for row in query.build().fetch_all(&self.pool).await? {
+                        out.push(SubjectKey {
+                            journey_id: row.try_get("journey_id")?,
+                            account_id: row.try_get("account_id")?,
+                            contact_id: row.try_get("contact_id")?,
+                        });
+                    }
+                }
+                Ok(out)
+            }
+
+            async fn due_enrollments(&self, now: i64, after: i64, limit: i64) -> Result<Vec<Enrollment>> {
+                let rows = sqlx::query(&format!(
+                    "SELECT {ENROLLMENT_COLUMNS} FROM enrollments \
+                     WHERE status = 'active' AND next_due_at <= $1 AND id > $2 ORDER BY id LIMIT $3"
+                ))
+                .bind(now)
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(Self::enrollment).collect()
+            }
+
+            async fn events_after(&self, after: i64, limit: i64) -> Result<Vec<(i64, Event)>> {
+                let rows = sqlx::query(
+                    "SELECT seq, event_key, account_id, contact_id, name, at, properties FROM events \
+                     WHERE seq > $1 ORDER BY seq LIMIT $2",
+                )
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok((
+                            row.try_get("seq")?,
+                            Event {
+                                key: row.try_get("event_key")?,
+                                account_id: row.try_get("account_id")?,
+                                contact_id: row.try_get("contact_id")?,
+                                name: row.try_get("name")?,
+                                at: from_millis(row.try_get("at")?),
+                                properties: from_json(&row.try_get::<String, _>("properties")?)?,
+                            },
+                        ))
+                    })
+                    .collect()
+            }
+
+            async fn claim_cron_fire(&self, journey_id: &str, fire_at: i64) -> Result<bool> {
+                let result = sqlx::query("INSERT INTO cron_fires (journey_id, fire_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                    .bind(journey_id)
+                    .bind(fire_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(result.rows_affected() == 1)
+            }
+
+            async fn last_cron_fire(&self, journey_id: &str) -> Result<Option<i64>> {
+                let row = sqlx::query("SELECT MAX(fire_at) AS last FROM cron_fires WHERE journey_id = $1")
+                    .bind(journey_id)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(row.try_get("last")?)
+            }
+
+            async fn apply(&self, changes: &Changes) -> Result<Applied> {
+                let mut applied = Applied::default();
+                if changes.is_empty() {
+                    return Ok(applied);
+                }
+                let now = changes.now;
+                let mut tx = self.pool.begin().await?;
+                if let Some(cursor) = &changes.cursor {
+                    let moved = match &cursor.from {
+                        Some(from) => sqlx::query("UPDATE meta SET value = $3 WHERE key = $1 AND value = $2")
+                            .bind(&cursor.key)
+                            .bind(from)
+                            .bind(&cursor.to)
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected(),
+                        None => sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                            .bind(&cursor.key)
+                            .bind(&cursor.to)
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected(),
+                    };
+                    if moved == 0 {
+                        tx.rollback().await?;
+                        return Ok(Applied { cursor_lost: true, ..applied });
+                    }
+                }
+                Self::apply_evaluations(&mut tx, changes).await?;
+                for key in &changes.edges_set {
+                    sqlx::query("INSERT INTO entry_edges (journey_id, account_id, contact_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+                        .bind(&key.journey_id)
+                        .bind(&key.account_id)
+                        .bind(&key.contact_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                for key in &changes.edges_cleared {
+                    sqlx::query("DELETE FROM entry_edges WHERE journey_id = $1 AND account_id = $2 AND contact_id = $3")
+                        .bind(&key.journey_id)
+                        .bind(&key.account_id)
+                        .bind(&key.contact_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                for new in &changes.new_enrollments {
+                    let row = sqlx::query(
+                        "INSERT INTO enrollments (journey_id, version_hash, account_id, contact_id, status, step_index, \
+                         next_due_at, entered_at) VALUES ($1, $2, $3, $4, 'active', 0, $5, $5) \
+                         ON CONFLICT DO NOTHING RETURNING id",
+                    )
+                    .bind(&new.key.journey_id)
+                    .bind(&new.version_hash)
+                    .bind(&new.key.account_id)
+                    .bind(&new.key.contact_id)
+                    .bind(new.entered_at)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if let Some(row) = row {
+                        applied.enrolled += 1;
+                        let id: i64 = row.try_get("id")?;
+                        let entry = LogEntry { step_id: None, event: "entered".into(), detail: new.reason.clone() };
+                        Self::log(&mut tx, id, new.entered_at, &entry).await?;
+                    }
+                }
+                for update in &changes.updates {
+                    let ended_at = (update.status != "active").then_some(now);
+                    let moved = sqlx::query(
+                        "UPDATE enrollments SET status = $3, step_index = $4, wait_started_at = $5, next_due_at = $6, \
+                         ended_at = $7, end_reason = $8, version = version + 1 WHERE id = $1 AND version = $2",
+                    )
+                    .bind(update.before.id)
+                    .bind(update.before.version)
+                    .bind(&update.status)
+                    .bind(update.step_index)
+                    .bind(update.wait_started_at)
+                    .bind(update.next_due_at)
+                    .bind(ended_at)
+                    .bind(&update.end_reason)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if moved == 0 {
+                        // Another process moved this enrollment first; its work stands.
+                        applied.conflicts += 1;
+                        continue;
+                    }
+                    applied.moved += 1;
+                    for record in &update.outbox {
+                        let inserted = sqlx::query(
+                            "INSERT INTO outbox (idempotency_key, enrollment_id, journey_id, step_id, kind, account_id, \
+                             contact_id, payload, status, next_attempt_at, created_at) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $9) ON CONFLICT (idempotency_key) DO NOTHING",
+                        )
+                        .bind(&record.idempotency_key)
+                        .bind(record.enrollment_id)
+                        .bind(&record.journey_id)
+                        .bind(&record.step_id)
+                        .bind(&record.kind)
+                        .bind(&record.account_id)
+                        .bind(&record.contact_id)
+                        .bind(to_json(&record.payload))
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                        applied.outbox += inserted;
+                    }
+                    for entry in &update.log {
+                        Self::log(&mut tx, update.before.id, now, entry).await?;
+                    }
+                }
+                tx.commit().await?;
+                Ok(applied)
+            }
+
+            async fn meta(&self, key: &str) -> Result<Option<String>> {
+                let row = sqlx::query("SELECT value FROM meta WHERE key = $1").bind(key).fetch_optional(&self.pool).await?;
+                Ok(row.map(|r| r.try_get("value")).transpose()?)
+            }
+
+            async fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+                sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+                    .bind(key)
+                    .bind(value)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn save_journey_version(&self, journey_id: &str, hash: &str, text: &str, now: i64) -> Result<()> {
+                sqlx::query(
+                    "INSERT INTO journey_versions (journey_id, hash, text, first_seen) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(journey_id)
+                .bind(hash)
+                .bind(text)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn journey_version(&self, journey_id: &str, hash: &str) -> Result<Option<String>> {
+                let row = sqlx::query("SELECT text FROM journey_versions WHERE journey_id = $1 AND hash = $2")
+                    .bind(journey_id)
+                    .bind(hash)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.map(|r| r.try_get("text")).transpose()?)
+            }
+
+            async fn tier_counts(&self) -> Result<Vec<Count>> {
+                let rows = sqlx::query(
+                    "SELECT COALESCE(tier, '(not evaluated)') AS label, COUNT(*) AS n FROM accounts GROUP BY tier ORDER BY label",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(|r| Ok(Count { label: r.try_get("label")?, count: r.try_get("n")? })).collect()
+            }
+
+            async fn enrollment_counts(&self) -> Result<Vec<Count>> {
+                let rows = sqlx::query(
+                    "SELECT journey_id || ' ' || status || ' ' || CAST(step_index AS TEXT) AS label, COUNT(*) AS n \
+                     FROM enrollments GROUP BY journey_id, status, step_index ORDER BY journey_id, status, step_index",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(|r| Ok(Count { label: r.try_get("label")?, count: r.try_get("n")? })).collect()
+            }
+
+            async fn outbox_counts(&self) -> Result<Vec<Count>> {
+                let rows = sqlx::query(
+                    "SELECT kind || ' ' || status AS label, COUNT(*) AS n FROM outbox GROUP BY kind, status ORDER BY kind, status",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(|r| Ok(Count { label: r.try_get("label")?, count: r.try_get("n")? })).collect()
+            }
+
+            async fn recent_outbox(&self, limit: i64) -> Result<Vec<OutboxRecord>> {
+                let rows = sqlx::query(
+                    "SELECT idempotency_key, enrollment_id, journey_id, step_id, kind, account_id, contact_id, payload \
+                     FROM outbox ORDER BY id DESC LIMIT $1",
+                )
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(OutboxRecord {
+                            idempotency_key: r.try_get("idempotency_key")?,
+                            enrollment_id: r.try_get("enrollment_id")?,
+                            journey_id: r.try_get("journey_id")?,
+                            step_id: r.try_get("step_id")?,
+                            kind: r.try_get("kind")?,
+                            account_id: r.try_get("account_id")?,
+                            contact_id: r.try_get("contact_id")?,
+                            payload: from_json(&r.try_get::<String, _>("payload")?)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn tier_history(&self, account_id: &str) -> Result<Vec<TierChange>> {
+                let rows = sqlx::query("SELECT from_tier, to_tier, rule, at FROM tier_changes WHERE account_id = $1 ORDER BY at")
+                    .bind(account_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| Ok(TierChange { from: r.try_get("from_tier")?, to: r.try_get("to_tier")?, rule: r.try_get("rule")?, at: r.try_get("at")? }))
+                    .collect()
+            }
+
+            async fn enrollment_log(&self, enrollment_id: i64) -> Result<Vec<(i64, LogEntry)>> {
+                let rows = sqlx::query("SELECT at, step_id, event, detail FROM enrollment_log WHERE enrollment_id = $1 ORDER BY id")
+                    .bind(enrollment_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok((r.try_get("at")?, LogEntry { step_id: r.try_get("step_id")?, event: r.try_get("event")?, detail: r.try_get("detail")? }))
+                    })
+                    .collect()
+            }
+        }
+    };
+}
+
+store_impl!(
+    SqliteStore,
+    sqlx::Sqlite,
+    sqlx::SqlitePool,
+    "The embedded SQLite store (the default)."
+);
+store_impl!(
+    PostgresStore,
+    sqlx::Postgres,
+    sqlx::PgPool,
+    "The PostgreSQL store, for several engine processes."
+);

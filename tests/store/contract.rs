@@ -1,0 +1,418 @@
+//! The store contract: what every database implementation must do.
+
+use std::collections::BTreeMap;
+
+use touchline::clock::to_millis;
+use touchline::store::{
+    Changes, CursorMove, Enrollment, EnrollmentUpdate, Evaluation, Import, LogEntry, NewEnrollment,
+    OutboxRecord, Store, SubjectKey,
+};
+
+use crate::fixture::{account, contact, days, event, t0, usage};
+
+fn sample() -> Import {
+    Import {
+        accounts: vec![account("a1", 5000.0), account("a2", 250000.0)],
+        contacts: vec![
+            contact("a1", "c1", "admin"),
+            contact("a2", "c2", "decision_maker"),
+        ],
+        metrics: vec![usage("a1", 40.0, t0()), usage("a2", 90.0, t0())],
+        events: vec![event("a1", "account_created", t0())],
+    }
+}
+
+pub async fn import_is_idempotent<S: Store>(store: S) {
+    let first = store.import(&sample()).await.expect("import");
+    assert_eq!(first.changed, 7);
+    let again = store.import(&sample()).await.expect("import");
+    assert_eq!(
+        (again.changed, again.unchanged),
+        (0, 7),
+        "re-importing the same data changes nothing"
+    );
+    let states = store
+        .load_accounts(&["a1".into(), "a2".into()])
+        .await
+        .expect("load");
+    assert_eq!(states.len(), 2);
+    assert_eq!(states[0].account, account("a1", 5000.0));
+    assert_eq!(states[0].contacts, vec![contact("a1", "c1", "admin")]);
+    assert_eq!(states[0].metrics.get("usage"), Some(&40.0));
+}
+
+fn evaluation(id: &str, data_version: i64) -> Evaluation {
+    Evaluation {
+        account_id: id.into(),
+        data_version,
+        scores: BTreeMap::from([("utilization".to_string(), 40.0)]),
+        changed_scores: vec![("utilization".into(), 40.0)],
+        tier: Some(("tech".into(), "tier rule 3 (tech): everyone else".into())),
+        tier_changed_from: Some(None),
+    }
+}
+
+pub async fn changes_mark_accounts_dirty_until_evaluated<S: Store>(store: S) {
+    store.import(&sample()).await.expect("import");
+    assert_eq!(
+        store.dirty_accounts("", 10).await.expect("dirty"),
+        ["a1", "a2"]
+    );
+    let version = store.load_accounts(&["a1".into()]).await.expect("load")[0].data_version;
+    let changes = Changes {
+        now: to_millis(t0()),
+        evaluations: vec![evaluation("a1", version)],
+        ..Changes::default()
+    };
+    store.apply(&changes).await.expect("apply");
+    assert_eq!(store.dirty_accounts("", 10).await.expect("dirty"), ["a2"]);
+    let state = &store.load_accounts(&["a1".into()]).await.expect("load")[0];
+    assert_eq!(state.tier.as_deref(), Some("tech"));
+    assert_eq!(state.scores.get("utilization"), Some(&40.0));
+    assert_eq!(
+        store.tier_history("a1").await.expect("history")[0].to,
+        "tech"
+    );
+
+    // A new metric value, a changed contact and a changed account each make it dirty again.
+    store
+        .import(&Import {
+            metrics: vec![usage("a1", 10.0, t0() + days(1))],
+            ..Import::default()
+        })
+        .await
+        .expect("import");
+    assert_eq!(
+        store.dirty_accounts("", 10).await.expect("dirty"),
+        ["a1", "a2"]
+    );
+    // An evaluation of data that has since changed leaves the account dirty.
+    let stale = Changes {
+        now: to_millis(t0()),
+        evaluations: vec![evaluation("a1", version)],
+        ..Changes::default()
+    };
+    store.apply(&stale).await.expect("apply");
+    assert_eq!(
+        store.dirty_accounts("", 10).await.expect("dirty"),
+        ["a1", "a2"]
+    );
+    assert_eq!(
+        store.mark_all_dirty().await.expect("mark"),
+        0,
+        "both are dirty already"
+    );
+}
+
+pub async fn latest_metric_value_wins<S: Store>(store: S) {
+    store.import(&sample()).await.expect("import");
+    let older = Import {
+        metrics: vec![usage("a1", 99.0, t0() - days(3))],
+        ..Import::default()
+    };
+    store.import(&older).await.expect("import");
+    assert_eq!(
+        store.load_accounts(&["a1".into()]).await.expect("load")[0].metrics["usage"],
+        40.0
+    );
+    let newer = Import {
+        metrics: vec![
+            usage("a1", 12.5, t0() + days(1)),
+            usage("a1", 13.5, t0() + days(2)),
+        ],
+        ..Import::default()
+    };
+    store.import(&newer).await.expect("import");
+    assert_eq!(
+        store.load_accounts(&["a1".into()]).await.expect("load")[0].metrics["usage"],
+        13.5
+    );
+}
+
+pub async fn events_are_recorded_once_and_logins_move_last_login<S: Store>(store: S) {
+    store.import(&sample()).await.expect("import");
+    let mut login = event("a1", "login", t0() + days(1));
+    login.contact_id = Some("c1".into());
+    let import = Import {
+        events: vec![login.clone(), login.clone()],
+        ..Import::default()
+    };
+    let outcome = store.import(&import).await.expect("import");
+    assert_eq!(outcome.changed, 1, "the same event key is recorded once");
+    let events = store.events_after(0, 10).await.expect("events");
+    assert_eq!(
+        events
+            .iter()
+            .map(|(_, e)| e.name.as_str())
+            .collect::<Vec<_>>(),
+        ["account_created", "login"]
+    );
+    let state = &store.load_accounts(&["a1".into()]).await.expect("load")[0];
+    assert_eq!(state.account.last_login_at, Some(t0() + days(1)));
+    assert_eq!(state.contacts[0].last_login_at, Some(t0() + days(1)));
+    let after_first = events[0].0;
+    assert_eq!(
+        store
+            .events_after(after_first, 10)
+            .await
+            .expect("events")
+            .len(),
+        1
+    );
+}
+
+fn key(journey: &str, account: &str, contact: &str) -> SubjectKey {
+    SubjectKey {
+        journey_id: journey.into(),
+        account_id: account.into(),
+        contact_id: contact.into(),
+    }
+}
+
+async fn enroll<S: Store>(store: &S, journey: &str, account: &str) -> Enrollment {
+    let new = NewEnrollment {
+        key: key(journey, account, ""),
+        version_hash: "v1".into(),
+        entered_at: to_millis(t0()),
+        reason: "test".into(),
+    };
+    store
+        .apply(&Changes {
+            now: to_millis(t0()),
+            new_enrollments: vec![new],
+            ..Changes::default()
+        })
+        .await
+        .expect("apply");
+    store
+        .enrollments_of(&[account.to_string()])
+        .await
+        .expect("enrollments")
+        .pop()
+        .expect("one enrollment")
+}
+
+fn step_move(before: &Enrollment, step: &str) -> EnrollmentUpdate {
+    EnrollmentUpdate {
+        before: before.clone(),
+        status: "active".into(),
+        step_index: before.step_index + 1,
+        wait_started_at: None,
+        next_due_at: Some(to_millis(t0() + days(1))),
+        end_reason: None,
+        outbox: vec![OutboxRecord {
+            idempotency_key: format!("{}:{step}", before.id),
+            enrollment_id: before.id,
+            journey_id: before.journey_id.clone(),
+            step_id: step.into(),
+            kind: "task".into(),
+            account_id: before.account_id.clone(),
+            contact_id: String::new(),
+            payload: serde_json::json!({ "title": "Call" }),
+        }],
+        log: vec![LogEntry {
+            step_id: Some(step.into()),
+            event: "queued".into(),
+            detail: "task queued".into(),
+        }],
+    }
+}
+
+pub async fn enrollment_moves_are_applied_once<S: Store>(store: S) {
+    store.import(&sample()).await.expect("import");
+    let enrollment = enroll(&store, "rescue", "a1").await;
+    assert_eq!(
+        (
+            enrollment.status.as_str(),
+            enrollment.step_index,
+            enrollment.next_due_at
+        ),
+        ("active", 0, Some(to_millis(t0())))
+    );
+    // Two processes read the same enrollment and both try to move it.
+    let first = store
+        .apply(&Changes {
+            now: to_millis(t0()),
+            updates: vec![step_move(&enrollment, "call")],
+            ..Changes::default()
+        })
+        .await
+        .expect("apply");
+    let second = store
+        .apply(&Changes {
+            now: to_millis(t0()),
+            updates: vec![step_move(&enrollment, "call")],
+            ..Changes::default()
+        })
+        .await
+        .expect("apply");
+    assert_eq!((first.moved, first.outbox, first.conflicts), (1, 1, 0));
+    assert_eq!((second.moved, second.outbox, second.conflicts), (0, 0, 1));
+    let counts = store.outbox_counts().await.expect("counts");
+    assert_eq!(
+        counts
+            .iter()
+            .map(|c| (c.label.as_str(), c.count))
+            .collect::<Vec<_>>(),
+        [("task pending", 1)]
+    );
+    let log = store.enrollment_log(enrollment.id).await.expect("log");
+    assert_eq!(
+        log.iter()
+            .map(|(_, l)| l.event.as_str())
+            .collect::<Vec<_>>(),
+        ["entered", "queued"]
+    );
+    assert!(
+        store
+            .due_enrollments(to_millis(t0()), 0, 10)
+            .await
+            .expect("due")
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .due_enrollments(to_millis(t0() + days(1)), 0, 10)
+            .await
+            .expect("due")
+            .len(),
+        1
+    );
+}
+
+pub async fn one_active_enrollment_per_subject<S: Store>(store: S) {
+    store.import(&sample()).await.expect("import");
+    let first = enroll(&store, "rescue", "a1").await;
+    let new = NewEnrollment {
+        key: key("rescue", "a1", ""),
+        version_hash: "v1".into(),
+        entered_at: to_millis(t0()),
+        reason: "again".into(),
+    };
+    let applied = store
+        .apply(&Changes {
+            now: to_millis(t0()),
+            new_enrollments: vec![new.clone()],
+            ..Changes::default()
+        })
+        .await
+        .expect("apply");
+    assert_eq!(
+        applied.enrolled, 0,
+        "a subject is in a journey at most once at a time"
+    );
+    let mut end = step_move(&first, "done");
+    end.status = "exited".into();
+    end.outbox.clear();
+    store
+        .apply(&Changes {
+            now: to_millis(t0()),
+            updates: vec![end],
+            ..Changes::default()
+        })
+        .await
+        .expect("apply");
+    let applied = store
+        .apply(&Changes {
+            now: to_millis(t0()),
+            new_enrollments: vec![new],
+            ..Changes::default()
+        })
+        .await
+        .expect("apply");
+    assert_eq!(applied.enrolled, 1, "after it ended, it may enter again");
+    let all = store
+        .enrollments_of(&["a1".into()])
+        .await
+        .expect("enrollments");
+    assert_eq!(
+        all.iter().map(|e| e.status.as_str()).collect::<Vec<_>>(),
+        ["exited", "active"]
+    );
+    assert_eq!(all[0].ended_at, Some(to_millis(t0())));
+}
+
+pub async fn a_stale_cursor_drops_the_whole_batch<S: Store>(store: S) {
+    store.import(&sample()).await.expect("import");
+    let batch = |from: Option<&str>, to: &str| Changes {
+        now: to_millis(t0()),
+        new_enrollments: vec![NewEnrollment {
+            key: key("welcome", "a1", "c1"),
+            version_hash: "v1".into(),
+            entered_at: to_millis(t0()),
+            reason: "event".into(),
+        }],
+        cursor: Some(CursorMove {
+            key: "events_cursor".into(),
+            from: from.map(String::from),
+            to: to.into(),
+        }),
+        ..Changes::default()
+    };
+    let first = store.apply(&batch(None, "1")).await.expect("apply");
+    assert!(!first.cursor_lost);
+    assert_eq!(first.enrolled, 1);
+    let stale = store.apply(&batch(None, "1")).await.expect("apply");
+    assert!(
+        stale.cursor_lost,
+        "another process already moved the cursor"
+    );
+    assert_eq!(stale.enrolled, 0);
+    assert_eq!(
+        store.meta("events_cursor").await.expect("meta").as_deref(),
+        Some("1")
+    );
+    let next = store.apply(&batch(Some("1"), "2")).await.expect("apply");
+    assert!(!next.cursor_lost);
+    assert_eq!(
+        store.meta("events_cursor").await.expect("meta").as_deref(),
+        Some("2")
+    );
+}
+
+pub async fn schedule_firings_are_claimed_once<S: Store>(store: S) {
+    let at = to_millis(t0());
+    assert!(store.claim_cron_fire("sweep", at).await.expect("claim"));
+    assert!(
+        !store.claim_cron_fire("sweep", at).await.expect("claim"),
+        "a second process does not fire it again"
+    );
+    assert!(store.claim_cron_fire("other", at).await.expect("claim"));
+    assert_eq!(store.last_cron_fire("sweep").await.expect("last"), Some(at));
+    assert_eq!(store.last_cron_fire("never").await.expect("last"), None);
+}
+
+pub async fn journey_versions_are_kept<S: Store>(store: S) {
+    store
+        .save_journey_version("welcome", "abc", "name: One", 1)
+        .await
+        .expect("save");
+    store
+        .save_journey_version("welcome", "abc", "name: Changed", 2)
+        .await
+        .expect("save");
+    store
+        .save_journey_version("welcome", "def", "name: Two", 3)
+        .await
+        .expect("save");
+    assert_eq!(
+        store
+            .journey_version("welcome", "abc")
+            .await
+            .expect("read")
+            .as_deref(),
+        Some("name: One")
+    );
+    assert_eq!(
+        store
+            .journey_version("welcome", "def")
+            .await
+            .expect("read")
+            .as_deref(),
+        Some("name: Two")
+    );
+    assert_eq!(
+        store.journey_version("welcome", "zzz").await.expect("read"),
+        None
+    );
+}

@@ -1,0 +1,370 @@
+//! Engine scenarios with an injected clock, on every database.
+
+use touchline::clock::{from_millis, to_millis};
+use touchline::engine::Engine;
+use touchline::store::{Enrollment, Store};
+
+use crate::fixture::{Project, RESCUE, SWEEP, WELCOME, customer, days, send_event, set_usage, t0};
+
+async fn enrollments<S: Store>(store: &S, account: &str) -> Vec<Enrollment> {
+    store
+        .enrollments_of(&[account.to_string()])
+        .await
+        .expect("enrollments")
+}
+
+/// `journey/step kind` of every outbox record, oldest first.
+async fn outbox<S: Store>(store: &S) -> Vec<String> {
+    let mut records = store.recent_outbox(1000).await.expect("outbox");
+    records.reverse();
+    records
+        .iter()
+        .map(|r| format!("{}/{} {} {}", r.journey_id, r.step_id, r.kind, r.contact_id))
+        .collect()
+}
+
+async fn log<S: Store>(store: &S, enrollment: &Enrollment) -> Vec<String> {
+    let entries = store.enrollment_log(enrollment.id).await.expect("log");
+    entries
+        .iter()
+        .map(|(_, e)| match &e.step_id {
+            Some(step) => format!("{step} {}: {}", e.event, e.detail),
+            None => format!("{}: {}", e.event, e.detail),
+        })
+        .collect()
+}
+
+pub async fn event_entry_runs_steps_and_waits<S: Store>(store: S) {
+    let project = Project::new(&[("welcome", WELCOME)]);
+    customer(&store, "a1", 5000.0, 50.0, t0()).await;
+    send_event(&store, "a1", "account_created", t0()).await;
+    let engine = Engine::new(project.definitions(), store);
+    let report = engine.tick(t0()).await.expect("tick");
+    assert_eq!(
+        (report.events, report.enrolled, report.outbox),
+        (1, 1, 1),
+        "{report:?}"
+    );
+    assert_eq!(
+        outbox(engine.store()).await,
+        ["welcome/hello email a1-admin"],
+        "only the admin is in the segment"
+    );
+    let enrollment = &enrollments(engine.store(), "a1").await[0];
+    assert_eq!(
+        (enrollment.status.as_str(), enrollment.step_index),
+        ("active", 1)
+    );
+    assert_eq!(enrollment.next_due_at, Some(to_millis(t0() + days(2))));
+
+    let report = engine.tick(t0() + days(1)).await.expect("tick");
+    assert_eq!(report.outbox, 0, "still waiting");
+    engine.tick(t0() + days(2)).await.expect("tick");
+    assert_eq!(
+        outbox(engine.store()).await,
+        [
+            "welcome/hello email a1-admin",
+            "welcome/tips email a1-admin"
+        ]
+    );
+    let enrollment = &enrollments(engine.store(), "a1").await[0];
+    assert_eq!(enrollment.status, "completed");
+    assert_eq!(
+        log(engine.store(), enrollment).await,
+        [
+            "entered: event `account_created` at 2026-11-02 09:00 UTC",
+            "hello queued: email queued",
+            "step-2 waiting: 2days",
+            "step-2 waited: 2days",
+            "tips queued: email queued",
+            "completed: ran out of steps",
+        ]
+    );
+    let records = engine.store().recent_outbox(1).await.expect("outbox");
+    assert_eq!(records[0].payload["subject"], "Tips for a1 Inc");
+    assert_eq!(records[0].payload["to"], "a1-admin@example.com");
+    assert_eq!(
+        records[0].idempotency_key,
+        format!("{}:tips", enrollment.id)
+    );
+}
+
+pub async fn rerunning_a_pass_at_the_same_time_does_nothing<S: Store>(store: S) {
+    let project = Project::new(&[("welcome", WELCOME), ("rescue", RESCUE), ("sweep", SWEEP)]);
+    customer(&store, "a1", 5000.0, 20.0, t0()).await;
+    customer(&store, "a2", 50000.0, 80.0, t0()).await;
+    send_event(&store, "a1", "account_created", t0()).await;
+    let engine = Engine::new(project.definitions(), store);
+    engine.tick(t0() - days(7)).await.expect("tick");
+    let first = engine.tick(t0()).await.expect("tick");
+    assert!(first.outbox > 0, "{first:?}");
+    let before = outbox(engine.store()).await;
+    let again = engine.tick(t0()).await.expect("tick");
+    assert!(again.is_idle(), "{again:?}");
+    assert_eq!(again.outbox, 0);
+    assert_eq!(outbox(engine.store()).await, before);
+}
+
+pub async fn condition_entry_fires_once_on_the_edge<S: Store>(store: S) {
+    let project = Project::new(&[("rescue", RESCUE)]);
+    customer(&store, "a1", 5000.0, 20.0, t0()).await;
+    let engine = Engine::new(project.definitions(), store);
+    let report = engine.tick(t0()).await.expect("tick");
+    assert_eq!(report.enrolled, 1);
+    // Utilization 20 puts a 5k account in low touch: the tech-only mail is skipped, the task is made.
+    assert_eq!(outbox(engine.store()).await, ["rescue/call task "]);
+    let first = enrollments(engine.store(), "a1").await.remove(0);
+    assert_eq!(
+        log(engine.store(), &first).await[..4],
+        [
+            "entered: entry condition became true: account.scores.utilization < 40",
+            "nudge skipped: tier `low` is not one of tech",
+            "call queued: task queued",
+            "recovered waiting: until account.scores.utilization >= 60",
+        ]
+    );
+    // Data changes while the condition stays true: no second entry.
+    set_usage(engine.store(), "a1", 25.0, t0() + days(1)).await;
+    let report = engine.tick(t0() + days(1)).await.expect("tick");
+    assert_eq!((report.evaluated, report.enrolled), (1, 0));
+    // Recovery wakes the wait at once, and the journey finishes.
+    set_usage(engine.store(), "a1", 70.0, t0() + days(2)).await;
+    engine.tick(t0() + days(2)).await.expect("tick");
+    let ended = enrollments(engine.store(), "a1").await.remove(0);
+    assert_eq!(
+        (ended.status.as_str(), ended.end_reason.as_deref()),
+        ("exited", Some("finished"))
+    );
+    assert!(
+        log(engine.store(), &ended)
+            .await
+            .contains(&"recovered condition_met: account.scores.utilization >= 60".to_string())
+    );
+    // Falling again re-enters, once the re-entry period (30 days) has passed.
+    set_usage(engine.store(), "a1", 10.0, t0() + days(3)).await;
+    let report = engine.tick(t0() + days(3)).await.expect("tick");
+    assert_eq!(
+        report.enrolled, 0,
+        "re-entry is allowed only 30 days after the last enrollment ended"
+    );
+    set_usage(engine.store(), "a1", 80.0, t0() + days(10)).await;
+    engine.tick(t0() + days(10)).await.expect("tick");
+    set_usage(engine.store(), "a1", 15.0, t0() + days(40)).await;
+    let report = engine.tick(t0() + days(40)).await.expect("tick");
+    assert_eq!(report.enrolled, 1);
+    assert_eq!(enrollments(engine.store(), "a1").await.len(), 2);
+}
+
+pub async fn wait_until_times_out<S: Store>(store: S) {
+    let project = Project::new(&[("rescue", RESCUE)]);
+    customer(&store, "a1", 5000.0, 35.0, t0()).await;
+    let engine = Engine::new(project.definitions(), store);
+    engine.tick(t0()).await.expect("tick");
+    // 35 is below 40 but not below 30: the account stays tech, so it gets the mail, not the task.
+    assert_eq!(
+        outbox(engine.store()).await,
+        ["rescue/nudge email a1-admin"]
+    );
+    let waiting = enrollments(engine.store(), "a1").await.remove(0);
+    assert_eq!(
+        waiting.next_due_at,
+        Some(to_millis(t0() + days(7))),
+        "due when the wait times out"
+    );
+    engine.tick(t0() + days(6)).await.expect("tick");
+    assert_eq!(enrollments(engine.store(), "a1").await[0].status, "active");
+    engine.tick(t0() + days(7)).await.expect("tick");
+    let ended = enrollments(engine.store(), "a1").await.remove(0);
+    assert_eq!(ended.status, "exited");
+    assert!(
+        log(engine.store(), &ended)
+            .await
+            .contains(&"recovered timed_out: timed out after 7days".to_string())
+    );
+    assert_eq!(ended.ended_at.map(from_millis), Some(t0() + days(7)));
+}
+
+pub async fn goal_ends_the_journey_mid_way<S: Store>(store: S) {
+    let project = Project::new(&[("welcome", WELCOME)]);
+    customer(&store, "a1", 5000.0, 50.0, t0()).await;
+    send_event(&store, "a1", "account_created", t0()).await;
+    let engine = Engine::new(project.definitions(), store);
+    engine.tick(t0()).await.expect("tick");
+    set_usage(engine.store(), "a1", 95.0, t0() + days(1)).await;
+    engine.tick(t0() + days(1)).await.expect("tick");
+    let ended = enrollments(engine.store(), "a1").await.remove(0);
+    assert_eq!(
+        (ended.status.as_str(), ended.step_index),
+        ("goal_reached", 1)
+    );
+    engine.tick(t0() + days(3)).await.expect("tick");
+    assert_eq!(
+        outbox(engine.store()).await,
+        ["welcome/hello email a1-admin"],
+        "no mail after the goal"
+    );
+}
+
+pub async fn tier_changes_after_a_utilization_drop<S: Store>(store: S) {
+    let project = Project::new(&[]);
+    customer(&store, "a1", 5000.0, 80.0, t0()).await;
+    let engine = Engine::new(project.definitions(), store);
+    engine.tick(t0()).await.expect("tick");
+    set_usage(engine.store(), "a1", 10.0, t0() + days(1)).await;
+    let report = engine.tick(t0() + days(1)).await.expect("tick");
+    assert_eq!(report.tier_changes, 1);
+    let history = engine.store().tier_history("a1").await.expect("history");
+    let changes: Vec<_> = history
+        .iter()
+        .map(|c| {
+            (
+                c.from.as_deref(),
+                c.to.as_str(),
+                c.rule.as_str(),
+                from_millis(c.at),
+            )
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            (None, "tech", "tier rule 3 (tech): everyone else", t0()),
+            (
+                Some("tech"),
+                "low",
+                "tier rule 2 (low): account.arr >= 10000 || account.scores.utilization < 30",
+                t0() + days(1)
+            ),
+        ]
+    );
+    let state = &engine
+        .store()
+        .load_accounts(&["a1".into()])
+        .await
+        .expect("load")[0];
+    assert_eq!(state.scores["utilization"], 10.0);
+}
+
+pub async fn edited_journey_keeps_running_enrollments_on_their_version<S: Store>(store: S) {
+    let project = Project::new(&[("welcome", WELCOME)]);
+    customer(&store, "a1", 5000.0, 50.0, t0()).await;
+    send_event(&store, "a1", "account_created", t0()).await;
+    let store = {
+        let engine = Engine::new(project.definitions(), store);
+        engine.tick(t0()).await.expect("tick");
+        engine.store().clone()
+    };
+    // The journey is edited mid-flight: a new first step, and the last step renamed.
+    let edited = WELCOME
+        .replace(
+            "  - id: hello\n",
+            "  - id: intro\n    email: { template: tips }\n  - id: hello\n",
+        )
+        .replace("id: tips", "id: tips-v2");
+    project.write_journey("welcome", &edited);
+    let engine = Engine::new(project.definitions(), store);
+    let report = engine.tick(t0() + days(2)).await.expect("tick");
+    assert!(report.full_reevaluation, "definitions changed");
+    // The running enrollment finishes its own version: no `intro`, no repeated `hello`.
+    assert_eq!(
+        outbox(engine.store()).await,
+        [
+            "welcome/hello email a1-admin",
+            "welcome/tips email a1-admin"
+        ]
+    );
+    // A new customer enters the new version.
+    customer(engine.store(), "a2", 5000.0, 50.0, t0()).await;
+    send_event(engine.store(), "a2", "account_created", t0() + days(2)).await;
+    engine.tick(t0() + days(2)).await.expect("tick");
+    let all = outbox(engine.store()).await;
+    assert_eq!(
+        all[2..],
+        [
+            "welcome/intro email a2-admin",
+            "welcome/hello email a2-admin"
+        ]
+    );
+    let versions: Vec<String> = [
+        enrollments(engine.store(), "a1").await,
+        enrollments(engine.store(), "a2").await,
+    ]
+    .concat()
+    .into_iter()
+    .map(|e| e.version_hash)
+    .collect();
+    assert_ne!(versions[0], versions[1]);
+}
+
+pub async fn removed_journey_lets_running_enrollments_finish<S: Store>(store: S) {
+    let project = Project::new(&[("welcome", WELCOME)]);
+    customer(&store, "a1", 5000.0, 50.0, t0()).await;
+    send_event(&store, "a1", "account_created", t0()).await;
+    let store = {
+        let engine = Engine::new(project.definitions(), store);
+        engine.tick(t0()).await.expect("tick");
+        engine.store().clone()
+    };
+    project.remove_journey("welcome");
+    let engine = Engine::new(project.definitions(), store);
+    customer(engine.store(), "a2", 5000.0, 50.0, t0()).await;
+    send_event(engine.store(), "a2", "account_created", t0() + days(1)).await;
+    engine.tick(t0() + days(2)).await.expect("tick");
+    assert_eq!(
+        outbox(engine.store()).await,
+        [
+            "welcome/hello email a1-admin",
+            "welcome/tips email a1-admin"
+        ]
+    );
+    assert_eq!(
+        enrollments(engine.store(), "a1").await[0].status,
+        "completed"
+    );
+    assert!(
+        enrollments(engine.store(), "a2").await.is_empty(),
+        "a removed journey takes no new entries"
+    );
+}
+
+pub async fn schedule_entry_fires_at_its_time<S: Store>(store: S) {
+    let project = Project::new(&[("sweep", SWEEP)]);
+    customer(&store, "a1", 5000.0, 50.0, t0()).await;
+    customer(&store, "a2", 0.0, 50.0, t0()).await;
+    let engine = Engine::new(project.definitions(), store);
+    // First seen on Monday 08:00: the 09:00 run is the first.
+    let report = engine
+        .tick(t0() - chrono::Duration::hours(1))
+        .await
+        .expect("tick");
+    assert_eq!(report.schedule_fires, 0);
+    let report = engine
+        .tick(t0() + chrono::Duration::minutes(30))
+        .await
+        .expect("tick");
+    assert_eq!(
+        (report.schedule_fires, report.enrolled),
+        (1, 1),
+        "only a1 has ARR"
+    );
+    assert_eq!(outbox(engine.store()).await, ["sweep/ping webhook "]);
+    let records = engine.store().recent_outbox(1).await.expect("outbox");
+    assert_eq!(
+        records[0].payload,
+        serde_json::json!({ "endpoint": "crm", "body": { "account": "a1" } })
+    );
+    let report = engine
+        .tick(t0() + chrono::Duration::hours(3))
+        .await
+        .expect("tick");
+    assert_eq!(report.schedule_fires, 0, "each run fires once");
+    let report = engine
+        .tick(t0() + days(7) + chrono::Duration::minutes(1))
+        .await
+        .expect("tick");
+    assert_eq!(
+        (report.schedule_fires, report.enrolled),
+        (1, 0),
+        "re-entry is `never`"
+    );
+}

@@ -1,0 +1,150 @@
+//! The store and engine suite: every case runs on SQLite (a real file) and on PostgreSQL.
+//!
+//! PostgreSQL cases need `TEST_DATABASE_URL` (CI sets it). Without it they are reported as
+//! ignored, with a line saying so, never as passed.
+
+mod contract;
+mod engine;
+mod fixture;
+
+use std::future::Future;
+
+use libtest_mimic::{Arguments, Failed, Trial};
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use touchline::store::{PostgresStore, SqliteStore};
+
+/// A fresh SQLite store in a temporary folder (kept alive by the returned guard).
+pub async fn sqlite() -> (SqliteStore, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("touchline.db").display());
+    match touchline::store::open(&url, dir.path())
+        .await
+        .expect("open sqlite")
+    {
+        touchline::store::AnyStore::Sqlite(store) => (store, dir),
+        touchline::store::AnyStore::Postgres(_) => unreachable!("a sqlite URL opens SQLite"),
+    }
+}
+
+/// A fresh PostgreSQL store in a schema of its own, dropped afterwards.
+#[derive(Debug)]
+pub struct PgSchema {
+    url: String,
+    schema: String,
+}
+
+impl PgSchema {
+    async fn create(url: &str) -> Result<(PostgresStore, PgSchema), Failed> {
+        let schema = format!("touchline_test_{}_{}", std::process::id(), rand_suffix());
+        let mut admin = PgConnection::connect(url)
+            .await
+            .map_err(|e| format!("cannot reach PostgreSQL at {url}: {e}"))?;
+        sqlx::query(&format!("CREATE SCHEMA {schema}"))
+            .execute(&mut admin)
+            .await
+            .map_err(|e| e.to_string())?;
+        let options: PgConnectOptions = url.parse().map_err(|e: sqlx::Error| e.to_string())?;
+        let options = options.options([("search_path", schema.as_str())]);
+        let store = touchline::store::open_postgres(options)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok((
+            store,
+            PgSchema {
+                url: url.to_string(),
+                schema,
+            },
+        ))
+    }
+
+    async fn drop_schema(self) {
+        if let Ok(mut admin) = PgConnection::connect(&self.url).await {
+            let _ = sqlx::query(&format!("DROP SCHEMA {} CASCADE", self.schema))
+                .execute(&mut admin)
+                .await;
+        }
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    u64::from(nanos) * 1000 + NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+fn block_on<F: Future<Output = Result<(), Failed>>>(future: F) -> Result<(), Failed> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?
+        .block_on(future)
+}
+
+/// Registers a case on both databases.
+macro_rules! cases {
+    ($trials:ident, $pg:ident, $($module:ident::$name:ident),* $(,)?) => {
+        $(
+            $trials.push(Trial::test(concat!("sqlite::", stringify!($module), "::", stringify!($name)), || {
+                block_on(async {
+                    let (store, _dir) = sqlite().await;
+                    $module::$name(store).await;
+                    Ok(())
+                })
+            }));
+            let url = $pg.clone();
+            $trials.push(
+                Trial::test(concat!("postgres::", stringify!($module), "::", stringify!($name)), move || {
+                    block_on(async {
+                        let url = url.ok_or("TEST_DATABASE_URL is not set")?;
+                        let (store, schema) = PgSchema::create(&url).await?;
+                        $module::$name(store).await;
+                        schema.drop_schema().await;
+                        Ok(())
+                    })
+                })
+                .with_ignored_flag($pg.is_none()),
+            );
+        )*
+    };
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let pg = std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    if pg.is_none() {
+        println!(
+            "postgres suite not run: TEST_DATABASE_URL is not set (its cases show as ignored)"
+        );
+    }
+    let mut trials = Vec::new();
+    cases!(
+        trials,
+        pg,
+        contract::import_is_idempotent,
+        contract::changes_mark_accounts_dirty_until_evaluated,
+        contract::latest_metric_value_wins,
+        contract::events_are_recorded_once_and_logins_move_last_login,
+        contract::enrollment_moves_are_applied_once,
+        contract::one_active_enrollment_per_subject,
+        contract::a_stale_cursor_drops_the_whole_batch,
+        contract::schedule_firings_are_claimed_once,
+        contract::journey_versions_are_kept,
+        engine::event_entry_runs_steps_and_waits,
+        engine::rerunning_a_pass_at_the_same_time_does_nothing,
+        engine::condition_entry_fires_once_on_the_edge,
+        engine::wait_until_times_out,
+        engine::goal_ends_the_journey_mid_way,
+        engine::tier_changes_after_a_utilization_drop,
+        engine::edited_journey_keeps_running_enrollments_on_their_version,
+        engine::removed_journey_lets_running_enrollments_finish,
+        engine::schedule_entry_fires_at_its_time,
+    );
+    libtest_mimic::run(&args, trials).exit();
+}
