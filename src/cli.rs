@@ -66,6 +66,15 @@ pub enum Command {
         #[arg(long)]
         full: bool,
     },
+    /// Run the engine as a service: passes continuously, the HTTP API, reload on edits.
+    Run {
+        /// Longest time between passes (data arriving through the API starts one sooner).
+        #[arg(long, default_value = "15s", value_parser = parse_duration)]
+        interval: std::time::Duration,
+        /// Address for the HTTP API (default: `http.listen` in touchline.yaml).
+        #[arg(long, value_name = "ADDRESS")]
+        listen: Option<String>,
+    },
     /// Show accounts per tier, enrollments per journey and step, and the outbox.
     Status,
     /// Explain an account: facts, scores and their inputs, tier, and every journey's verdict.
@@ -169,6 +178,7 @@ fn execute(cli: Cli, out: &mut dyn Write) -> Result<i32, String> {
                 .map_err(|e| e.to_string())
         }
         Command::Import { .. }
+        | Command::Run { .. }
         | Command::Tick { .. }
         | Command::Status
         | Command::Explain { .. }
@@ -197,8 +207,10 @@ fn execute(cli: Cli, out: &mut dyn Write) -> Result<i32, String> {
                 .enable_all()
                 .build()
                 .map_err(|e| format!("cannot start the runtime: {e}"))?;
+            init_logging(matches!(cli.command, Command::Run { .. }));
             let context = crate::commands::Context {
                 definitions: std::sync::Arc::new(definitions),
+                config_path: project.config_path.clone(),
                 root,
                 database: cli.database.clone(),
             };
@@ -238,6 +250,21 @@ fn execute(cli: Cli, out: &mut dyn Write) -> Result<i32, String> {
             Ok(0)
         }
     }
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(text).map_err(|e| e.to_string())
+}
+
+/// Logs go to stderr; `RUST_LOG` overrides the level (info for `run`, warnings otherwise).
+fn init_logging(service: bool) {
+    let default = if service { "info" } else { "warn" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// Where the project is, and how to show its paths to the user.

@@ -7,18 +7,20 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 
 use crate::cli::Command;
-use crate::clock::parse_time;
+use crate::clock::{Clock, SystemClock, parse_time};
 use crate::definitions::Definitions;
 use crate::engine::{Engine, PassReport};
 use crate::ingest::{self, Kind};
 use crate::store::{self, AnyStore, Store};
-use crate::{generate, report, with_store};
+use crate::{daemon, generate, report, with_store};
 
 /// What every database command needs.
 #[derive(Debug)]
 pub struct Context {
     /// The project's definitions.
     pub definitions: Arc<Definitions>,
+    /// The project's `touchline.yaml`.
+    pub config_path: PathBuf,
     /// The project folder.
     pub root: PathBuf,
     /// `--database`, overriding `touchline.yaml`.
@@ -148,7 +150,49 @@ pub async fn execute(ctx: Context, command: Command, out: &mut dyn Write) -> Res
             })
         }
         Command::Demo { days, sample } => demo(&ctx, days, &sample, out).await,
+        Command::Run { interval, listen } => {
+            let store = ctx.open(&ctx.database_url()).await?;
+            let options = daemon::Options {
+                config_path: ctx.config_path.clone(),
+                interval,
+                listen,
+                token: None,
+            };
+            let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+            with_store!(store, |s| daemon::run(
+                ctx.definitions.clone(),
+                s,
+                clock,
+                options,
+                shutdown_signal(),
+                None
+            )
+            .await)?;
+            Ok(0)
+        }
         _ => Err("not a database command".into()),
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
     }
 }
 

@@ -1,8 +1,10 @@
 //! touchline: a rules-driven automation engine for customer-success tech-touch journeys.
 
+pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod commands;
+pub mod daemon;
 pub mod definitions;
 pub mod diagnostic;
 pub mod engine;

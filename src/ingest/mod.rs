@@ -225,6 +225,27 @@ pub fn parse_jsonl(
     Ok(parsed)
 }
 
+/// Parses records that arrived as JSON objects (the HTTP API); rows are named `item N`
+/// (0-based, as in the request's array).
+pub fn parse_objects(
+    kind: Kind,
+    objects: Vec<serde_json::Map<String, serde_json::Value>>,
+) -> Parsed {
+    let mut parsed = Parsed::default();
+    let mut seen = HashMap::new();
+    for (index, object) in objects.into_iter().enumerate() {
+        parsed.rows += 1;
+        add_row(
+            kind,
+            &Fields::from_json(object),
+            &format!("item {index}"),
+            &mut parsed,
+            &mut seen,
+        );
+    }
+    parsed
+}
+
 fn add_row(
     kind: Kind,
     fields: &Fields,

@@ -231,3 +231,89 @@ fn schema_prints_the_journey_schema() {
     assert_eq!(schema["title"], "touchline journey");
     assert!(schema["properties"]["steps"].is_object());
 }
+
+#[test]
+fn a_bad_import_row_rejects_the_whole_file() {
+    let project = Project::new().file(
+        "accounts.csv",
+        "id,name,arr,contract_end,region\na1,Acme,12000,2027-01-01,emea\na2,Beta,12k,2027-01-01,amer\na3,Gamma,5000,next year,amer\n",
+    );
+    let output = touchline(&project, &["import", "accounts", "accounts.csv"]);
+    assert_eq!(
+        output.stdout,
+        "accounts.csv: row 3, column `arr`: `12k` is not a number\n\
+         accounts.csv: row 4, column `contract_end`: `next year` is not a date (write 2026-11-23 or 2026-11-23T09:00:00Z)\n\
+         rejected accounts.csv: 2 of 3 rows are bad; nothing was imported (fix them, or pass --skip-bad-rows)\n"
+    );
+    assert_eq!(output.code, 1);
+    let status = touchline(&project, &["status"]);
+    assert!(
+        status.stdout.starts_with("Accounts by tier (0 accounts)\n"),
+        "{}",
+        status.stdout
+    );
+
+    let output = touchline(
+        &project,
+        &["import", "accounts", "accounts.csv", "--skip-bad-rows"],
+    );
+    assert_eq!(output.code, 0);
+    assert!(
+        output
+            .stdout
+            .ends_with("imported accounts.csv: 3 rows, 1 new or changed, 0 unchanged, 2 skipped\n"),
+        "{}",
+        output.stdout
+    );
+    let again = touchline(
+        &project,
+        &["import", "accounts", "accounts.csv", "--skip-bad-rows"],
+    );
+    assert!(
+        again
+            .stdout
+            .ends_with("imported accounts.csv: 3 rows, 0 new or changed, 1 unchanged, 2 skipped\n"),
+        "{}",
+        again.stdout
+    );
+    let tick = touchline(&project, &["tick", "--now", "2026-11-23T09:00:00Z"]);
+    assert!(
+        tick.stdout
+            .starts_with("pass at 2026-11-23 09:00 UTC: 1 accounts evaluated"),
+        "{}",
+        tick.stdout
+    );
+    let explain = touchline(&project, &["explain", "a1", "--now", "2026-11-23"]);
+    assert!(
+        explain.stdout.starts_with("Account a1 — Acme\n"),
+        "{}",
+        explain.stdout
+    );
+    assert!(
+        explain
+            .stdout
+            .contains("  rule 2 → tech  matched: (everyone else)\n"),
+        "{}",
+        explain.stdout
+    );
+}
+
+#[test]
+fn a_bad_jsonl_line_names_its_line_and_field() {
+    let project = Project::new().file(
+        "events.jsonl",
+        "{\"account_id\": \"a1\", \"name\": \"login\", \"at\": \"2026-11-20T10:00:00Z\"}\n\n{\"account_id\": \"a1\", \"name\": \"login\"}\nnot json\n",
+    );
+    let output = touchline(&project, &["import", "events", "events.jsonl"]);
+    assert_eq!(output.code, 1);
+    let lines: Vec<&str> = output.stdout.lines().collect();
+    assert_eq!(
+        lines[0],
+        "events.jsonl: line 3, column `at`: is required but empty"
+    );
+    assert!(
+        lines[1].starts_with("events.jsonl: line 4, column `(line)`: is not a JSON object: "),
+        "{}",
+        lines[1]
+    );
+}

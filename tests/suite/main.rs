@@ -3,6 +3,7 @@
 mod common;
 
 mod cli;
+mod daemon;
 mod examples;
 mod hostile;
 mod validate;

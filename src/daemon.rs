@@ -1,0 +1,165 @@
+//! `touchline run`: the engine as a service. Runs passes continuously (at least every
+//! `interval`, and soon after data arrives), serves the HTTP API, reloads the definitions
+//! when their files change (a broken edit is logged and the previous version keeps
+//! running), and stops cleanly when asked.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{Notify, oneshot};
+
+use crate::api::{self, ApiState};
+use crate::clock::Clock;
+use crate::definitions::{self, Definitions};
+use crate::diagnostic;
+use crate::engine::Engine;
+use crate::store::Store;
+
+/// How `run` behaves.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The project's `touchline.yaml`.
+    pub config_path: PathBuf,
+    /// Longest time between passes.
+    pub interval: Duration,
+    /// Address for the HTTP API (`None`: the one in `touchline.yaml`).
+    pub listen: Option<String>,
+    /// The API token (`None`: read from the environment variable the settings name).
+    pub token: Option<String>,
+}
+
+/// Files whose change means the definitions must be reloaded: their paths, sizes and
+/// modification times.
+fn stamp(root: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+    let mut files = vec![root.join(definitions::CONFIG_FILE)];
+    for folder in ["journeys", "scripts", "templates"] {
+        if let Ok(entries) = std::fs::read_dir(root.join(folder)) {
+            files.extend(entries.filter_map(|e| e.ok().map(|e| e.path())));
+        }
+    }
+    files.sort();
+    files
+        .into_iter()
+        .map(|path| {
+            let meta = std::fs::metadata(&path).ok();
+            let (size, modified) = meta.map_or((0, None), |m| (m.len(), m.modified().ok()));
+            (path, size, modified)
+        })
+        .collect()
+}
+
+fn reload(config_path: &Path) -> Result<Definitions, String> {
+    let loaded = definitions::load(config_path, Path::new(""));
+    match loaded.definitions {
+        Some(definitions) => Ok(definitions),
+        None => Err(diagnostic::render_all(&loaded.diagnostics, &loaded.sources)),
+    }
+}
+
+/// Runs until `shutdown` completes. `ready` receives the API's address once it listens.
+pub async fn run<S: Store>(
+    definitions: Arc<Definitions>,
+    store: S,
+    clock: Arc<dyn Clock>,
+    options: Options,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    ready: Option<oneshot::Sender<SocketAddr>>,
+) -> Result<(), String> {
+    let wake = Arc::new(Notify::new());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+
+    let http = &definitions.config.http;
+    let token_env = http
+        .token_env
+        .clone()
+        .unwrap_or_else(|| "TOUCHLINE_API_TOKEN".into());
+    let token = options
+        .token
+        .clone()
+        .or_else(|| std::env::var(&token_env).ok())
+        .filter(|t| !t.is_empty());
+    let server = match token {
+        None => {
+            tracing::warn!("HTTP API off: set {token_env} to the bearer token clients must send");
+            None
+        }
+        Some(token) => {
+            let listen = options
+                .listen
+                .clone()
+                .or_else(|| http.listen.clone())
+                .unwrap_or_else(|| "127.0.0.1:8080".into());
+            let listener = tokio::net::TcpListener::bind(&listen)
+                .await
+                .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+            let address = listener.local_addr().map_err(|e| e.to_string())?;
+            tracing::info!("HTTP API listening on http://{address}");
+            if let Some(ready) = ready {
+                let _ = ready.send(address);
+            }
+            let state = Arc::new(ApiState {
+                store: store.clone(),
+                token,
+                wake: wake.clone(),
+            });
+            let mut stop = stop_rx.clone();
+            let serve =
+                axum::serve(listener, api::router(state)).with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                });
+            Some(tokio::spawn(async move { serve.await }))
+        }
+    };
+
+    let root = options
+        .config_path
+        .parent()
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let mut files = stamp(&root);
+    let mut engine = Engine::new(definitions, store.clone());
+    let mut stop = stop_rx.clone();
+    loop {
+        let now = clock.now();
+        match engine.tick(now).await {
+            Ok(report) if !report.is_idle() => {
+                tracing::info!("{}", crate::commands::describe_pass(now, &report))
+            }
+            Ok(_) => tracing::debug!("pass at {now}: nothing to do"),
+            Err(e) => tracing::error!("pass at {now} failed: {e}"),
+        }
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => break,
+            _ = tokio::time::sleep(options.interval) => {}
+            _ = wake.notified() => {}
+        }
+        let current = stamp(&root);
+        if current != files {
+            files = current;
+            match reload(&options.config_path) {
+                Ok(definitions) => {
+                    tracing::info!(
+                        "definitions changed: reloaded {} journeys",
+                        definitions.journeys.len()
+                    );
+                    engine = Engine::new(Arc::new(definitions), store.clone());
+                }
+                Err(problems) => tracing::error!(
+                    "definitions changed but do not validate; the previous version keeps running:\n{problems}"
+                ),
+            }
+        }
+    }
+    tracing::info!("stopping");
+    if let Some(server) = server {
+        let _ = server.await;
+    }
+    Ok(())
+}

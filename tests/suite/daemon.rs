@@ -1,0 +1,187 @@
+//! `touchline run` as a service: the HTTP API, passes after data arrives, reloading
+//! definitions, and a clean stop on SIGTERM.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::common::{Project, journey_with_steps};
+
+struct Service {
+    child: Child,
+    address: String,
+    log: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Service {
+    fn start(project: &Project) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_touchline"))
+            .args(["run", "--interval", "300ms", "--listen", "127.0.0.1:0"])
+            .current_dir(project.root())
+            .env("TOUCHLINE_API_TOKEN", "s3cret")
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("touchline run starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, log) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut service = Self {
+            child,
+            address: String::new(),
+            log,
+            seen: Vec::new(),
+        };
+        let line = service.wait_for("HTTP API listening on http://");
+        service.address = line
+            .rsplit("http://")
+            .next()
+            .expect("address")
+            .trim()
+            .to_string();
+        service
+    }
+
+    /// Waits (up to 20 s) for a log line containing `text`.
+    fn wait_for(&mut self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.log.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(text) {
+                        return line;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        panic!(
+            "no log line with `{text}`; the log was:\n{}",
+            self.seen.join("\n")
+        );
+    }
+
+    /// Sends an HTTP/1.1 request; returns the status code and body.
+    fn request(&self, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
+        let mut stream = TcpStream::connect(&self.address).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.address,
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).expect("write");
+        let mut response = String::new();
+        let _ = stream.read_to_string(&mut response);
+        let status = response
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+        (status, body)
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn status(project: &Project) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_touchline"))
+        .arg("status")
+        .current_dir(project.root())
+        .output()
+        .expect("status");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn the_service_takes_data_over_http_and_stops_cleanly() {
+    let project = Project::new().journey(
+        "hello",
+        &journey_with_steps("  - email: { template: welcome }\n"),
+    );
+    let mut service = Service::start(&project);
+
+    assert_eq!(
+        service.request("GET", "/healthz", None, ""),
+        (200, "ok".to_string())
+    );
+    let account = r#"{"name": "Acme", "arr": 12000, "goals": ["cost_reduction"]}"#;
+    let (code, body) = service.request("PUT", "/v1/accounts/a1", None, account);
+    assert_eq!(code, 401, "{body}");
+    assert_eq!(body, r#"{"error":"missing or wrong bearer token"}"#);
+
+    let bad = r#"[{"id": "a2", "name": "Beta", "arr": "lots"}, {"id": "a3"}]"#;
+    let (code, body) = service.request("POST", "/v1/accounts", Some("s3cret"), bad);
+    assert_eq!(code, 422);
+    let body: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(body["error"], "2 of 2 records are bad; nothing was stored");
+    assert_eq!(
+        body["problems"][0],
+        "item 0, column `arr`: `lots` is not a number"
+    );
+    assert_eq!(
+        body["problems"][1],
+        "item 1, column `name`: is required but empty"
+    );
+    let (code, body) = service.request("POST", "/v1/accounts", Some("s3cret"), "{not json");
+    assert_eq!(code, 400, "{body}");
+    let (code, _) = service.request(
+        "PUT",
+        "/v1/accounts/a1",
+        Some("s3cret"),
+        r#"{"id": "other", "name": "X"}"#,
+    );
+    assert_eq!(code, 400);
+    let huge = format!("[{}]", vec![r#"{"id":"x","name":"y"}"#; 500_000].join(","));
+    let (code, _) = service.request("POST", "/v1/accounts", Some("s3cret"), &huge);
+    assert_eq!(code, 413, "bodies over the limit are refused");
+
+    let (code, body) = service.request("PUT", "/v1/accounts/a1", Some("s3cret"), account);
+    assert_eq!(
+        (code, body.as_str()),
+        (200, r#"{"changed":1,"received":1,"unchanged":0}"#)
+    );
+    service.wait_for("1 accounts evaluated");
+    assert!(
+        status(&project).starts_with("Accounts by tier (1 accounts)\n  tech "),
+        "{}",
+        status(&project)
+    );
+
+    // A broken edit is rejected and the previous definitions keep running; a fix is picked up.
+    std::fs::write(project.path("journeys/hello.yaml"), "name: [broken\n").expect("write");
+    service.wait_for("definitions changed but do not validate; the previous version keeps running");
+    std::fs::write(
+        project.path("journeys/hello.yaml"),
+        journey_with_steps("  - wait: 1d\n"),
+    )
+    .expect("write");
+    service.wait_for("definitions changed: reloaded 1 journeys");
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &service.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    service.wait_for("stopping");
+    let exit = service.child.wait().expect("exit");
+    assert!(exit.success(), "{exit:?}");
+}
