@@ -94,35 +94,21 @@ fn authorized(headers: &HeaderMap, token: &str) -> bool {
             == 0
 }
 
-fn objects(body: &Bytes) -> Result<Vec<Map<String, Value>>, Response> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        error(
-            StatusCode::BAD_REQUEST,
-            format!("the body is not valid JSON: {e}"),
-            Vec::new(),
-        )
-    })?;
+/// The JSON objects in a body (one object, or an array of them), or why there are none.
+fn objects(body: &Bytes) -> Result<Vec<Map<String, Value>>, String> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| format!("the body is not valid JSON: {e}"))?;
     let items = match value {
         Value::Array(items) => items,
         Value::Object(object) => vec![Value::Object(object)],
-        _ => {
-            return Err(error(
-                StatusCode::BAD_REQUEST,
-                "the body must be a JSON object or an array of objects",
-                Vec::new(),
-            ));
-        }
+        _ => return Err("the body must be a JSON object or an array of objects".into()),
     };
     items
         .into_iter()
         .enumerate()
         .map(|(i, item)| match item {
             Value::Object(object) => Ok(object),
-            _ => Err(error(
-                StatusCode::BAD_REQUEST,
-                format!("item {i} is not a JSON object"),
-                Vec::new(),
-            )),
+            _ => Err(format!("item {i} is not a JSON object")),
         })
         .collect()
 }
@@ -172,7 +158,7 @@ async fn bulk<S: Store, K: RecordKind>(
     }
     match objects(&body) {
         Ok(objects) => store_objects(&state, K::KIND, objects).await,
-        Err(response) => response,
+        Err(reason) => error(StatusCode::BAD_REQUEST, reason, Vec::new()),
     }
 }
 
@@ -198,7 +184,7 @@ async fn single<S: Store, K: RecordKind>(
                 Vec::new(),
             );
         }
-        Err(response) => return response,
+        Err(reason) => return error(StatusCode::BAD_REQUEST, reason, Vec::new()),
     };
     match objects[0].get("id") {
         Some(Value::String(given)) if *given != id => {
