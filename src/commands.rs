@@ -218,6 +218,9 @@ pub fn describe_pass(now: DateTime<Utc>, r: &PassReport) -> String {
     text
 }
 
+/// Imports a file in two reads: the first finds every bad row (nothing is written if there
+/// is one, unless skipping was asked for), the second streams the good rows into the store
+/// in one transaction. Memory stays bounded whatever the file's size.
 async fn import<S: Store>(
     store: &S,
     kind: Kind,
@@ -226,55 +229,86 @@ async fn import<S: Store>(
     out: &mut dyn Write,
 ) -> Result<i32, String> {
     let bar = indicatif::ProgressBar::new_spinner();
-    bar.set_message(format!("reading {}", file.display()));
-    let mut progress = |rows: u64| {
-        bar.set_message(format!("reading {}: {rows} rows", file.display()));
-        bar.tick();
+    bar.set_message(format!("checking {}", file.display()));
+    let scan = ingest::FileReader::open(kind, file)
+        .map_err(|e| e.to_string())?
+        .scan(&mut |rows| {
+            bar.set_message(format!("checking {}: {rows} rows", file.display()));
+            bar.tick();
+        });
+    bar.finish_and_clear();
+    let report_bad = |out: &mut dyn Write, prefix: &str| -> Result<(), String> {
+        for bad in scan.bad.iter().take(20) {
+            writeln!(out, "{prefix}{}: {bad}", file.display()).map_err(io)?;
+        }
+        if scan.bad_count > 20 {
+            writeln!(out, "… and {} more bad rows", scan.bad_count - 20).map_err(io)?;
+        }
+        Ok(())
     };
-    let parsed = ingest::parse_file(kind, file, &mut progress).map_err(|e| e.to_string())?;
-    if !parsed.bad.is_empty() && !skip_bad_rows {
-        bar.finish_and_clear();
-        for bad in parsed.bad.iter().take(20) {
-            writeln!(out, "{}: {bad}", file.display()).map_err(io)?;
-        }
-        if parsed.bad.len() > 20 {
-            writeln!(out, "… and {} more bad rows", parsed.bad.len() - 20).map_err(io)?;
-        }
+    if scan.bad_count > 0 && !skip_bad_rows {
+        report_bad(out, "")?;
         writeln!(
             out,
             "rejected {}: {} of {} rows are bad; nothing was imported (fix them, or pass --skip-bad-rows)",
             file.display(),
-            parsed.bad.len(),
-            parsed.rows
+            scan.bad_count,
+            scan.rows
         )
         .map_err(io)?;
         return Ok(1);
     }
-    bar.set_message(format!("writing {} rows", parsed.rows - parsed.bad.len()));
-    bar.enable_steady_tick(std::time::Duration::from_millis(120));
-    let outcome = store
-        .import(&parsed.import)
-        .await
-        .map_err(|e| e.to_string())?;
-    bar.finish_and_clear();
-    for bad in &parsed.bad {
-        writeln!(out, "skipped {}: {bad}", file.display()).map_err(io)?;
+    let bar = indicatif::ProgressBar::new(scan.rows as u64);
+    if scan.rows >= 5000 {
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:30}] {pos}/{len} rows ({per_sec}, {eta})",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar.set_message(format!("importing {}", file.display()));
+    } else {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
+    let reader = ingest::FileReader::open(kind, file).map_err(|e| e.to_string())?;
+    let tracked = ProgressChunks {
+        reader,
+        bar: bar.clone(),
+    };
+    let outcome = store.import_all(tracked).await.map_err(|e| e.to_string())?;
+    bar.finish_and_clear();
+    report_bad(out, "skipped ")?;
     writeln!(
         out,
         "imported {}: {} rows, {} new or changed, {} unchanged{}",
         file.display(),
-        parsed.rows,
+        scan.rows,
         outcome.changed,
         outcome.unchanged,
-        if parsed.bad.is_empty() {
+        if scan.bad_count == 0 {
             String::new()
         } else {
-            format!(", {} skipped", parsed.bad.len())
+            format!(", {} skipped", scan.bad_count)
         }
     )
     .map_err(io)?;
     Ok(0)
+}
+
+/// File chunks that move a progress bar as they are read.
+struct ProgressChunks {
+    reader: ingest::FileReader,
+    bar: indicatif::ProgressBar,
+}
+
+impl Iterator for ProgressChunks {
+    type Item = crate::store::Import;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let chunk = self.reader.next_chunk();
+        self.bar.set_position(self.reader.rows_read as u64);
+        chunk
+    }
 }
 
 /// The README's first command: the bundled example, end to end, in a fresh demo database.
@@ -307,7 +341,9 @@ async fn demo(ctx: &Context, days: i64, sample: &Path, out: &mut dyn Write) -> R
         (Kind::Events, "events.jsonl"),
     ] {
         let file = sample.join(name);
-        let parsed = ingest::parse_file(kind, &file, &mut |_| {}).map_err(|e| e.to_string())?;
+        let parsed = ingest::FileReader::open(kind, &file)
+            .map_err(|e| e.to_string())?
+            .read_all();
         if let Some(bad) = parsed.bad.first() {
             return Err(format!("{}: {bad}", file.display()));
         }

@@ -277,6 +277,12 @@ pub struct TierChange {
 pub trait Store: Clone + Send + Sync + 'static {
     /// Writes an import in one transaction. Identical rows change nothing.
     fn import(&self, import: &Import) -> impl Future<Output = Result<ImportOutcome>> + Send;
+    /// Writes chunks of records (a large file, read as it is written) in one transaction:
+    /// all of them or, if anything fails, none.
+    fn import_all(
+        &self,
+        chunks: impl Iterator<Item = Import> + Send,
+    ) -> impl Future<Output = Result<ImportOutcome>> + Send;
     /// Ids of accounts whose inputs changed since they were last evaluated, after `after`.
     fn dirty_accounts(
         &self,

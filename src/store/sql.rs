@@ -387,14 +387,23 @@ macro_rules! store_impl {
 
         impl Store for $name {
             async fn import(&self, import: &Import) -> Result<ImportOutcome> {
-                let total = (import.accounts.len() + import.contacts.len() + import.metrics.len() + import.events.len()) as u64;
+                self.import_all(std::iter::once(import.clone())).await
+            }
+
+            async fn import_all(&self, chunks: impl Iterator<Item = Import> + Send) -> Result<ImportOutcome> {
                 let mut tx = self.pool.begin().await?;
-                let mut changed = Self::import_accounts(&mut tx, &import.accounts).await?;
-                changed += Self::import_contacts(&mut tx, &import.contacts).await?;
-                changed += Self::import_metrics(&mut tx, &import.metrics).await?;
-                changed += Self::import_events(&mut tx, &import.events).await?;
+                let mut outcome = ImportOutcome::default();
+                for import in chunks {
+                    let total = (import.accounts.len() + import.contacts.len() + import.metrics.len() + import.events.len()) as u64;
+                    let mut changed = Self::import_accounts(&mut tx, &import.accounts).await?;
+                    changed += Self::import_contacts(&mut tx, &import.contacts).await?;
+                    changed += Self::import_metrics(&mut tx, &import.metrics).await?;
+                    changed += Self::import_events(&mut tx, &import.events).await?;
+                    outcome.changed += changed;
+                    outcome.unchanged += total.saturating_sub(changed);
+                }
                 tx.commit().await?;
-                Ok(ImportOutcome { changed, unchanged: total.saturating_sub(changed) })
+                Ok(outcome)
             }
 
             async fn dirty_accounts(&self, after: &str, limit: i64) -> Result<Vec<String>> {
