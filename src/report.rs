@@ -114,7 +114,11 @@ pub async fn explain<S: Store>(
     account_id: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<String>, StoreError> {
-    let Some(mut state) = store.load_accounts(&[account_id.to_string()]).await?.pop() else {
+    let Some(mut state) = store
+        .load_accounts(&[account_id.to_string()], true)
+        .await?
+        .pop()
+    else {
         return Ok(None);
     };
     let a = &state.account;

@@ -17,6 +17,7 @@ CREATE TABLE accounts (
     last_login_at     BIGINT,
     attributes        TEXT NOT NULL DEFAULT '{}',
     row_hash          TEXT NOT NULL DEFAULT '',
+    metrics           TEXT NOT NULL DEFAULT '{}',
     scores            TEXT NOT NULL DEFAULT '{}',
     tier              TEXT,
     tier_rule         TEXT,

@@ -65,6 +65,8 @@ pub struct PassReport {
     pub rule_errors: u64,
     /// Whether every account was re-evaluated because the definitions changed.
     pub full_reevaluation: bool,
+    /// Milliseconds spent in each phase: changed accounts, events, schedules, due enrollments.
+    pub phase_ms: [u64; 4],
 }
 
 impl PassReport {
@@ -91,6 +93,9 @@ pub enum EngineError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    /// A background task of the pass failed.
+    #[error("a pass task failed: {0}")]
+    Task(String),
 }
 
 /// Compiled journey versions by (journey id, version hash); `None` for a version that no
@@ -111,6 +116,17 @@ impl<S: Store> std::fmt::Debug for Engine<S> {
             .field("journeys", &self.definitions.journeys.len())
             .finish_non_exhaustive()
     }
+}
+
+/// Accounts read for evaluation, with their enrollments and entry edges.
+#[derive(Debug, Clone, Default)]
+pub struct LoadedBatch {
+    /// The accounts.
+    pub states: Vec<AccountState>,
+    /// Their enrollments, by account.
+    pub enrollments: BTreeMap<String, Vec<Enrollment>>,
+    /// Entry conditions currently true.
+    pub edges: HashSet<SubjectKey>,
 }
 
 /// The subjects of a journey at an account: the account itself, or each of its contacts.
@@ -134,6 +150,12 @@ impl<S: Store> Engine<S> {
     pub fn new(definitions: Arc<Definitions>, store: S) -> Self {
         let mut templates = Environment::new();
         templates.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
+        // Every template text is compiled once, keyed by its source.
+        for source in template_sources(&definitions) {
+            if let Err(error) = templates.add_template_owned(source.clone(), source) {
+                tracing::warn!("template does not compile: {error}");
+            }
+        }
         Self {
             definitions,
             store,
@@ -165,10 +187,19 @@ impl<S: Store> Engine<S> {
         let mut report = PassReport::default();
         self.remember_versions(now).await?;
         report.full_reevaluation = self.reevaluate_if_definitions_changed().await?;
+        let mut started = std::time::Instant::now();
+        let mut lap = |report: &mut PassReport, phase: usize| {
+            report.phase_ms[phase] = started.elapsed().as_millis() as u64;
+            started = std::time::Instant::now();
+        };
         self.evaluate_changed(now, &mut report).await?;
+        lap(&mut report, 0);
         self.process_events(now, &mut report).await?;
+        lap(&mut report, 1);
         self.fire_schedules(now, &mut report).await?;
+        lap(&mut report, 2);
         self.advance_due(now, &mut report).await?;
+        lap(&mut report, 3);
         Ok(report)
     }
 
@@ -269,32 +300,80 @@ impl<S: Store> Engine<S> {
 
     // Phase 1 ------------------------------------------------------------------------------
 
+    /// Evaluates every changed account. Storage work runs beside the rules: while one batch
+    /// is evaluated, the next is read and the previous one written, each in a task of its own.
     async fn evaluate_changed(
         &self,
         now: DateTime<Utc>,
         report: &mut PassReport,
     ) -> Result<(), EngineError> {
-        let mut after = String::new();
+        let mut ids = self.store.dirty_accounts("", BATCH as i64).await?;
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut loading = tokio::spawn(load_batch(
+            self.store.clone(),
+            ids.clone(),
+            self.contact_rules(),
+        ));
+        let mut writing: Option<
+            tokio::task::JoinHandle<Result<store::Applied, store::StoreError>>,
+        > = None;
         loop {
-            let ids = self.store.dirty_accounts(&after, BATCH as i64).await?;
-            let Some(last) = ids.last() else { break };
-            after = last.clone();
-            let changes = self.evaluate_accounts(&ids, now, report).await?;
-            let applied = self.store.apply(&changes).await?;
-            report.add(applied);
+            let batch = loading.await.map_err(join_error)??;
+            let after = ids.last().cloned().unwrap_or_default();
+            ids = self.store.dirty_accounts(&after, BATCH as i64).await?;
+            let next = (!ids.is_empty()).then(|| {
+                tokio::spawn(load_batch(
+                    self.store.clone(),
+                    ids.clone(),
+                    self.contact_rules(),
+                ))
+            });
+            let changes = self.evaluate_loaded(batch, now, report).await?;
+            if let Some(previous) = writing.take() {
+                report.add(previous.await.map_err(join_error)??);
+            }
+            let store = self.store.clone();
+            writing = Some(tokio::spawn(async move { store.apply(&changes).await }));
+            match next {
+                Some(next) => loading = next,
+                None => break,
+            }
+        }
+        if let Some(last) = writing {
+            report.add(last.await.map_err(join_error)??);
         }
         Ok(())
     }
 
-    async fn evaluate_accounts(
+    /// Whether evaluation needs contacts whatever the enrollments: a contact journey entered
+    /// by condition.
+    fn contact_rules(&self) -> bool {
+        self.definitions.journeys.values().any(|j| {
+            j.file.audience == Audience::Contacts && matches!(j.file.entry, Entry::Condition(_))
+        })
+    }
+
+    /// Reads what evaluating these accounts needs: their data, enrollments and entry edges.
+    pub async fn load_batch(&self, ids: &[String]) -> Result<LoadedBatch, EngineError> {
+        load_batch(self.store.clone(), ids.to_vec(), self.contact_rules()).await
+    }
+
+    /// Evaluates loaded accounts: scores, tier, goal and exit of running enrollments, and
+    /// entry conditions. Reads nothing from the store for journeys whose version is cached,
+    /// which is what the benchmark's floor measures.
+    pub async fn evaluate_loaded(
         &self,
-        ids: &[String],
+        batch: LoadedBatch,
         now: DateTime<Utc>,
         report: &mut PassReport,
     ) -> Result<Changes, EngineError> {
-        let states = self.store.load_accounts(ids).await?;
-        let enrollments = group_by_account(self.store.enrollments_of(ids).await?);
-        let edges: HashSet<SubjectKey> = self.store.edges_of(ids).await?.into_iter().collect();
+        let LoadedBatch {
+            states,
+            enrollments,
+            edges,
+        } = batch;
         let mut changes = Changes {
             now: to_millis(now),
             ..Changes::default()
@@ -444,7 +523,7 @@ impl<S: Store> Engine<S> {
                 .collect();
             let states: HashMap<String, AccountState> = self
                 .store
-                .load_accounts(&ids)
+                .load_accounts(&ids, true)
                 .await?
                 .into_iter()
                 .map(|s| (s.account.id.clone(), s))
@@ -587,7 +666,8 @@ impl<S: Store> Engine<S> {
                 let ids = self.store.account_ids(&after, BATCH as i64).await?;
                 let Some(last) = ids.last() else { break };
                 after = last.clone();
-                let states = self.store.load_accounts(&ids).await?;
+                let with_contacts = journey.file.audience == Audience::Contacts;
+                let states = self.store.load_accounts(&ids, with_contacts).await?;
                 let enrollments = group_by_account(self.store.enrollments_of(&ids).await?);
                 let mut changes = Changes {
                     now: to_millis(now),
@@ -637,7 +717,7 @@ impl<S: Store> Engine<S> {
                 .collect();
             let states: HashMap<String, AccountState> = self
                 .store
-                .load_accounts(&ids)
+                .load_accounts(&ids, true)
                 .await?
                 .into_iter()
                 .map(|s| (s.account.id.clone(), s))
@@ -683,6 +763,65 @@ impl<S: Store> Engine<S> {
         }
         Ok(())
     }
+}
+
+/// Reads a batch of accounts for evaluation. Contacts are read only when a rule may look at
+/// one: a contact journey entered by condition, or a running contact enrollment.
+async fn load_batch<S: Store>(
+    store: S,
+    ids: Vec<String>,
+    contact_rules: bool,
+) -> Result<LoadedBatch, EngineError> {
+    let enrollments = group_by_account(store.enrollments_of(&ids).await?);
+    let contact_enrollments = enrollments
+        .values()
+        .flatten()
+        .any(|e| e.status == "active" && !e.contact_id.is_empty());
+    Ok(LoadedBatch {
+        states: store
+            .load_accounts(&ids, contact_rules || contact_enrollments)
+            .await?,
+        enrollments,
+        edges: store.edges_of(&ids).await?.into_iter().collect(),
+    })
+}
+
+fn join_error(error: tokio::task::JoinError) -> EngineError {
+    EngineError::Task(error.to_string())
+}
+
+/// Every template text the definitions hold: mail parts, task texts, webhook body strings.
+fn template_sources(definitions: &Definitions) -> Vec<String> {
+    fn strings(value: &serde_json::Value, out: &mut Vec<String>) {
+        match value {
+            serde_json::Value::String(s) => out.push(s.clone()),
+            serde_json::Value::Array(items) => items.iter().for_each(|v| strings(v, out)),
+            serde_json::Value::Object(map) => map.values().for_each(|v| strings(v, out)),
+            _ => {}
+        }
+    }
+    let mut sources = Vec::new();
+    for template in definitions.template_files.values() {
+        sources.extend([template.subject.clone(), template.text.clone()]);
+        sources.extend(template.html.clone());
+    }
+    for step in definitions.journeys.values().flat_map(|j| &j.steps) {
+        match &step.action {
+            crate::definitions::Action::Task(task) => {
+                sources.push(task.title.clone());
+                sources.extend(task.description.clone());
+            }
+            crate::definitions::Action::Webhook(webhook) => {
+                if let Some(body) = &webhook.body {
+                    strings(body, &mut sources);
+                }
+            }
+            _ => {}
+        }
+    }
+    sources.sort();
+    sources.dedup();
+    sources
 }
 
 fn failed(enrollment: &Enrollment, reason: &str) -> EnrollmentUpdate {

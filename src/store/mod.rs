@@ -297,10 +297,11 @@ pub trait Store: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<String>>> + Send;
     /// Marks every account for re-evaluation (rules changed, or on request).
     fn mark_all_dirty(&self) -> impl Future<Output = Result<u64>> + Send;
-    /// Accounts with metrics, scores, tier and contacts.
+    /// Accounts with metrics, scores and tier, sorted by id; with their contacts if asked.
     fn load_accounts(
         &self,
         ids: &[String],
+        with_contacts: bool,
     ) -> impl Future<Output = Result<Vec<AccountState>>> + Send;
     /// All enrollments (any status) of these accounts.
     fn enrollments_of(

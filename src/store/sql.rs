@@ -20,7 +20,7 @@ use crate::model::{Account, AccountState, Contact, Event, MetricValue};
 const CHUNK: usize = 500;
 
 const ACCOUNT_COLUMNS: &str = "id, name, plan, arr, mrr, industry, owner, timezone, goals, status, contract_start, \
-     contract_end, created_at, last_login_at, attributes, row_hash, scores, tier, data_version";
+     contract_end, created_at, last_login_at, attributes, row_hash, metrics, scores, tier, data_version";
 
 const CONTACT_COLUMNS: &str = "id, account_id, email, name, first_name, role, locale, timezone, subscribed, created_at, last_login_at, attributes";
 
@@ -59,7 +59,7 @@ fn dedupe_metrics(metrics: &[MetricValue]) -> (Vec<&MetricValue>, Vec<&MetricVal
 }
 
 macro_rules! store_impl {
-    ($name:ident, $db:ty, $pool:ty, $doc:literal) => {
+    ($name:ident, $db:ty, $pool:ty, $doc:literal, $metrics_json:literal) => {
         #[doc = $doc]
         #[derive(Debug, Clone)]
         pub struct $name {
@@ -134,7 +134,7 @@ macro_rules! store_impl {
                 };
                 Ok(AccountState {
                     account,
-                    metrics: BTreeMap::new(),
+                    metrics: from_json(&row.try_get::<String, _>("metrics")?)?,
                     scores: from_json(&row.try_get::<String, _>("scores")?)?,
                     tier: row.try_get("tier")?,
                     data_version: row.try_get("data_version")?,
@@ -278,7 +278,22 @@ macro_rules! store_impl {
                         changed_accounts.insert(row.try_get("account_id")?);
                     }
                 }
-                Self::touch_accounts(tx, changed_accounts.into_iter().collect()).await?;
+                // Accounts carry their latest metrics as one JSON object, so evaluation reads
+                // one row per account.
+                let ids: Vec<String> = changed_accounts.into_iter().collect();
+                for chunk in ids.chunks(CHUNK) {
+                    let mut query = QueryBuilder::<$db>::new(format!(
+                        "UPDATE accounts SET data_version = data_version + 1, metrics = \
+                         (SELECT {} FROM account_metrics m WHERE m.account_id = accounts.id) WHERE id IN (",
+                        $metrics_json
+                    ));
+                    let mut list = query.separated(", ");
+                    for id in chunk {
+                        list.push_bind(id);
+                    }
+                    query.push(")");
+                    query.build().execute(&mut **tx).await?;
+                }
                 Ok(changed)
             }
 
@@ -332,56 +347,90 @@ macro_rules! store_impl {
                 Ok(changed)
             }
 
+            /// Writes evaluations with one multi-row statement per chunk.
             async fn apply_evaluations(tx: &mut sqlx::Transaction<'_, $db>, changes: &Changes) -> Result<()> {
-                for e in &changes.evaluations {
-                    let (tier, rule) = e.tier.clone().unzip();
-                    sqlx::query(
-                        "UPDATE accounts SET scores = $2, tier = $3, tier_rule = $4, \
-                         evaluated_version = CASE WHEN evaluated_version > $5 THEN evaluated_version ELSE $5 END \
-                         WHERE id = $1",
-                    )
-                    .bind(&e.account_id)
-                    .bind(to_json(&e.scores))
-                    .bind(&tier)
-                    .bind(&rule)
-                    .bind(e.data_version)
-                    .execute(&mut **tx)
-                    .await?;
-                    for (name, value) in &e.changed_scores {
-                        sqlx::query("INSERT INTO score_history (account_id, name, value, at) VALUES ($1, $2, $3, $4)")
-                            .bind(&e.account_id)
-                            .bind(name)
-                            .bind(*value)
-                            .bind(changes.now)
-                            .execute(&mut **tx)
-                            .await?;
-                    }
-                    if let (Some(from), Some(to), Some(rule)) = (&e.tier_changed_from, &tier, &rule) {
-                        sqlx::query(
-                            "INSERT INTO tier_changes (account_id, from_tier, to_tier, rule, at) VALUES ($1, $2, $3, $4, $5)",
-                        )
-                        .bind(&e.account_id)
-                        .bind(from)
-                        .bind(to)
-                        .bind(rule)
-                        .bind(changes.now)
-                        .execute(&mut **tx)
-                        .await?;
-                    }
+                for chunk in changes.evaluations.chunks(CHUNK) {
+                    let mut query = QueryBuilder::<$db>::new("WITH v (id, scores, tier, tier_rule, version) AS (");
+                    query.push_values(chunk, |mut row, e| {
+                        let (tier, rule) = e.tier.clone().unzip();
+                        row.push_bind(e.account_id.clone()).push_bind(to_json(&e.scores)).push_bind(tier).push_bind(rule).push_bind(e.data_version);
+                    });
+                    query.push(
+                        ") UPDATE accounts SET scores = v.scores, tier = v.tier, tier_rule = v.tier_rule, \
+                         evaluated_version = CASE WHEN accounts.evaluated_version > v.version \
+                         THEN accounts.evaluated_version ELSE v.version END \
+                         FROM v WHERE accounts.id = v.id",
+                    );
+                    query.build().execute(&mut **tx).await?;
+                }
+                let scores: Vec<(&str, &str, f64)> = changes
+                    .evaluations
+                    .iter()
+                    .flat_map(|e| e.changed_scores.iter().map(move |(name, value)| (e.account_id.as_str(), name.as_str(), *value)))
+                    .collect();
+                for chunk in scores.chunks(CHUNK) {
+                    let mut query = QueryBuilder::<$db>::new("INSERT INTO score_history (account_id, name, value, at) ");
+                    query.push_values(chunk, |mut row, (account, name, value)| {
+                        row.push_bind(*account).push_bind(*name).push_bind(*value).push_bind(changes.now);
+                    });
+                    query.build().execute(&mut **tx).await?;
+                }
+                let tiers: Vec<(&str, Option<&str>, &str, &str)> = changes
+                    .evaluations
+                    .iter()
+                    .filter_map(|e| {
+                        let from = e.tier_changed_from.as_ref()?;
+                        let (to, rule) = e.tier.as_ref()?;
+                        Some((e.account_id.as_str(), from.as_deref(), to.as_str(), rule.as_str()))
+                    })
+                    .collect();
+                for chunk in tiers.chunks(CHUNK) {
+                    let mut query = QueryBuilder::<$db>::new("INSERT INTO tier_changes (account_id, from_tier, to_tier, rule, at) ");
+                    query.push_values(chunk, |mut row, (account, from, to, rule)| {
+                        row.push_bind(*account).push_bind(*from).push_bind(*to).push_bind(*rule).push_bind(changes.now);
+                    });
+                    query.build().execute(&mut **tx).await?;
                 }
                 Ok(())
             }
 
-            async fn log(tx: &mut sqlx::Transaction<'_, $db>, enrollment: i64, at: i64, entry: &LogEntry) -> Result<()> {
-                sqlx::query("INSERT INTO enrollment_log (enrollment_id, at, step_id, event, detail) VALUES ($1, $2, $3, $4, $5)")
-                    .bind(enrollment)
-                    .bind(at)
-                    .bind(&entry.step_id)
-                    .bind(&entry.event)
-                    .bind(&entry.detail)
-                    .execute(&mut **tx)
-                    .await?;
+            /// Writes history lines with one multi-row statement per chunk.
+            async fn log_all(tx: &mut sqlx::Transaction<'_, $db>, entries: &[(i64, i64, &LogEntry)]) -> Result<()> {
+                for chunk in entries.chunks(CHUNK) {
+                    let mut query = QueryBuilder::<$db>::new("INSERT INTO enrollment_log (enrollment_id, at, step_id, event, detail) ");
+                    query.push_values(chunk, |mut row, (enrollment, at, entry)| {
+                        row.push_bind(*enrollment).push_bind(*at).push_bind(&entry.step_id).push_bind(&entry.event).push_bind(&entry.detail);
+                    });
+                    query.build().execute(&mut **tx).await?;
+                }
                 Ok(())
+            }
+
+            /// Writes outbox records (once per idempotency key); returns how many were new.
+            async fn outbox_all(tx: &mut sqlx::Transaction<'_, $db>, records: &[&OutboxRecord], now: i64) -> Result<u64> {
+                let mut inserted = 0;
+                for chunk in records.chunks(CHUNK) {
+                    let mut query = QueryBuilder::<$db>::new(
+                        "INSERT INTO outbox (idempotency_key, enrollment_id, journey_id, step_id, kind, account_id, \
+                         contact_id, payload, status, next_attempt_at, created_at) ",
+                    );
+                    query.push_values(chunk, |mut row, r| {
+                        row.push_bind(&r.idempotency_key)
+                            .push_bind(r.enrollment_id)
+                            .push_bind(&r.journey_id)
+                            .push_bind(&r.step_id)
+                            .push_bind(&r.kind)
+                            .push_bind(&r.account_id)
+                            .push_bind(&r.contact_id)
+                            .push_bind(to_json(&r.payload))
+                            .push_bind("pending")
+                            .push_bind(now)
+                            .push_bind(now);
+                    });
+                    query.push(" ON CONFLICT (idempotency_key) DO NOTHING");
+                    inserted += query.build().execute(&mut **tx).await?.rows_affected();
+                }
+                Ok(inserted)
             }
         }
 
@@ -433,7 +482,7 @@ macro_rules! store_impl {
                 Ok(result.rows_affected())
             }
 
-            async fn load_accounts(&self, ids: &[String]) -> Result<Vec<AccountState>> {
+            async fn load_accounts(&self, ids: &[String], with_contacts: bool) -> Result<Vec<AccountState>> {
                 if ids.is_empty() {
                     return Ok(Vec::new());
                 }
@@ -448,26 +497,24 @@ macro_rules! store_impl {
                     query
                 };
                 let mut accounts: Vec<AccountState> = Vec::with_capacity(ids.len());
-                let mut index: HashMap<String, usize> = HashMap::with_capacity(ids.len());
                 let mut query = in_list(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id"));
-                for row in query.build().fetch_all(&self.pool).await? {
-                    let state = Self::account_state(&row)?;
-                    index.insert(state.account.id.clone(), accounts.len());
-                    accounts.push(state);
-                }
-                let mut query = in_list("SELECT account_id, name, value FROM account_metrics WHERE account_id");
-                for row in query.build().fetch_all(&self.pool).await? {
-                    let account: String = row.try_get("account_id")?;
-                    if let Some(&i) = index.get(&account) {
-                        accounts[i].metrics.insert(row.try_get("name")?, row.try_get("value")?);
-                    }
-                }
-                let mut query = in_list(&format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE account_id"));
                 query.push(" ORDER BY id");
                 for row in query.build().fetch_all(&self.pool).await? {
-                    let contact = Self::contact(&row)?;
-                    if let Some(&i) = index.get(&contact.account_id) {
-                        accounts[i].contacts.push(contact);
+                    accounts.push(Self::account_state(&row)?);
+                }
+                if with_contacts {
+                    let index: HashMap<&str, usize> = accounts.iter().enumerate().map(|(i, a)| (a.account.id.as_str(), i)).collect();
+                    let mut by_account: Vec<Vec<Contact>> = vec![Vec::new(); accounts.len()];
+                    let mut query = in_list(&format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE account_id"));
+                    query.push(" ORDER BY id");
+                    for row in query.build().fetch_all(&self.pool).await? {
+                        let contact = Self::contact(&row)?;
+                        if let Some(&i) = index.get(contact.account_id.as_str()) {
+                            by_account[i].push(contact);
+                        }
+                    }
+                    for (account, contacts) in accounts.iter_mut().zip(by_account) {
+                        account.contacts = contacts;
                     }
                 }
                 Ok(accounts)
@@ -610,26 +657,41 @@ macro_rules! store_impl {
                         .execute(&mut *tx)
                         .await?;
                 }
-                for new in &changes.new_enrollments {
-                    let row = sqlx::query(
+                let mut log: Vec<(i64, i64, &LogEntry)> = Vec::new();
+                let entered: Vec<LogEntry> = changes
+                    .new_enrollments
+                    .iter()
+                    .map(|new| LogEntry { step_id: None, event: "entered".into(), detail: new.reason.clone() })
+                    .collect();
+                for (chunk_index, chunk) in changes.new_enrollments.chunks(CHUNK).enumerate() {
+                    let mut query = QueryBuilder::<$db>::new(
                         "INSERT INTO enrollments (journey_id, version_hash, account_id, contact_id, status, step_index, \
-                         next_due_at, entered_at) VALUES ($1, $2, $3, $4, 'active', 0, $5, $5) \
-                         ON CONFLICT DO NOTHING RETURNING id",
-                    )
-                    .bind(&new.key.journey_id)
-                    .bind(&new.version_hash)
-                    .bind(&new.key.account_id)
-                    .bind(&new.key.contact_id)
-                    .bind(new.entered_at)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    if let Some(row) = row {
+                         next_due_at, entered_at) ",
+                    );
+                    query.push_values(chunk, |mut row, new| {
+                        row.push_bind(&new.key.journey_id)
+                            .push_bind(&new.version_hash)
+                            .push_bind(&new.key.account_id)
+                            .push_bind(&new.key.contact_id)
+                            .push_bind("active")
+                            .push_bind(0_i64)
+                            .push_bind(new.entered_at)
+                            .push_bind(new.entered_at);
+                    });
+                    query.push(" ON CONFLICT DO NOTHING RETURNING id, journey_id, account_id, contact_id");
+                    for row in query.build().fetch_all(&mut *tx).await? {
+                        let key = SubjectKey {
+                            journey_id: row.try_get("journey_id")?,
+                            account_id: row.try_get("account_id")?,
+                            contact_id: row.try_get("contact_id")?,
+                        };
+                        let Some(position) = chunk.iter().position(|n| n.key == key) else { continue };
                         applied.enrolled += 1;
-                        let id: i64 = row.try_get("id")?;
-                        let entry = LogEntry { step_id: None, event: "entered".into(), detail: new.reason.clone() };
-                        Self::log(&mut tx, id, new.entered_at, &entry).await?;
+                        let new = &chunk[position];
+                        log.push((row.try_get("id")?, new.entered_at, &entered[chunk_index * CHUNK + position]));
                     }
                 }
+                let mut outbox: Vec<&OutboxRecord> = Vec::new();
                 for update in &changes.updates {
                     let ended_at = (update.status != "active").then_some(now);
                     let moved = sqlx::query(
@@ -653,30 +715,11 @@ macro_rules! store_impl {
                         continue;
                     }
                     applied.moved += 1;
-                    for record in &update.outbox {
-                        let inserted = sqlx::query(
-                            "INSERT INTO outbox (idempotency_key, enrollment_id, journey_id, step_id, kind, account_id, \
-                             contact_id, payload, status, next_attempt_at, created_at) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $9) ON CONFLICT (idempotency_key) DO NOTHING",
-                        )
-                        .bind(&record.idempotency_key)
-                        .bind(record.enrollment_id)
-                        .bind(&record.journey_id)
-                        .bind(&record.step_id)
-                        .bind(&record.kind)
-                        .bind(&record.account_id)
-                        .bind(&record.contact_id)
-                        .bind(to_json(&record.payload))
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                        applied.outbox += inserted;
-                    }
-                    for entry in &update.log {
-                        Self::log(&mut tx, update.before.id, now, entry).await?;
-                    }
+                    outbox.extend(&update.outbox);
+                    log.extend(update.log.iter().map(|entry| (update.before.id, now, entry)));
                 }
+                applied.outbox = Self::outbox_all(&mut tx, &outbox, now).await?;
+                Self::log_all(&mut tx, &log).await?;
                 tx.commit().await?;
                 Ok(applied)
             }
@@ -799,11 +842,13 @@ store_impl!(
     SqliteStore,
     sqlx::Sqlite,
     sqlx::SqlitePool,
-    "The embedded SQLite store (the default)."
+    "The embedded SQLite store (the default).",
+    "json_group_object(m.name, m.value)"
 );
 store_impl!(
     PostgresStore,
     sqlx::Postgres,
     sqlx::PgPool,
-    "The PostgreSQL store, for several engine processes."
+    "The PostgreSQL store, for several engine processes.",
+    "json_object_agg(m.name, m.value)::text"
 );

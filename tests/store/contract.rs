@@ -32,7 +32,7 @@ pub async fn import_is_idempotent<S: Store>(store: S) {
         "re-importing the same data changes nothing"
     );
     let states = store
-        .load_accounts(&["a1".into(), "a2".into()])
+        .load_accounts(&["a1".into(), "a2".into()], true)
         .await
         .expect("load");
     assert_eq!(states.len(), 2);
@@ -58,7 +58,11 @@ pub async fn changes_mark_accounts_dirty_until_evaluated<S: Store>(store: S) {
         store.dirty_accounts("", 10).await.expect("dirty"),
         ["a1", "a2"]
     );
-    let version = store.load_accounts(&["a1".into()]).await.expect("load")[0].data_version;
+    let version = store
+        .load_accounts(&["a1".into()], true)
+        .await
+        .expect("load")[0]
+        .data_version;
     let changes = Changes {
         now: to_millis(t0()),
         evaluations: vec![evaluation("a1", version)],
@@ -66,7 +70,10 @@ pub async fn changes_mark_accounts_dirty_until_evaluated<S: Store>(store: S) {
     };
     store.apply(&changes).await.expect("apply");
     assert_eq!(store.dirty_accounts("", 10).await.expect("dirty"), ["a2"]);
-    let state = &store.load_accounts(&["a1".into()]).await.expect("load")[0];
+    let state = &store
+        .load_accounts(&["a1".into()], true)
+        .await
+        .expect("load")[0];
     assert_eq!(state.tier.as_deref(), Some("tech"));
     assert_eq!(state.scores.get("utilization"), Some(&40.0));
     assert_eq!(
@@ -112,7 +119,11 @@ pub async fn latest_metric_value_wins<S: Store>(store: S) {
     };
     store.import(&older).await.expect("import");
     assert_eq!(
-        store.load_accounts(&["a1".into()]).await.expect("load")[0].metrics["usage"],
+        store
+            .load_accounts(&["a1".into()], true)
+            .await
+            .expect("load")[0]
+            .metrics["usage"],
         40.0
     );
     let newer = Import {
@@ -124,7 +135,11 @@ pub async fn latest_metric_value_wins<S: Store>(store: S) {
     };
     store.import(&newer).await.expect("import");
     assert_eq!(
-        store.load_accounts(&["a1".into()]).await.expect("load")[0].metrics["usage"],
+        store
+            .load_accounts(&["a1".into()], true)
+            .await
+            .expect("load")[0]
+            .metrics["usage"],
         13.5
     );
 }
@@ -147,7 +162,10 @@ pub async fn events_are_recorded_once_and_logins_move_last_login<S: Store>(store
             .collect::<Vec<_>>(),
         ["account_created", "login"]
     );
-    let state = &store.load_accounts(&["a1".into()]).await.expect("load")[0];
+    let state = &store
+        .load_accounts(&["a1".into()], true)
+        .await
+        .expect("load")[0];
     assert_eq!(state.account.last_login_at, Some(t0() + days(1)));
     assert_eq!(state.contacts[0].last_login_at, Some(t0() + days(1)));
     let after_first = events[0].0;

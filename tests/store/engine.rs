@@ -239,7 +239,7 @@ pub async fn tier_changes_after_a_utilization_drop<S: Store>(store: S) {
     );
     let state = &engine
         .store()
-        .load_accounts(&["a1".into()])
+        .load_accounts(&["a1".into()], true)
         .await
         .expect("load")[0];
     assert_eq!(state.scores["utilization"], 10.0);

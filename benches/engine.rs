@@ -1,0 +1,311 @@
+//! The engine benchmark: `cargo bench --bench engine -- [--accounts N]` (release build).
+//!
+//! Generates N sample accounts (100 000 by default) and measures, on an SQLite file:
+//! importing them, a first pass, a full re-evaluation (scores, tiers, segment and entry
+//! checks of every account), and an incremental pass after 1% of the accounts changed;
+//! and, in the same run, the floors: the same compiled rules evaluated over the same data
+//! with no storage, and a bare batched insert of the same rows. Peak RSS closes the report.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{TimeZone, Utc};
+use rand::{Rng, SeedableRng};
+use sqlx::QueryBuilder;
+use touchline::definitions;
+use touchline::engine::{Engine, PassReport};
+use touchline::ingest::{FileReader, Kind};
+use touchline::model::MetricValue;
+use touchline::store::{AnyStore, Import, SqliteStore, Store};
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
+fn rate(count: u64, took: Duration) -> f64 {
+    count as f64 / took.as_secs_f64().max(1e-9)
+}
+
+async fn import_file(store: &SqliteStore, kind: Kind, path: &Path) -> u64 {
+    let reader = FileReader::open(kind, path).expect("open");
+    let outcome = store.import_all(reader).await.expect("import");
+    outcome.changed + outcome.unchanged
+}
+
+/// The floor for import: the same rows, parsed the same way, inserted with plain multi-row
+/// INSERTs into tables without keys, hashes or upserts.
+async fn bare_insert(store: &SqliteStore, sample: &Path) -> u64 {
+    let pool = store.pool();
+    sqlx::query("CREATE TABLE bare_accounts (id TEXT, name TEXT, plan TEXT, arr REAL, owner TEXT, goals TEXT, attributes TEXT)").execute(pool).await.expect("create");
+    sqlx::query("CREATE TABLE bare_contacts (id TEXT, account_id TEXT, email TEXT, role TEXT, attributes TEXT)").execute(pool).await.expect("create");
+    sqlx::query("CREATE TABLE bare_metrics (account_id TEXT, name TEXT, value REAL, at INTEGER)")
+        .execute(pool)
+        .await
+        .expect("create");
+    let mut rows = 0u64;
+    let mut tx = pool.begin().await.expect("begin");
+    for (kind, file) in [
+        (Kind::Accounts, "accounts.csv"),
+        (Kind::Contacts, "contacts.csv"),
+        (Kind::Metrics, "metrics.csv"),
+    ] {
+        for chunk in FileReader::open(kind, &sample.join(file)).expect("open") {
+            for accounts in chunk.accounts.chunks(500) {
+                let mut q = QueryBuilder::<sqlx::Sqlite>::new("INSERT INTO bare_accounts ");
+                q.push_values(accounts, |mut b, a| {
+                    b.push_bind(&a.id)
+                        .push_bind(&a.name)
+                        .push_bind(&a.plan)
+                        .push_bind(a.arr)
+                        .push_bind(&a.owner)
+                        .push_bind(serde_json::to_string(&a.goals).unwrap_or_default())
+                        .push_bind(serde_json::to_string(&a.attributes).unwrap_or_default());
+                });
+                rows += q
+                    .build()
+                    .execute(&mut *tx)
+                    .await
+                    .expect("insert")
+                    .rows_affected();
+            }
+            for contacts in chunk.contacts.chunks(500) {
+                let mut q = QueryBuilder::<sqlx::Sqlite>::new("INSERT INTO bare_contacts ");
+                q.push_values(contacts, |mut b, c| {
+                    b.push_bind(&c.id)
+                        .push_bind(&c.account_id)
+                        .push_bind(&c.email)
+                        .push_bind(&c.role)
+                        .push_bind(serde_json::to_string(&c.attributes).unwrap_or_default());
+                });
+                rows += q
+                    .build()
+                    .execute(&mut *tx)
+                    .await
+                    .expect("insert")
+                    .rows_affected();
+            }
+            for metrics in chunk.metrics.chunks(500) {
+                let mut q = QueryBuilder::<sqlx::Sqlite>::new("INSERT INTO bare_metrics ");
+                q.push_values(metrics, |mut b, m| {
+                    b.push_bind(&m.account_id)
+                        .push_bind(&m.name)
+                        .push_bind(m.value)
+                        .push_bind(m.at.timestamp_millis());
+                });
+                rows += q
+                    .build()
+                    .execute(&mut *tx)
+                    .await
+                    .expect("insert")
+                    .rows_affected();
+            }
+        }
+    }
+    tx.commit().await.expect("commit");
+    rows
+}
+
+/// The floor for evaluation: the engine's own evaluation of every account, with the data
+/// already in memory and nothing written. Only the evaluation is timed.
+async fn bare_evaluation(
+    engine: &Engine<SqliteStore>,
+    now: chrono::DateTime<Utc>,
+) -> (u64, Duration) {
+    let mut after = String::new();
+    let mut took = Duration::ZERO;
+    let mut report = PassReport::default();
+    loop {
+        let ids = engine.store().account_ids(&after, 500).await.expect("ids");
+        let Some(last) = ids.last() else { break };
+        after = last.clone();
+        let batch = engine.load_batch(&ids).await.expect("load");
+        let started = Instant::now();
+        let changes = engine
+            .evaluate_loaded(batch, now, &mut report)
+            .await
+            .expect("evaluate");
+        took += started.elapsed();
+        std::hint::black_box(changes);
+    }
+    (report.evaluated, took)
+}
+
+fn main() {
+    let accounts: usize = arg("--accounts")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(100_000);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(run(accounts));
+}
+
+async fn run(accounts: usize) {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let loaded = definitions::load(&repo.join("touchline.yaml"), Path::new(""));
+    let definitions = Arc::new(
+        loaded
+            .definitions
+            .expect("the bundled definitions are valid"),
+    );
+    let work = tempfile::tempdir().expect("temp dir");
+    let sample = work.path().join("sample");
+    let until = Utc
+        .with_ymd_and_hms(2026, 11, 16, 0, 0, 0)
+        .single()
+        .expect("date");
+    let options = touchline::generate::Options {
+        accounts,
+        seed: 7,
+        until,
+        snapshots: 1,
+        csms: definitions
+            .config
+            .csms
+            .iter()
+            .map(|c| c.id.value.clone())
+            .collect(),
+        goals: definitions.config.adoption_goals.keys().cloned().collect(),
+    };
+    let started = Instant::now();
+    let written = touchline::generate::generate(&options, &sample).expect("generate");
+    println!(
+        "touchline engine benchmark: {accounts} accounts ({} contacts, {} metric values), SQLite, release build",
+        written.contacts, written.metrics
+    );
+    println!(
+        "  generated sample data in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let open = |name: &str| {
+        let url = format!("sqlite://{}", work.path().join(name).display());
+        async move {
+            match touchline::store::open(&url, Path::new("/"))
+                .await
+                .expect("open")
+            {
+                AnyStore::Sqlite(store) => store,
+                AnyStore::Postgres(_) => unreachable!("sqlite URL"),
+            }
+        }
+    };
+    let store = open("touchline.db").await;
+
+    // Import.
+    let started = Instant::now();
+    let mut rows = 0;
+    for (kind, file) in [
+        (Kind::Accounts, "accounts.csv"),
+        (Kind::Contacts, "contacts.csv"),
+        (Kind::Metrics, "metrics.csv"),
+    ] {
+        rows += import_file(&store, kind, &sample.join(file)).await;
+    }
+    let import_took = started.elapsed();
+    let scratch = open("bare.db").await;
+    let started = Instant::now();
+    let bare_rows = bare_insert(&scratch, &sample).await;
+    let bare_took = started.elapsed();
+    assert_eq!(rows, bare_rows, "the floor inserts the same rows");
+    println!("\nimport");
+    println!(
+        "  touchline import        {rows:>10} rows  {:>8.1}s  {:>10.0} rows/s",
+        import_took.as_secs_f64(),
+        rate(rows, import_took)
+    );
+    println!(
+        "  floor: bare insert      {bare_rows:>10} rows  {:>8.1}s  {:>10.0} rows/s   (touchline takes {:.2}× the floor)",
+        bare_took.as_secs_f64(),
+        rate(bare_rows, bare_took),
+        import_took.as_secs_f64() / bare_took.as_secs_f64()
+    );
+
+    // Passes.
+    let engine = Engine::new(definitions.clone(), store.clone());
+    let now = until + chrono::Duration::hours(9);
+    let started = Instant::now();
+    let first = engine.tick(now).await.expect("tick");
+    let first_took = started.elapsed();
+    engine.request_full_reevaluation().await.expect("mark");
+    let started = Instant::now();
+    let full = engine.tick(now).await.expect("tick");
+    let full_took = started.elapsed();
+    let (floor_accounts, floor_took) = bare_evaluation(&engine, now).await;
+
+    // 1% of the accounts get new usage numbers.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let later = now + chrono::Duration::hours(1);
+    let changed: Vec<MetricValue> = (0..accounts / 100)
+        .map(|_| MetricValue {
+            account_id: format!("acc-{:06}", rng.random_range(1..=accounts)),
+            name: "logins_30d".into(),
+            value: rng.random_range(0.0..200.0_f64).round(),
+            at: later,
+        })
+        .collect();
+    store
+        .import(&Import {
+            metrics: changed,
+            ..Import::default()
+        })
+        .await
+        .expect("import");
+    let started = Instant::now();
+    let incremental = engine.tick(later).await.expect("tick");
+    let incremental_took = started.elapsed();
+
+    println!("\npasses");
+    println!(
+        "  first pass              {:>10} accounts {:>7.1}s  {:>10.0} accounts/s  ({} enrolled, {} outbox records)",
+        first.evaluated,
+        first_took.as_secs_f64(),
+        rate(first.evaluated, first_took),
+        first.enrolled,
+        first.outbox
+    );
+    println!(
+        "  full re-evaluation      {:>10} accounts {:>7.1}s  {:>10.0} accounts/s",
+        full.evaluated,
+        full_took.as_secs_f64(),
+        rate(full.evaluated, full_took)
+    );
+    println!(
+        "  floor: bare evaluation  {:>10} accounts {:>7.1}s  {:>10.0} accounts/s   (full pass takes {:.2}× the floor; target ≤ 2×)",
+        floor_accounts,
+        floor_took.as_secs_f64(),
+        rate(floor_accounts, floor_took),
+        full_took.as_secs_f64() / floor_took.as_secs_f64()
+    );
+    println!(
+        "  incremental, 1% changed {:>10} accounts {:>7.3}s  {:>10.0} accounts/s   ({:.2}% of the full pass; target ≤ 3%)",
+        incremental.evaluated,
+        incremental_took.as_secs_f64(),
+        rate(incremental.evaluated, incremental_took),
+        incremental_took.as_secs_f64() * 100.0 / full_took.as_secs_f64()
+    );
+    println!(
+        "  phases (ms: changed accounts, events, schedules, due enrollments): first {:?}, full {:?}, incremental {:?}",
+        first.phase_ms, full.phase_ms, incremental.phase_ms
+    );
+    println!(
+        "\npeak RSS {:.0} MiB (target for 1M accounts: < 1024 MiB)",
+        peak_rss_mib()
+    );
+}
