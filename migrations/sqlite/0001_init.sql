@@ -110,7 +110,7 @@ CREATE TABLE enrollments (
     version         INTEGER NOT NULL DEFAULT 0
 );
 CREATE UNIQUE INDEX enrollments_one_active ON enrollments (journey_id, account_id, contact_id) WHERE status = 'active';
-CREATE INDEX enrollments_due ON enrollments (next_due_at) WHERE status = 'active';
+CREATE INDEX enrollments_due ON enrollments (next_due_at, id) WHERE status = 'active';
 CREATE INDEX enrollments_account ON enrollments (account_id);
 
 CREATE TABLE enrollment_log (

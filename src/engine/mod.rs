@@ -529,11 +529,15 @@ impl<S: Store> Engine<S> {
                 .map(|s| (s.account.id.clone(), s))
                 .collect();
             let enrollments = group_by_account(self.store.enrollments_of(&ids).await?);
+            // Each account's rule data is built once per batch, however many events it has.
+            let mut bindings_by_account: HashMap<&str, Bindings> = HashMap::new();
             for (_, event) in relevant {
                 let Some(state) = states.get(&event.account_id) else {
                     continue;
                 };
-                let mut bindings = self.bindings(state, now);
+                let bindings = bindings_by_account
+                    .entry(state.account.id.as_str())
+                    .or_insert_with(|| self.bindings(state, now));
                 let empty = Vec::new();
                 let existing = enrollments.get(&state.account.id).unwrap_or(&empty);
                 for journey in &by_event[event.name.as_str()] {
@@ -557,7 +561,7 @@ impl<S: Store> Engine<S> {
                         state,
                         candidates,
                         existing,
-                        &mut bindings,
+                        bindings,
                         now,
                         &reason,
                         &mut changes,
@@ -701,14 +705,20 @@ impl<S: Store> Engine<S> {
         now: DateTime<Utc>,
         report: &mut PassReport,
     ) -> Result<(), EngineError> {
-        let mut after = 0;
+        // Every due enrollment is moved (to a later time) or ended, so asking again for what
+        // is due finds the next ones; `seen` guards against one that somehow stays due.
+        let mut seen: HashSet<i64> = HashSet::new();
         loop {
-            let due = self
+            let due: Vec<Enrollment> = self
                 .store
-                .due_enrollments(to_millis(now), after, BATCH as i64)
-                .await?;
-            let Some(last) = due.last() else { break };
-            after = last.id;
+                .due_enrollments(to_millis(now), BATCH as i64)
+                .await?
+                .into_iter()
+                .filter(|e| seen.insert(e.id))
+                .collect();
+            if due.is_empty() {
+                break;
+            }
             let ids: Vec<String> = due
                 .iter()
                 .map(|e| e.account_id.clone())
@@ -729,6 +739,9 @@ impl<S: Store> Engine<S> {
             let mut bindings_by_account: HashMap<&str, Bindings> = HashMap::new();
             for enrollment in &due {
                 let Some(state) = states.get(&enrollment.account_id) else {
+                    changes
+                        .updates
+                        .push(failed(enrollment, "the account no longer exists"));
                     continue;
                 };
                 let Some(journey) = self

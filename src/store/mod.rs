@@ -313,11 +313,10 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         account_ids: &[String],
     ) -> impl Future<Output = Result<Vec<SubjectKey>>> + Send;
-    /// Active enrollments due at `now`, with ids above `after`.
+    /// Active enrollments due at `now`, earliest first.
     fn due_enrollments(
         &self,
         now: i64,
-        after: i64,
         limit: i64,
     ) -> impl Future<Output = Result<Vec<Enrollment>>> + Send;
     /// Events recorded after sequence number `after`.
@@ -399,7 +398,11 @@ pub async fn open(url: &str, base: &std::path::Path) -> Result<AnyStore> {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(30));
+            .busy_timeout(Duration::from_secs(30))
+            // 64 MiB of page cache per connection: random account reads and updates then stay
+            // in memory instead of going back to the file.
+            .pragma("cache_size", "-65536")
+            .pragma("temp_store", "memory");
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)

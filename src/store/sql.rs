@@ -556,13 +556,12 @@ macro_rules! store_impl {
                 Ok(out)
             }
 
-            async fn due_enrollments(&self, now: i64, after: i64, limit: i64) -> Result<Vec<Enrollment>> {
+            async fn due_enrollments(&self, now: i64, limit: i64) -> Result<Vec<Enrollment>> {
                 let rows = sqlx::query(&format!(
                     "SELECT {ENROLLMENT_COLUMNS} FROM enrollments \
-                     WHERE status = 'active' AND next_due_at <= $1 AND id > $2 ORDER BY id LIMIT $3"
+                     WHERE status = 'active' AND next_due_at <= $1 ORDER BY next_due_at, id LIMIT $2"
                 ))
                 .bind(now)
-                .bind(after)
                 .bind(limit)
                 .fetch_all(&self.pool)
                 .await?;
@@ -641,21 +640,29 @@ macro_rules! store_impl {
                     }
                 }
                 Self::apply_evaluations(&mut tx, changes).await?;
-                for key in &changes.edges_set {
-                    sqlx::query("INSERT INTO entry_edges (journey_id, account_id, contact_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-                        .bind(&key.journey_id)
-                        .bind(&key.account_id)
-                        .bind(&key.contact_id)
-                        .execute(&mut *tx)
-                        .await?;
+                for chunk in changes.edges_set.chunks(CHUNK) {
+                    let mut query = QueryBuilder::<$db>::new("INSERT INTO entry_edges (journey_id, account_id, contact_id) ");
+                    query.push_values(chunk, |mut row, key| {
+                        row.push_bind(&key.journey_id).push_bind(&key.account_id).push_bind(&key.contact_id);
+                    });
+                    query.push(" ON CONFLICT DO NOTHING");
+                    query.build().execute(&mut *tx).await?;
                 }
-                for key in &changes.edges_cleared {
-                    sqlx::query("DELETE FROM entry_edges WHERE journey_id = $1 AND account_id = $2 AND contact_id = $3")
-                        .bind(&key.journey_id)
-                        .bind(&key.account_id)
-                        .bind(&key.contact_id)
-                        .execute(&mut *tx)
-                        .await?;
+                for chunk in changes.edges_cleared.chunks(CHUNK) {
+                    let mut query =
+                        QueryBuilder::<$db>::new("DELETE FROM entry_edges WHERE (journey_id, account_id, contact_id) IN (");
+                    let mut list = query.separated(", ");
+                    for key in chunk {
+                        list.push("(");
+                        list.push_bind_unseparated(&key.journey_id);
+                        list.push_unseparated(", ");
+                        list.push_bind_unseparated(&key.account_id);
+                        list.push_unseparated(", ");
+                        list.push_bind_unseparated(&key.contact_id);
+                        list.push_unseparated(")");
+                    }
+                    query.push(")");
+                    query.build().execute(&mut *tx).await?;
                 }
                 let mut log: Vec<(i64, i64, &LogEntry)> = Vec::new();
                 let entered: Vec<LogEntry> = changes

@@ -283,14 +283,14 @@ pub async fn enrollment_moves_are_applied_once<S: Store>(store: S) {
     );
     assert!(
         store
-            .due_enrollments(to_millis(t0()), 0, 10)
+            .due_enrollments(to_millis(t0()), 10)
             .await
             .expect("due")
             .is_empty()
     );
     assert_eq!(
         store
-            .due_enrollments(to_millis(t0() + days(1)), 0, 10)
+            .due_enrollments(to_millis(t0() + days(1)), 10)
             .await
             .expect("due")
             .len(),
