@@ -77,6 +77,12 @@ pub enum Command {
     },
     /// Show accounts per tier, enrollments per journey and step, and the outbox.
     Status,
+    /// List CSM tasks, mark them done, or reassign them.
+    Tasks {
+        /// What to do (default: list open tasks).
+        #[command(subcommand)]
+        action: Option<TaskAction>,
+    },
     /// Explain an account: facts, scores and their inputs, tier, and every journey's verdict.
     Explain {
         /// The account's id.
@@ -120,6 +126,32 @@ pub enum Command {
         /// Write every schema into this folder instead of printing.
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+    },
+}
+
+/// `touchline tasks` actions.
+#[derive(Debug, Subcommand)]
+pub enum TaskAction {
+    /// List tasks by CSM.
+    List {
+        /// Only this CSM's tasks.
+        #[arg(long)]
+        csm: Option<String>,
+        /// `open` (default), `done` or `all`.
+        #[arg(long, default_value = "open")]
+        status: String,
+    },
+    /// Mark a task done.
+    Done {
+        /// The task's number.
+        id: i64,
+    },
+    /// Give a task to another CSM.
+    Reassign {
+        /// The task's number.
+        id: i64,
+        /// The CSM's id.
+        csm: String,
     },
 }
 
@@ -181,6 +213,7 @@ fn execute(cli: Cli, out: &mut dyn Write) -> Result<i32, String> {
         | Command::Run { .. }
         | Command::Tick { .. }
         | Command::Status
+        | Command::Tasks { .. }
         | Command::Explain { .. }
         | Command::Generate { .. }
         | Command::Demo { .. } => {

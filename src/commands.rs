@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::cli::Command;
+use crate::cli::{Command, TaskAction};
 use crate::clock::{Clock, SystemClock, parse_time};
 use crate::definitions::Definitions;
+use crate::delivery::{self, Deliverer, DeliveryReport};
 use crate::engine::{Engine, PassReport};
 use crate::ingest::{self, Kind};
 use crate::store::{self, AnyStore, Store};
@@ -120,13 +121,21 @@ pub async fn execute(ctx: Context, command: Command, out: &mut dyn Write) -> Res
                 }
                 let report = engine.tick(now).await.map_err(|e| e.to_string())?;
                 writeln!(out, "{}", describe_pass(now, &report)).map_err(io)?;
+                let outbox_dir = delivery::outbox_dir(&ctx.definitions);
+                let deliverer =
+                    Deliverer::new(ctx.definitions.clone(), engine.store().clone(), outbox_dir);
+                let delivered = deliverer
+                    .deliver_due(now)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                writeln!(out, "{}", describe_delivery(&delivered)).map_err(io)?;
                 Ok(0)
             })
         }
         Command::Status => {
             let store = ctx.open(&ctx.database_url()).await?;
             with_store!(store, |s| {
-                let text = report::status(&s, &ctx.definitions, 8)
+                let text = report::status(&s, &ctx.definitions, 3)
                     .await
                     .map_err(|e| e.to_string())?;
                 write!(out, "{text}").map_err(io)?;
@@ -150,6 +159,10 @@ pub async fn execute(ctx: Context, command: Command, out: &mut dyn Write) -> Res
             })
         }
         Command::Demo { days, sample } => demo(&ctx, days, &sample, out).await,
+        Command::Tasks { action } => {
+            let store = ctx.open(&ctx.database_url()).await?;
+            with_store!(store, |s| tasks(&ctx, &s, action, out).await)
+        }
         Command::Run { interval, listen } => {
             let store = ctx.open(&ctx.database_url()).await?;
             let options = daemon::Options {
@@ -174,6 +187,106 @@ pub async fn execute(ctx: Context, command: Command, out: &mut dyn Write) -> Res
     }
 }
 
+/// `touchline tasks`: list, complete, reassign.
+async fn tasks<S: Store>(
+    ctx: &Context,
+    store: &S,
+    action: Option<TaskAction>,
+    out: &mut dyn Write,
+) -> Result<i32, String> {
+    let now = crate::clock::to_millis(Utc::now());
+    match action.unwrap_or(TaskAction::List {
+        csm: None,
+        status: "open".into(),
+    }) {
+        TaskAction::List { csm, status } => {
+            let status = (status != "all").then_some(status);
+            let tasks = store
+                .tasks(csm.as_deref(), status.as_deref())
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut current: Option<Option<String>> = None;
+            for task in &tasks {
+                if current.as_ref() != Some(&task.task.assignee) {
+                    let who = task.task.assignee.as_deref().and_then(|id| {
+                        ctx.definitions
+                            .config
+                            .csms
+                            .iter()
+                            .find(|c| c.id.value == id)
+                    });
+                    let heading = who.map_or_else(
+                        || "Unassigned".to_string(),
+                        |c| format!("{} ({})", c.name, c.id.value),
+                    );
+                    writeln!(out, "{heading}").map_err(io)?;
+                    current = Some(task.task.assignee.clone());
+                }
+                let due = task.task.due_at.map_or(String::new(), |d| {
+                    format!(", due {}", crate::clock::from_millis(d).format("%Y-%m-%d"))
+                });
+                writeln!(
+                    out,
+                    "  #{:<5} [{}{}] {} — {} ({}{due})",
+                    task.id,
+                    task.task.priority,
+                    if task.status == "done" { ", done" } else { "" },
+                    task.task.title,
+                    task.task.account_id,
+                    task.task.journey_id
+                )
+                .map_err(io)?;
+            }
+            if tasks.is_empty() {
+                writeln!(out, "no tasks").map_err(io)?;
+            }
+            Ok(0)
+        }
+        TaskAction::Done { id } => {
+            if store
+                .update_task(id, Some("done"), None, now)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                writeln!(out, "task #{id} done").map_err(io)?;
+                Ok(0)
+            } else {
+                Err(format!("no task #{id}"))
+            }
+        }
+        TaskAction::Reassign { id, csm } => {
+            if !ctx
+                .definitions
+                .config
+                .csms
+                .iter()
+                .any(|c| c.id.value == csm)
+            {
+                let ids: Vec<&str> = ctx
+                    .definitions
+                    .config
+                    .csms
+                    .iter()
+                    .map(|c| c.id.value.as_str())
+                    .collect();
+                let hint = crate::suggest::hint(&csm, ids.iter().copied())
+                    .map_or(String::new(), |h| format!(" ({h})"));
+                return Err(format!("no CSM `{csm}` in touchline.yaml{hint}"));
+            }
+            if store
+                .update_task(id, None, Some(&csm), now)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                writeln!(out, "task #{id} reassigned to {csm}").map_err(io)?;
+                Ok(0)
+            } else {
+                Err(format!("no task #{id}"))
+            }
+        }
+    }
+}
+
 /// Completes on Ctrl-C or SIGTERM.
 async fn shutdown_signal() {
     let ctrl_c = async {
@@ -194,6 +307,14 @@ async fn shutdown_signal() {
         _ = ctrl_c => {}
         _ = terminate => {}
     }
+}
+
+/// One line saying what a delivery round did.
+pub fn describe_delivery(r: &DeliveryReport) -> String {
+    format!(
+        "delivered: {} emails, {} tasks created, {} tasks updated, {} to retry, {} failed",
+        r.emails, r.tasks_created, r.tasks_updated, r.retried, r.failed
+    )
 }
 
 /// One line saying what a pass did.
@@ -362,19 +483,33 @@ async fn demo(ctx: &Context, days: i64, sample: &Path, out: &mut dyn Write) -> R
         .and_hms_opt(9, 0, 0)
         .map(|t| t.and_utc())
         .unwrap_or_else(Utc::now);
-    let engine = Engine::new(ctx.definitions.clone(), store);
+    let outbox_dir = ctx.root.join("demo-outbox");
+    let _ = std::fs::remove_dir_all(&outbox_dir);
+    let engine = Engine::new(ctx.definitions.clone(), store.clone());
+    let deliverer = Deliverer::new(ctx.definitions.clone(), store, outbox_dir.clone());
     writeln!(out).map_err(io)?;
     for day in 0..=days {
         let now = start + Duration::days(day);
         let report = engine.tick(now).await.map_err(|e| e.to_string())?;
+        let delivered = deliverer
+            .deliver_due(now)
+            .await
+            .map_err(|e| e.to_string())?;
         if !report.is_idle() || day == 0 {
             writeln!(out, "{}", describe_pass(now, &report)).map_err(io)?;
+            writeln!(out, "  {}", describe_delivery(&delivered)).map_err(io)?;
         }
     }
-    let text = report::status(engine.store(), &ctx.definitions, 8)
+    let text = report::status(engine.store(), &ctx.definitions, 3)
         .await
         .map_err(|e| e.to_string())?;
     writeln!(out, "\n{text}").map_err(io)?;
+    writeln!(
+        out,
+        "Step emails are in {}/; CSM tasks: touchline --database sqlite://demo.db tasks",
+        outbox_dir.display()
+    )
+    .map_err(io)?;
     writeln!(
         out,
         "Explore: touchline --database sqlite://demo.db explain acc-000001 --now {}",

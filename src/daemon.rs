@@ -14,6 +14,7 @@ use tokio::sync::{Notify, oneshot};
 use crate::api::{self, ApiState};
 use crate::clock::Clock;
 use crate::definitions::{self, Definitions};
+use crate::delivery::Deliverer;
 use crate::diagnostic;
 use crate::engine::Engine;
 use crate::store::Store;
@@ -124,7 +125,9 @@ pub async fn run<S: Store>(
         .unwrap_or(Path::new("."))
         .to_path_buf();
     let mut files = stamp(&root);
-    let mut engine = Engine::new(definitions, store.clone());
+    let outbox_dir = crate::delivery::outbox_dir(&definitions);
+    let mut engine = Engine::new(definitions.clone(), store.clone());
+    let mut deliverer = Deliverer::new(definitions, store.clone(), outbox_dir);
     let mut stop = stop_rx.clone();
     loop {
         let now = clock.now();
@@ -134,6 +137,13 @@ pub async fn run<S: Store>(
             }
             Ok(_) => tracing::debug!("pass at {now}: nothing to do"),
             Err(e) => tracing::error!("pass at {now} failed: {e}"),
+        }
+        match deliverer.deliver_due(now).await {
+            Ok(report) if !report.is_idle() => {
+                tracing::info!("{}", crate::commands::describe_delivery(&report))
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!("delivery at {now} failed: {e}"),
         }
         tokio::select! {
             _ = stop.wait_for(|s| *s) => break,
@@ -149,7 +159,10 @@ pub async fn run<S: Store>(
                         "definitions changed: reloaded {} journeys",
                         definitions.journeys.len()
                     );
-                    engine = Engine::new(Arc::new(definitions), store.clone());
+                    let definitions = Arc::new(definitions);
+                    let outbox_dir = crate::delivery::outbox_dir(&definitions);
+                    engine = Engine::new(definitions.clone(), store.clone());
+                    deliverer = Deliverer::new(definitions, store.clone(), outbox_dir);
                 }
                 Err(problems) => tracing::error!(
                     "definitions changed but do not validate; the previous version keeps running:\n{problems}"

@@ -6,6 +6,7 @@ pub mod clock;
 pub mod commands;
 pub mod daemon;
 pub mod definitions;
+pub mod delivery;
 pub mod diagnostic;
 pub mod engine;
 pub mod generate;

@@ -1,6 +1,7 @@
 //! What users look at: `touchline status` (tiers, enrollments, outbox) and
 //! `touchline explain` (why an account is where it is).
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
@@ -69,7 +70,27 @@ pub async fn status<S: Store>(
     for count in &outbox {
         let _ = writeln!(out, "  {:<30} {:>7}", count.label, count.count);
     }
-    let recent = store.recent_outbox(examples).await?;
+    let open = store.open_task_counts().await?;
+    if !open.is_empty() {
+        let _ = writeln!(out, "\nOpen CSM tasks");
+        for count in &open {
+            let name = definitions
+                .config
+                .csms
+                .iter()
+                .find(|c| c.id.value == count.label)
+                .map_or(count.label.as_str(), |c| c.name.as_str());
+            let _ = writeln!(out, "  {name:<30} {:>7}", count.count);
+        }
+    }
+    // The latest few of each kind, so mails, tasks and webhooks all show.
+    let mut recent = store.recent_outbox(2000).await?;
+    let mut shown: HashMap<String, i64> = HashMap::new();
+    recent.retain(|r| {
+        let n = shown.entry(r.kind.clone()).or_default();
+        *n += 1;
+        *n <= examples
+    });
     if !recent.is_empty() {
         let _ = writeln!(out, "\nLatest outbox records");
         for record in recent {

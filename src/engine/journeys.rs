@@ -493,6 +493,7 @@ fn render(ctx: &StepContext<'_>, enrollment: &Enrollment, index: usize) -> Vec<O
                 "description": task.description.as_ref().map(|d| render_text(ctx.templates, d, &data)),
                 "assign": { "strategy": strategy, "pool": pool, "owner": ctx.state.account.owner },
                 "due": task.due.as_ref().map(|d| step_wait_text(d.value.0)),
+                "due_seconds": task.due.as_ref().map(|d| d.value.0.as_secs()),
                 "priority": format!("{:?}", task.priority).to_lowercase(),
                 "reason": {
                     "journey": enrollment.journey_id,

@@ -41,6 +41,7 @@ pub const BATCH: usize = 500;
 
 const EVENTS_CURSOR: &str = "events_cursor";
 const FINGERPRINT: &str = "definitions_fingerprint";
+const EVALUATED_DAY: &str = "evaluated_day";
 
 /// What a pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -187,6 +188,7 @@ impl<S: Store> Engine<S> {
         let mut report = PassReport::default();
         self.remember_versions(now).await?;
         report.full_reevaluation = self.reevaluate_if_definitions_changed().await?;
+        self.reevaluate_on_a_new_day(now).await?;
         let mut started = std::time::Instant::now();
         let mut lap = |report: &mut PassReport, phase: usize| {
             report.phase_ms[phase] = started.elapsed().as_millis() as u64;
@@ -224,6 +226,19 @@ impl<S: Store> Engine<S> {
                     versions.insert(key, Some(Arc::new(journey.clone())));
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Rules read the time (`now`, `days_since`, `days_until`), so their answers change
+    /// without any data changing: every account is re-evaluated once a day, at the first
+    /// pass of the day in the configured time zone.
+    async fn reevaluate_on_a_new_day(&self, now: DateTime<Utc>) -> Result<(), EngineError> {
+        let zone = self.definitions.config.timezone.value.0;
+        let today = now.with_timezone(&zone).date_naive().to_string();
+        if self.store.meta(EVALUATED_DAY).await?.as_deref() != Some(today.as_str()) {
+            self.store.mark_all_dirty().await?;
+            self.store.set_meta(EVALUATED_DAY, &today).await?;
         }
         Ok(())
     }
@@ -393,7 +408,8 @@ impl<S: Store> Engine<S> {
                 &scored,
             );
             report.evaluated += 1;
-            report.tier_changes += u64::from(evaluation.tier_changed_from.is_some());
+            // A first tier is recorded in the history but is not a change.
+            report.tier_changes += u64::from(matches!(evaluation.tier_changed_from, Some(Some(_))));
             state.scores = scored.scores;
             state.tier = scored.tier.map(|(tier, _)| tier);
             changes.evaluations.push(evaluation);

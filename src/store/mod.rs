@@ -273,6 +273,82 @@ pub struct TierChange {
     pub at: i64,
 }
 
+/// An outbox record claimed for delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxItem {
+    /// Row id.
+    pub id: i64,
+    /// The record.
+    pub record: OutboxRecord,
+    /// Delivery attempts so far, this one included.
+    pub attempts: i64,
+}
+
+/// How a delivery attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    /// Delivered; what the receiver said.
+    Sent(String),
+    /// A temporary failure: try again at this time (ms).
+    Retry {
+        /// When.
+        at: i64,
+        /// Why it failed.
+        error: String,
+    },
+    /// A permanent failure: not retried.
+    Failed(String),
+    /// Out of attempts.
+    Dead(String),
+}
+
+/// A CSM task to create (or to update, if an open one has the same key).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewTask {
+    /// Open tasks with the same key are updated, never duplicated.
+    pub dedupe_key: String,
+    /// The account.
+    pub account_id: String,
+    /// The journey that made it.
+    pub journey_id: String,
+    /// The step that made it.
+    pub step_id: String,
+    /// Title.
+    pub title: String,
+    /// Description.
+    pub description: String,
+    /// The CSM it is assigned to (`None`: nobody could take it).
+    pub assignee: Option<String>,
+    /// `low`, `normal`, `high`, `urgent`.
+    pub priority: String,
+    /// When it is due (ms).
+    pub due_at: Option<i64>,
+    /// Why it was made: journey, step, tier, scores.
+    pub reason: serde_json::Value,
+}
+
+/// A CSM task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Task {
+    /// Row id.
+    pub id: i64,
+    /// The task's fields as created.
+    pub task: NewTask,
+    /// `open` or `done`.
+    pub status: String,
+    /// Created (ms).
+    pub created_at: i64,
+}
+
+/// What delivering a task did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskWrite {
+    /// A new task, with its id.
+    Created(i64),
+    /// An open task with the same key was updated.
+    Updated(i64),
+}
+
 /// The store interface every database implements.
 pub trait Store: Clone + Send + Sync + 'static {
     /// Writes an import in one transaction. Identical rows change nothing.
@@ -366,6 +442,51 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         account_id: &str,
     ) -> impl Future<Output = Result<Vec<TierChange>>> + Send;
+    /// Claims up to `limit` pending outbox records of these kinds, due at `now`, for
+    /// `owner` until `now + lease_ms`. Records whose lease ran out are claimable again.
+    fn claim_outbox(
+        &self,
+        kinds: &[&str],
+        now: i64,
+        owner: &str,
+        lease_ms: i64,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<OutboxItem>>> + Send;
+    /// Records how a claimed delivery ended; false if `owner` no longer holds the record.
+    fn finish_outbox(
+        &self,
+        id: i64,
+        owner: &str,
+        now: i64,
+        outcome: &DeliveryOutcome,
+    ) -> impl Future<Output = Result<bool>> + Send;
+    /// Creates (or updates) a task and marks its outbox record sent, in one transaction;
+    /// `None` if `owner` no longer holds the record.
+    fn deliver_task(
+        &self,
+        outbox_id: i64,
+        owner: &str,
+        now: i64,
+        task: &NewTask,
+    ) -> impl Future<Output = Result<Option<TaskWrite>>> + Send;
+    /// Open tasks per assignee.
+    fn open_task_counts(&self) -> impl Future<Output = Result<Vec<Count>>> + Send;
+    /// Adds one to a named counter and returns the new value.
+    fn next_counter(&self, key: &str) -> impl Future<Output = Result<i64>> + Send;
+    /// Tasks, optionally for one assignee and one status, oldest first.
+    fn tasks(
+        &self,
+        assignee: Option<&str>,
+        status: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<Task>>> + Send;
+    /// Changes a task's status and/or assignee; false if there is no such task.
+    fn update_task(
+        &self,
+        id: i64,
+        status: Option<&str>,
+        assignee: Option<&str>,
+        now: i64,
+    ) -> impl Future<Output = Result<bool>> + Send;
     /// An enrollment's history: (time, step, event, detail).
     fn enrollment_log(
         &self,

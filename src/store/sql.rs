@@ -10,8 +10,9 @@ use sha2::{Digest, Sha256};
 use sqlx::{QueryBuilder, Row};
 
 use super::{
-    Applied, Changes, Count, Enrollment, Import, ImportOutcome, LogEntry, OutboxRecord, Result,
-    Store, StoreError, SubjectKey, TierChange, millis,
+    Applied, Changes, Count, DeliveryOutcome, Enrollment, Import, ImportOutcome, LogEntry, NewTask,
+    OutboxItem, OutboxRecord, Result, Store, StoreError, SubjectKey, Task, TaskWrite, TierChange,
+    millis,
 };
 use crate::clock::{from_millis, to_millis};
 use crate::model::{Account, AccountState, Contact, Event, MetricValue};
@@ -59,7 +60,7 @@ fn dedupe_metrics(metrics: &[MetricValue]) -> (Vec<&MetricValue>, Vec<&MetricVal
 }
 
 macro_rules! store_impl {
-    ($name:ident, $db:ty, $pool:ty, $doc:literal, $metrics_json:literal) => {
+    ($name:ident, $db:ty, $pool:ty, $doc:literal, $metrics_json:literal, $skip_locked:literal) => {
         #[doc = $doc]
         #[derive(Debug, Clone)]
         pub struct $name {
@@ -392,6 +393,26 @@ macro_rules! store_impl {
                     query.build().execute(&mut **tx).await?;
                 }
                 Ok(())
+            }
+
+            fn task(row: &<$db as sqlx::Database>::Row) -> Result<Task> {
+                Ok(Task {
+                    id: row.try_get("id")?,
+                    task: NewTask {
+                        dedupe_key: row.try_get("dedupe_key")?,
+                        account_id: row.try_get("account_id")?,
+                        journey_id: row.try_get("journey_id")?,
+                        step_id: row.try_get("step_id")?,
+                        title: row.try_get("title")?,
+                        description: row.try_get("description")?,
+                        assignee: row.try_get("assignee")?,
+                        priority: row.try_get("priority")?,
+                        due_at: row.try_get("due_at")?,
+                        reason: from_json(&row.try_get::<String, _>("reason")?)?,
+                    },
+                    status: row.try_get("status")?,
+                    created_at: row.try_get("created_at")?,
+                })
             }
 
             /// Writes history lines with one multi-row statement per chunk.
@@ -830,6 +851,184 @@ macro_rules! store_impl {
                     .collect()
             }
 
+            async fn claim_outbox(&self, kinds: &[&str], now: i64, owner: &str, lease_ms: i64, limit: i64) -> Result<Vec<OutboxItem>> {
+                if kinds.is_empty() {
+                    return Ok(Vec::new());
+                }
+                // A worker that died mid-delivery lets its lease run out; the record is claimable again.
+                sqlx::query("UPDATE outbox SET status = 'pending', claimed_by = NULL WHERE status = 'sending' AND lease_until < $1")
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?;
+                let mut query = QueryBuilder::<$db>::new("UPDATE outbox SET status = 'sending', claimed_by = ");
+                query.push_bind(owner).push(", lease_until = ").push_bind(now + lease_ms);
+                query.push(", attempts = attempts + 1 WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= ");
+                query.push_bind(now).push(" AND kind IN (");
+                let mut list = query.separated(", ");
+                for kind in kinds {
+                    list.push_bind(*kind);
+                }
+                query.push(") ORDER BY next_attempt_at, id LIMIT ").push_bind(limit);
+                query.push(concat!($skip_locked, ") RETURNING id, idempotency_key, enrollment_id, journey_id, step_id, kind, account_id, contact_id, payload, attempts"));
+                let rows = query.build().fetch_all(&self.pool).await?;
+                let mut items: Vec<OutboxItem> = rows
+                    .iter()
+                    .map(|r| {
+                        Ok(OutboxItem {
+                            id: r.try_get("id")?,
+                            attempts: r.try_get("attempts")?,
+                            record: OutboxRecord {
+                                idempotency_key: r.try_get("idempotency_key")?,
+                                enrollment_id: r.try_get("enrollment_id")?,
+                                journey_id: r.try_get("journey_id")?,
+                                step_id: r.try_get("step_id")?,
+                                kind: r.try_get("kind")?,
+                                account_id: r.try_get("account_id")?,
+                                contact_id: r.try_get("contact_id")?,
+                                payload: from_json(&r.try_get::<String, _>("payload")?)?,
+                            },
+                        })
+                    })
+                    .collect::<Result<_>>()?;
+                items.sort_by_key(|i| i.id);
+                Ok(items)
+            }
+
+            async fn finish_outbox(&self, id: i64, owner: &str, now: i64, outcome: &DeliveryOutcome) -> Result<bool> {
+                let (status, next, error, result) = match outcome {
+                    DeliveryOutcome::Sent(result) => ("sent", None, None, Some(result.as_str())),
+                    DeliveryOutcome::Retry { at, error } => ("pending", Some(*at), Some(error.as_str()), None),
+                    DeliveryOutcome::Failed(error) => ("failed", None, Some(error.as_str()), None),
+                    DeliveryOutcome::Dead(error) => ("dead", None, Some(error.as_str()), None),
+                };
+                let done = sqlx::query(
+                    "UPDATE outbox SET status = $3, next_attempt_at = COALESCE($4, next_attempt_at), \
+                     last_error = COALESCE($5, last_error), result = $6, \
+                     delivered_at = CASE WHEN $3 = 'sent' THEN $7 ELSE delivered_at END, \
+                     claimed_by = NULL, lease_until = NULL \
+                     WHERE id = $1 AND claimed_by = $2 AND status = 'sending'",
+                )
+                .bind(id)
+                .bind(owner)
+                .bind(status)
+                .bind(next)
+                .bind(error)
+                .bind(result)
+                .bind(now)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(done == 1)
+            }
+
+            async fn deliver_task(&self, outbox_id: i64, owner: &str, now: i64, task: &NewTask) -> Result<Option<TaskWrite>> {
+                let mut tx = self.pool.begin().await?;
+                let held = sqlx::query(
+                    "UPDATE outbox SET status = 'sent', delivered_at = $3, claimed_by = NULL, lease_until = NULL, result = 'task' \
+                     WHERE id = $1 AND claimed_by = $2 AND status = 'sending' RETURNING idempotency_key",
+                )
+                .bind(outbox_id)
+                .bind(owner)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(held) = held else {
+                    tx.rollback().await?;
+                    return Ok(None);
+                };
+                let outbox_key: String = held.try_get("idempotency_key")?;
+                let updated = sqlx::query(
+                    "UPDATE tasks SET title = $2, description = $3, priority = $4, due_at = $5, reason = $6, \
+                     updated_at = $7, outbox_key = $8 WHERE dedupe_key = $1 AND status = 'open' RETURNING id",
+                )
+                .bind(&task.dedupe_key)
+                .bind(&task.title)
+                .bind(&task.description)
+                .bind(&task.priority)
+                .bind(task.due_at)
+                .bind(to_json(&task.reason))
+                .bind(now)
+                .bind(&outbox_key)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let write = match updated {
+                    Some(row) => TaskWrite::Updated(row.try_get("id")?),
+                    None => {
+                        let row = sqlx::query(
+                            "INSERT INTO tasks (dedupe_key, account_id, journey_id, step_id, title, description, assignee, \
+                             priority, status, due_at, reason, created_at, updated_at, outbox_key) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'open', $9, $10, $11, $11, $12) RETURNING id",
+                        )
+                        .bind(&task.dedupe_key)
+                        .bind(&task.account_id)
+                        .bind(&task.journey_id)
+                        .bind(&task.step_id)
+                        .bind(&task.title)
+                        .bind(&task.description)
+                        .bind(&task.assignee)
+                        .bind(&task.priority)
+                        .bind(task.due_at)
+                        .bind(to_json(&task.reason))
+                        .bind(now)
+                        .bind(&outbox_key)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        TaskWrite::Created(row.try_get("id")?)
+                    }
+                };
+                tx.commit().await?;
+                Ok(Some(write))
+            }
+
+            async fn open_task_counts(&self) -> Result<Vec<Count>> {
+                let rows = sqlx::query(
+                    "SELECT assignee AS label, COUNT(*) AS n FROM tasks WHERE status = 'open' AND assignee IS NOT NULL \
+                     GROUP BY assignee ORDER BY assignee",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(|r| Ok(Count { label: r.try_get("label")?, count: r.try_get("n")? })).collect()
+            }
+
+            async fn next_counter(&self, key: &str) -> Result<i64> {
+                let row = sqlx::query(
+                    "INSERT INTO counters (key, value) VALUES ($1, 1) \
+                     ON CONFLICT (key) DO UPDATE SET value = counters.value + 1 RETURNING value",
+                )
+                .bind(key)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(row.try_get("value")?)
+            }
+
+            async fn tasks(&self, assignee: Option<&str>, status: Option<&str>) -> Result<Vec<Task>> {
+                let rows = sqlx::query(
+                    "SELECT id, dedupe_key, account_id, journey_id, step_id, title, description, assignee, priority, \
+                     status, due_at, reason, created_at FROM tasks \
+                     WHERE ($1 IS NULL OR assignee = $1) AND ($2 IS NULL OR status = $2) ORDER BY id",
+                )
+                .bind(assignee)
+                .bind(status)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(Self::task).collect()
+            }
+
+            async fn update_task(&self, id: i64, status: Option<&str>, assignee: Option<&str>, now: i64) -> Result<bool> {
+                let done = sqlx::query(
+                    "UPDATE tasks SET status = COALESCE($2, status), assignee = COALESCE($3, assignee), updated_at = $4 \
+                     WHERE id = $1",
+                )
+                .bind(id)
+                .bind(status)
+                .bind(assignee)
+                .bind(now)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(done == 1)
+            }
+
             async fn enrollment_log(&self, enrollment_id: i64) -> Result<Vec<(i64, LogEntry)>> {
                 let rows = sqlx::query("SELECT at, step_id, event, detail FROM enrollment_log WHERE enrollment_id = $1 ORDER BY id")
                     .bind(enrollment_id)
@@ -850,12 +1049,14 @@ store_impl!(
     sqlx::Sqlite,
     sqlx::SqlitePool,
     "The embedded SQLite store (the default).",
-    "json_group_object(m.name, m.value)"
+    "json_group_object(m.name, m.value)",
+    ""
 );
 store_impl!(
     PostgresStore,
     sqlx::Postgres,
     sqlx::PgPool,
     "The PostgreSQL store, for several engine processes.",
-    "json_object_agg(m.name, m.value)::text"
+    "json_object_agg(m.name, m.value)::text",
+    " FOR UPDATE SKIP LOCKED"
 );

@@ -368,3 +368,22 @@ pub async fn schedule_entry_fires_at_its_time<S: Store>(store: S) {
         "re-entry is `never`"
     );
 }
+
+pub async fn time_based_conditions_are_rechecked_daily<S: Store>(store: S) {
+    let lapsed = "name: Lapsed\naudience: accounts\nentry: { condition: 'days_since(account.last_login_at) > 14' }\nsteps:\n  - id: ping\n    webhook: { endpoint: crm }\n";
+    let project = Project::new(&[("lapsed", lapsed)]);
+    customer(&store, "a1", 5000.0, 50.0, t0()).await;
+    send_event(&store, "a1", "login", t0() - days(10)).await;
+    let engine = Engine::new(project.definitions(), store);
+    let report = engine.tick(t0()).await.expect("tick");
+    assert_eq!(report.enrolled, 0, "last login 10 days ago");
+    let report = engine
+        .tick(t0() + chrono::Duration::hours(3))
+        .await
+        .expect("tick");
+    assert_eq!(report.evaluated, 0, "nothing changed the same day");
+    // No data changes, but five days later the last login is 15 days old.
+    let report = engine.tick(t0() + days(5)).await.expect("tick");
+    assert_eq!((report.evaluated, report.enrolled), (1, 1), "{report:?}");
+    assert_eq!(outbox(engine.store()).await, ["lapsed/ping webhook "]);
+}

@@ -18,9 +18,10 @@ tiers:
   - { tier: low, when: 'account.arr >= 10000 || account.scores.utilization < 30' }
   - { tier: tech }
 csms:
-  - { id: ana, name: Ana Ortiz, email: ana@example.com }
+  - { id: ana, name: Ana Ortiz, email: ana@example.com, capacity: 1 }
+  - { id: ben, name: Ben Okafor, email: ben@example.com }
 pools:
-  team: [ana]
+  team: [ana, ben]
 webhooks:
   crm: { url: "https://crm.example.com/hook" }
 "#;
@@ -201,3 +202,16 @@ pub async fn send_event<S: Store>(store: &S, id: &str, name: &str, at: DateTime<
     };
     store.import(&import).await.expect("import");
 }
+
+/// Account journey on `account_created`: a round-robin task, then a mail to admins.
+pub const HANDOFF: &str = r#"name: Handoff
+audience: accounts
+entry: { event: account_created }
+steps:
+  - id: kickoff
+    task: { title: 'Kickoff call with {{ account.name }}', assign: { round_robin: team }, due: 2d, priority: high }
+  - id: mail
+    email: { template: welcome, to: [admin] }
+  - id: crm
+    webhook: { endpoint: crm }
+"#;

@@ -4,6 +4,7 @@
 //! ignored, with a line saying so, never as passed.
 
 mod contract;
+mod delivery;
 mod engine;
 mod fixture;
 
@@ -145,6 +146,10 @@ fn main() {
         engine::edited_journey_keeps_running_enrollments_on_their_version,
         engine::removed_journey_lets_running_enrollments_finish,
         engine::schedule_entry_fires_at_its_time,
+        engine::time_based_conditions_are_rechecked_daily,
+        delivery::tasks_are_assigned_round_robin_with_capacity,
+        delivery::an_open_task_is_updated_not_duplicated,
+        delivery::a_lost_lease_is_taken_over_and_delivered_once,
     );
     libtest_mimic::run(&args, trials).exit();
 }

@@ -1,0 +1,188 @@
+//! Delivery: the outbox worker that turns outbox records into step emails and CSM tasks.
+//!
+//! A record is *claimed* (leased to this worker for a while), delivered, and *finished*
+//! (sent, retried later, or failed); a worker that dies mid-delivery lets its lease run out
+//! and another takes the record over. What makes each step produce its output once:
+//!
+//! - **Tasks** are written in the same transaction that marks the record sent, and an open
+//!   task with the same key is updated, never duplicated.
+//! - **Email without an SMTP server** goes to `<outbox_dir>/<key>.eml`, named by the
+//!   record's idempotency key and written atomically, so a repeat overwrites, never adds.
+//!
+//! Record kinds this worker has no channel for yet (SMTP email, webhooks) stay pending.
+
+pub mod email_file;
+pub mod tasks;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::clock::to_millis;
+use crate::definitions::Definitions;
+use crate::store::{DeliveryOutcome, OutboxItem, Store, StoreError, TaskWrite};
+
+/// Records claimed per round.
+const CLAIM: i64 = 200;
+/// How long a claim lasts before another worker may take the record over.
+const LEASE_MS: i64 = 5 * 60 * 1000;
+/// Attempts before a record is given up (dead letter).
+pub const MAX_ATTEMPTS: i64 = 8;
+
+/// What one delivery round did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeliveryReport {
+    /// Emails written.
+    pub emails: u64,
+    /// Tasks created.
+    pub tasks_created: u64,
+    /// Open tasks updated instead of duplicated.
+    pub tasks_updated: u64,
+    /// Attempts that will be retried.
+    pub retried: u64,
+    /// Records that failed for good.
+    pub failed: u64,
+}
+
+impl DeliveryReport {
+    /// True when nothing was delivered or failed.
+    pub fn is_idle(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// The outbox folder named in `touchline.yaml` (default `outbox`), under the project.
+pub fn outbox_dir(definitions: &Definitions) -> PathBuf {
+    definitions.root.join(
+        definitions
+            .config
+            .email
+            .outbox_dir
+            .as_deref()
+            .unwrap_or("outbox"),
+    )
+}
+
+/// Delivers outbox records for one project.
+#[derive(Debug)]
+pub struct Deliverer<S: Store> {
+    definitions: Arc<Definitions>,
+    store: S,
+    owner: String,
+    outbox_dir: PathBuf,
+}
+
+impl<S: Store> Deliverer<S> {
+    /// A worker writing `.eml` files into `outbox_dir` (when no SMTP server is set).
+    pub fn new(definitions: Arc<Definitions>, store: S, outbox_dir: PathBuf) -> Self {
+        let owner = format!("{}-{}", std::process::id(), rand::random::<u32>());
+        Self {
+            definitions,
+            store,
+            owner,
+            outbox_dir,
+        }
+    }
+
+    fn kinds(&self) -> Vec<&'static str> {
+        let mut kinds = vec!["task"];
+        if self.definitions.config.email.smtp.is_none() {
+            kinds.push("email");
+        }
+        kinds
+    }
+
+    /// Delivers everything due at `now`.
+    pub async fn deliver_due(&self, now: DateTime<Utc>) -> Result<DeliveryReport, StoreError> {
+        let mut report = DeliveryReport::default();
+        let kinds = self.kinds();
+        loop {
+            let items = self
+                .store
+                .claim_outbox(&kinds, to_millis(now), &self.owner, LEASE_MS, CLAIM)
+                .await?;
+            if items.is_empty() {
+                break;
+            }
+            for item in items {
+                self.deliver(item, now, &mut report).await?;
+            }
+        }
+        Ok(report)
+    }
+
+    async fn deliver(
+        &self,
+        item: OutboxItem,
+        now: DateTime<Utc>,
+        report: &mut DeliveryReport,
+    ) -> Result<(), StoreError> {
+        let at = to_millis(now);
+        match item.record.kind.as_str() {
+            "task" => {
+                let task = tasks::plan(&self.definitions, &self.store, &item.record, now).await?;
+                match self
+                    .store
+                    .deliver_task(item.id, &self.owner, at, &task)
+                    .await?
+                {
+                    Some(TaskWrite::Created(_)) => report.tasks_created += 1,
+                    Some(TaskWrite::Updated(_)) => report.tasks_updated += 1,
+                    None => {}
+                }
+            }
+            "email" => {
+                let from = self.definitions.config.email.from.as_deref();
+                let outcome = match email_file::write(&self.outbox_dir, &item.record, from) {
+                    Ok(path) => {
+                        report.emails += 1;
+                        DeliveryOutcome::Sent(path.display().to_string())
+                    }
+                    Err(email_file::EmailError::Permanent(reason)) => {
+                        report.failed += 1;
+                        DeliveryOutcome::Failed(reason)
+                    }
+                    Err(email_file::EmailError::Temporary(reason)) => {
+                        retry(&item, at, reason, report)
+                    }
+                };
+                self.store
+                    .finish_outbox(item.id, &self.owner, at, &outcome)
+                    .await?;
+            }
+            other => {
+                let reason = format!("no channel delivers `{other}` records");
+                report.failed += 1;
+                self.store
+                    .finish_outbox(item.id, &self.owner, at, &DeliveryOutcome::Failed(reason))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The next attempt's time, or the dead letter after the last attempt: 5 minutes, then
+/// three times longer each time, at most 12 hours apart, with ±20% jitter (8 attempts span
+/// more than a day).
+fn retry(
+    item: &OutboxItem,
+    now: i64,
+    error: String,
+    report: &mut DeliveryReport,
+) -> DeliveryOutcome {
+    if item.attempts >= MAX_ATTEMPTS {
+        report.failed += 1;
+        return DeliveryOutcome::Dead(error);
+    }
+    report.retried += 1;
+    let base_ms = (5 * 60 * 1000_i64)
+        .saturating_mul(3_i64.saturating_pow((item.attempts - 1).max(0) as u32))
+        .min(12 * 3600 * 1000);
+    let jitter = 0.8 + rand::random::<f64>() * 0.4;
+    DeliveryOutcome::Retry {
+        at: now + (base_ms as f64 * jitter) as i64,
+        error,
+    }
+}

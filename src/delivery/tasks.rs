@@ -1,0 +1,147 @@
+//! CSM tasks: who gets one, and when it is due.
+//!
+//! `owner` gives the task to the account's CSM; `round_robin` to each CSM of the pool in
+//! turn; `least_loaded` to the pool's CSM with the fewest open tasks. A CSM at capacity is
+//! passed over. Due dates count working days (Monday to Friday) in the assignee's time zone.
+
+use chrono::{DateTime, Datelike, Duration, Utc, Weekday};
+
+use crate::definitions::Definitions;
+use crate::definitions::config::Csm;
+use crate::store::{NewTask, OutboxRecord, Store, StoreError};
+
+/// Turns a task outbox record into the task to write: text, assignee, due date.
+pub async fn plan<S: Store>(
+    definitions: &Definitions,
+    store: &S,
+    record: &OutboxRecord,
+    now: DateTime<Utc>,
+) -> Result<NewTask, StoreError> {
+    let payload = &record.payload;
+    let text = |field: &str| payload[field].as_str().unwrap_or_default().to_string();
+    let assignee = assign(definitions, store, &payload["assign"]).await?;
+    let csm = assignee
+        .as_deref()
+        .and_then(|id| definitions.config.csms.iter().find(|c| c.id.value == id));
+    let due_at = payload["due_seconds"]
+        .as_u64()
+        .map(|seconds| working_due(now, seconds, zone(definitions, csm)));
+    Ok(NewTask {
+        dedupe_key: format!(
+            "{}/{}/{}",
+            record.account_id, record.journey_id, record.step_id
+        ),
+        account_id: record.account_id.clone(),
+        journey_id: record.journey_id.clone(),
+        step_id: record.step_id.clone(),
+        title: text("title"),
+        description: text("description"),
+        assignee,
+        priority: payload["priority"].as_str().unwrap_or("normal").to_string(),
+        due_at: due_at.map(|t| t.timestamp_millis()),
+        reason: payload["reason"].clone(),
+    })
+}
+
+fn zone(definitions: &Definitions, csm: Option<&Csm>) -> chrono_tz::Tz {
+    csm.and_then(|c| c.timezone.as_ref())
+        .map_or(definitions.config.timezone.value.0, |tz| tz.value.0)
+}
+
+async fn assign<S: Store>(
+    definitions: &Definitions,
+    store: &S,
+    assign: &serde_json::Value,
+) -> Result<Option<String>, StoreError> {
+    let config = &definitions.config;
+    let roster = |id: &str| config.csms.iter().find(|c| c.id.value == id);
+    let pool: Vec<&Csm> = assign["pool"]
+        .as_str()
+        .and_then(|pool| config.pools.get(pool))
+        .map(|members| members.iter().filter_map(|m| roster(&m.value)).collect())
+        .unwrap_or_default();
+    let open = store.open_task_counts().await?;
+    let load = |csm: &Csm| {
+        open.iter()
+            .find(|c| c.label == csm.id.value)
+            .map_or(0, |c| c.count)
+    };
+    let has_room = |csm: &Csm| csm.capacity.is_none_or(|cap| load(csm) < i64::from(cap));
+    match assign["strategy"].as_str() {
+        Some("owner") => Ok(assign["owner"]
+            .as_str()
+            .and_then(roster)
+            .map(|c| c.id.value.clone())),
+        Some("round_robin") if !pool.is_empty() => {
+            let pool_name = assign["pool"].as_str().unwrap_or_default();
+            let turn = store
+                .next_counter(&format!("round_robin:{pool_name}"))
+                .await?;
+            let start = (turn - 1).rem_euclid(pool.len() as i64) as usize;
+            let order = pool.iter().cycle().skip(start).take(pool.len());
+            let chosen = order
+                .clone()
+                .find(|c| has_room(c))
+                .or_else(|| pool.get(start));
+            Ok(chosen.map(|c| c.id.value.clone()))
+        }
+        Some("least_loaded") if !pool.is_empty() => {
+            let with_room: Vec<&&Csm> = pool.iter().filter(|c| has_room(c)).collect();
+            let candidates = if with_room.is_empty() {
+                pool.iter().collect()
+            } else {
+                with_room
+            };
+            Ok(candidates
+                .into_iter()
+                .min_by_key(|c| load(c))
+                .map(|c| c.id.value.clone()))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// `now` plus a due period: whole days count as working days in `zone`, shorter periods
+/// as hours.
+pub fn working_due(now: DateTime<Utc>, seconds: u64, zone: chrono_tz::Tz) -> DateTime<Utc> {
+    let days = seconds / 86_400;
+    if days == 0 {
+        return now + Duration::seconds(seconds as i64);
+    }
+    let mut local = now.with_timezone(&zone);
+    let mut left = days;
+    while left > 0 {
+        local += Duration::days(1);
+        if !matches!(local.weekday(), Weekday::Sat | Weekday::Sun) {
+            left -= 1;
+        }
+    }
+    local.with_timezone(&Utc) + Duration::seconds((seconds % 86_400) as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn due_dates_skip_weekends() {
+        let friday = Utc
+            .with_ymd_and_hms(2026, 11, 20, 15, 0, 0)
+            .single()
+            .expect("time");
+        let due = working_due(friday, 2 * 86_400, chrono_tz::America::Chicago);
+        assert_eq!(
+            due,
+            Utc.with_ymd_and_hms(2026, 11, 24, 15, 0, 0)
+                .single()
+                .expect("time"),
+            "Friday + 2 working days = Tuesday"
+        );
+        assert_eq!(
+            working_due(friday, 3600, chrono_tz::UTC),
+            friday + Duration::hours(1)
+        );
+    }
+}

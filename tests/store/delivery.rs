@@ -1,0 +1,165 @@
+//! Delivery scenarios: tasks and `.eml` mails produced once per step, on every database.
+
+use touchline::clock::to_millis;
+use touchline::delivery::Deliverer;
+use touchline::engine::Engine;
+use touchline::store::{DeliveryOutcome, Store};
+
+use crate::fixture::{HANDOFF, Project, customer, days, send_event, t0};
+
+pub async fn tasks_are_assigned_round_robin_with_capacity<S: Store>(store: S) {
+    let project = Project::new(&[("handoff", HANDOFF)]);
+    for id in ["a1", "a2", "a3"] {
+        customer(&store, id, 5000.0, 50.0, t0()).await;
+        send_event(&store, id, "account_created", t0()).await;
+    }
+    let definitions = project.definitions();
+    let engine = Engine::new(definitions.clone(), store.clone());
+    engine.tick(t0()).await.expect("tick");
+    let outbox = project.dir.path().join("outbox");
+    let deliverer = Deliverer::new(definitions, store.clone(), outbox.clone());
+    let report = deliverer.deliver_due(t0()).await.expect("deliver");
+    assert_eq!((report.tasks_created, report.emails), (3, 3), "{report:?}");
+    let tasks = store.tasks(None, Some("open")).await.expect("tasks");
+    let assigned: Vec<(&str, Option<&str>)> = tasks
+        .iter()
+        .map(|t| (t.task.account_id.as_str(), t.task.assignee.as_deref()))
+        .collect();
+    // Ana holds at most one open task, so the rotation passes her over once she has one.
+    assert_eq!(
+        assigned,
+        [
+            ("a1", Some("ana")),
+            ("a2", Some("ben")),
+            ("a3", Some("ben"))
+        ]
+    );
+    assert_eq!(tasks[0].task.title, "Kickoff call with a1 Inc");
+    assert_eq!(tasks[0].task.priority, "high");
+    assert_eq!(
+        tasks[0].task.due_at,
+        Some(to_millis(t0() + days(2))),
+        "Monday + 2 working days"
+    );
+    assert_eq!(tasks[0].task.reason["journey"], "handoff");
+
+    // Nothing is delivered twice: a second round finds nothing, and webhooks wait for their channel.
+    let again = deliverer.deliver_due(t0()).await.expect("deliver");
+    assert!(again.is_idle(), "{again:?}");
+    let counts = store.outbox_counts().await.expect("counts");
+    let counts: Vec<(&str, i64)> = counts.iter().map(|c| (c.label.as_str(), c.count)).collect();
+    assert_eq!(
+        counts,
+        [("email sent", 3), ("task sent", 3), ("webhook pending", 3)]
+    );
+
+    let mut files: Vec<String> = std::fs::read_dir(&outbox)
+        .expect("outbox")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 3, "{files:?}");
+    let mail = std::fs::read_to_string(outbox.join(&files[0])).expect("mail");
+    assert!(mail.contains("To: a1-admin@example.com\r\n"), "{mail}");
+    assert!(mail.contains("Subject: Welcome, A1-ADMIN\r\n"), "{mail}");
+    let key = files[0].trim_end_matches(".eml").replace('_', ".");
+    assert!(
+        mail.contains(&format!("Message-ID: <{key}@touchline>\r\n")),
+        "{mail}"
+    );
+}
+
+pub async fn an_open_task_is_updated_not_duplicated<S: Store>(store: S) {
+    let project = Project::new(&[(
+        "handoff",
+        &HANDOFF.replace(
+            "entry: { event: account_created }",
+            "entry: { event: account_created }\nreentry: { after: 1d }",
+        ),
+    )]);
+    customer(&store, "a1", 5000.0, 50.0, t0()).await;
+    send_event(&store, "a1", "account_created", t0()).await;
+    let definitions = project.definitions();
+    let engine = Engine::new(definitions.clone(), store.clone());
+    let deliverer = Deliverer::new(
+        definitions,
+        store.clone(),
+        project.dir.path().join("outbox"),
+    );
+    engine.tick(t0()).await.expect("tick");
+    deliverer.deliver_due(t0()).await.expect("deliver");
+    // The same account re-enters two days later while its first task is still open.
+    send_event(&store, "a1", "account_created", t0() + days(2)).await;
+    engine.tick(t0() + days(2)).await.expect("tick");
+    let report = deliverer
+        .deliver_due(t0() + days(2))
+        .await
+        .expect("deliver");
+    assert_eq!(
+        (report.tasks_created, report.tasks_updated),
+        (0, 1),
+        "{report:?}"
+    );
+    assert_eq!(store.tasks(None, None).await.expect("tasks").len(), 1);
+    // Once done, the next one is a new task.
+    let id = store.tasks(None, None).await.expect("tasks")[0].id;
+    assert!(
+        store
+            .update_task(id, Some("done"), None, to_millis(t0()))
+            .await
+            .expect("done")
+    );
+    send_event(&store, "a1", "account_created", t0() + days(4)).await;
+    engine.tick(t0() + days(4)).await.expect("tick");
+    let report = deliverer
+        .deliver_due(t0() + days(4))
+        .await
+        .expect("deliver");
+    assert_eq!(report.tasks_created, 1);
+    assert_eq!(
+        store.tasks(None, Some("open")).await.expect("tasks").len(),
+        1
+    );
+}
+
+pub async fn a_lost_lease_is_taken_over_and_delivered_once<S: Store>(store: S) {
+    let project = Project::new(&[("handoff", HANDOFF)]);
+    customer(&store, "a1", 5000.0, 50.0, t0()).await;
+    send_event(&store, "a1", "account_created", t0()).await;
+    let engine = Engine::new(project.definitions(), store.clone());
+    engine.tick(t0()).await.expect("tick");
+    // A worker claims the task and dies before finishing it.
+    let claimed = store
+        .claim_outbox(&["task"], to_millis(t0()), "dead-worker", 60_000, 10)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1);
+    assert!(
+        store
+            .claim_outbox(&["task"], to_millis(t0()), "other", 60_000, 10)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "leased"
+    );
+    // After the lease, another worker delivers it; the first one's late report is refused.
+    let later = t0() + chrono::Duration::minutes(2);
+    let deliverer = Deliverer::new(
+        project.definitions(),
+        store.clone(),
+        project.dir.path().join("outbox"),
+    );
+    let report = deliverer.deliver_due(later).await.expect("deliver");
+    assert_eq!(report.tasks_created, 1);
+    let late = store
+        .finish_outbox(
+            claimed[0].id,
+            "dead-worker",
+            to_millis(later),
+            &DeliveryOutcome::Sent("late".into()),
+        )
+        .await
+        .expect("finish");
+    assert!(!late, "a worker that lost its lease cannot report");
+    assert_eq!(store.tasks(None, None).await.expect("tasks").len(), 1);
+}
