@@ -802,14 +802,34 @@ async fn load_batch<S: Store>(
     contact_rules: bool,
 ) -> Result<LoadedBatch, EngineError> {
     let enrollments = group_by_account(store.enrollments_of(&ids).await?);
-    let contact_enrollments = enrollments
-        .values()
-        .flatten()
-        .any(|e| e.status == "active" && !e.contact_id.is_empty());
+    let mut states = store.load_accounts(&ids, contact_rules).await?;
+    if !contact_rules {
+        // Only the accounts whose running contact enrollments need a goal check.
+        let needed: Vec<String> = enrollments
+            .iter()
+            .filter(|(_, list)| {
+                list.iter()
+                    .any(|e| e.status == "active" && !e.contact_id.is_empty())
+            })
+            .map(|(account, _)| account.clone())
+            .collect();
+        if !needed.is_empty() {
+            let mut contacts: HashMap<String, Vec<Contact>> = HashMap::new();
+            for contact in store.contacts_of(&needed).await? {
+                contacts
+                    .entry(contact.account_id.clone())
+                    .or_default()
+                    .push(contact);
+            }
+            for state in &mut states {
+                if let Some(list) = contacts.remove(&state.account.id) {
+                    state.contacts = list;
+                }
+            }
+        }
+    }
     Ok(LoadedBatch {
-        states: store
-            .load_accounts(&ids, contact_rules || contact_enrollments)
-            .await?,
+        states,
         enrollments,
         edges: store.edges_of(&ids).await?.into_iter().collect(),
     })

@@ -379,6 +379,11 @@ pub trait Store: Clone + Send + Sync + 'static {
         ids: &[String],
         with_contacts: bool,
     ) -> impl Future<Output = Result<Vec<AccountState>>> + Send;
+    /// The contacts of these accounts, by id.
+    fn contacts_of(
+        &self,
+        account_ids: &[String],
+    ) -> impl Future<Output = Result<Vec<Contact>>> + Send;
     /// All enrollments (any status) of these accounts.
     fn enrollments_of(
         &self,

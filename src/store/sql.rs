@@ -526,10 +526,7 @@ macro_rules! store_impl {
                 if with_contacts {
                     let index: HashMap<&str, usize> = accounts.iter().enumerate().map(|(i, a)| (a.account.id.as_str(), i)).collect();
                     let mut by_account: Vec<Vec<Contact>> = vec![Vec::new(); accounts.len()];
-                    let mut query = in_list(&format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE account_id"));
-                    query.push(" ORDER BY id");
-                    for row in query.build().fetch_all(&self.pool).await? {
-                        let contact = Self::contact(&row)?;
+                    for contact in self.contacts_of(ids).await? {
                         if let Some(&i) = index.get(contact.account_id.as_str()) {
                             by_account[i].push(contact);
                         }
@@ -539,6 +536,22 @@ macro_rules! store_impl {
                     }
                 }
                 Ok(accounts)
+            }
+
+            async fn contacts_of(&self, account_ids: &[String]) -> Result<Vec<Contact>> {
+                let mut out = Vec::new();
+                for chunk in account_ids.chunks(CHUNK) {
+                    let mut query = QueryBuilder::<$db>::new(format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE account_id IN ("));
+                    let mut list = query.separated(", ");
+                    for id in chunk {
+                        list.push_bind(id.as_str());
+                    }
+                    query.push(") ORDER BY id");
+                    for row in query.build().fetch_all(&self.pool).await? {
+                        out.push(Self::contact(&row)?);
+                    }
+                }
+                Ok(out)
             }
 
             async fn enrollments_of(&self, account_ids: &[String]) -> Result<Vec<Enrollment>> {
