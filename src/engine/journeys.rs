@@ -128,6 +128,29 @@ fn holds(
     }
 }
 
+/// Whether the journey's goal (checked first) or exit condition holds: the status and
+/// reason that end the enrollment, with a history line added to `log`.
+fn goal_or_exit(
+    engine: &RuleEngine,
+    journey: &Journey,
+    bindings: &mut Bindings,
+    log: &mut Vec<LogEntry>,
+) -> Option<(&'static str, &'static str)> {
+    let (status, reason, detail) = if holds(engine, journey.goal_rule.as_ref(), bindings, log) {
+        ("goal_reached", "goal reached", "goal condition holds")
+    } else if holds(engine, journey.exit_rule.as_ref(), bindings, log) {
+        ("exited", "exit condition", "exit condition holds")
+    } else {
+        return None;
+    };
+    log.push(LogEntry {
+        step_id: None,
+        event: status.into(),
+        detail: detail.into(),
+    });
+    Some((status, reason))
+}
+
 /// Checks an active enrollment's goal and exit conditions after its data changed. Returns
 /// the update that ends it, or that wakes a `wait until` whose condition now holds.
 pub fn on_data_change(
@@ -146,31 +169,8 @@ pub fn on_data_change(
         outbox: Vec::new(),
         log,
     };
-    if holds(
-        engine,
-        ctx.journey.goal_rule.as_ref(),
-        ctx.bindings,
-        &mut log,
-    ) {
-        log.push(LogEntry {
-            step_id: None,
-            event: "goal_reached".into(),
-            detail: "goal condition holds".into(),
-        });
-        return Some(end("goal_reached", "goal reached".into(), log));
-    }
-    if holds(
-        engine,
-        ctx.journey.exit_rule.as_ref(),
-        ctx.bindings,
-        &mut log,
-    ) {
-        log.push(LogEntry {
-            step_id: None,
-            event: "exited".into(),
-            detail: "exit condition holds".into(),
-        });
-        return Some(end("exited", "exit condition".into(), log));
+    if let Some((status, reason)) = goal_or_exit(engine, ctx.journey, ctx.bindings, &mut log) {
+        return Some(end(status, reason.into(), log));
     }
     let step = ctx.journey.steps.get(enrollment.step_index as usize)?;
     if let Action::WaitUntil { rule, .. } = &step.action
@@ -221,47 +221,8 @@ pub fn advance(ctx: &mut StepContext<'_>, enrollment: &Enrollment) -> Enrollment
         log,
     };
     for _ in 0..MAX_STEPS_PER_PASS {
-        if holds(
-            engine,
-            ctx.journey.goal_rule.as_ref(),
-            ctx.bindings,
-            &mut log,
-        ) {
-            log.push(LogEntry {
-                step_id: None,
-                event: "goal_reached".into(),
-                detail: "goal condition holds".into(),
-            });
-            return update(
-                "goal_reached",
-                index,
-                None,
-                None,
-                Some("goal reached".into()),
-                log,
-                outbox,
-            );
-        }
-        if holds(
-            engine,
-            ctx.journey.exit_rule.as_ref(),
-            ctx.bindings,
-            &mut log,
-        ) {
-            log.push(LogEntry {
-                step_id: None,
-                event: "exited".into(),
-                detail: "exit condition holds".into(),
-            });
-            return update(
-                "exited",
-                index,
-                None,
-                None,
-                Some("exit condition".into()),
-                log,
-                outbox,
-            );
+        if let Some((status, reason)) = goal_or_exit(engine, ctx.journey, ctx.bindings, &mut log) {
+            return update(status, index, None, None, Some(reason.into()), log, outbox);
         }
         let Some(step) = steps.get(index) else {
             log.push(LogEntry {

@@ -78,6 +78,18 @@ macro_rules! store_impl {
                 &self.pool
             }
 
+            /// `sql` followed by `IN ($1, $2, …)` over `ids`.
+            fn in_list<'a>(sql: &str, ids: &'a [String]) -> QueryBuilder<'a, $db> {
+                let mut query = QueryBuilder::<$db>::new(sql);
+                query.push(" IN (");
+                let mut list = query.separated(", ");
+                for id in ids {
+                    list.push_bind(id.as_str());
+                }
+                query.push(")");
+                query
+            }
+
             fn enrollment(row: &<$db as sqlx::Database>::Row) -> Result<Enrollment> {
                 Ok(Enrollment {
                     id: row.try_get("id")?,
@@ -235,12 +247,7 @@ macro_rules! store_impl {
             /// Bumps `data_version` so the accounts are re-evaluated.
             async fn touch_accounts(tx: &mut sqlx::Transaction<'_, $db>, ids: Vec<String>) -> Result<()> {
                 for chunk in ids.chunks(CHUNK) {
-                    let mut query = QueryBuilder::<$db>::new("UPDATE accounts SET data_version = data_version + 1 WHERE id IN (");
-                    let mut list = query.separated(", ");
-                    for id in chunk {
-                        list.push_bind(id);
-                    }
-                    query.push(")");
+                    let mut query = Self::in_list("UPDATE accounts SET data_version = data_version + 1 WHERE id", chunk);
                     query.build().execute(&mut **tx).await?;
                 }
                 Ok(())
@@ -283,16 +290,12 @@ macro_rules! store_impl {
                 // one row per account.
                 let ids: Vec<String> = changed_accounts.into_iter().collect();
                 for chunk in ids.chunks(CHUNK) {
-                    let mut query = QueryBuilder::<$db>::new(format!(
+                    let sql = format!(
                         "UPDATE accounts SET data_version = data_version + 1, metrics = \
-                         (SELECT {} FROM account_metrics m WHERE m.account_id = accounts.id) WHERE id IN (",
+                         (SELECT {} FROM account_metrics m WHERE m.account_id = accounts.id) WHERE id",
                         $metrics_json
-                    ));
-                    let mut list = query.separated(", ");
-                    for id in chunk {
-                        list.push_bind(id);
-                    }
-                    query.push(")");
+                    );
+                    let mut query = Self::in_list(&sql, chunk);
                     query.build().execute(&mut **tx).await?;
                 }
                 Ok(changed)
@@ -507,18 +510,8 @@ macro_rules! store_impl {
                 if ids.is_empty() {
                     return Ok(Vec::new());
                 }
-                let in_list = |sql: &str| {
-                    let mut query = QueryBuilder::<$db>::new(sql);
-                    query.push(" IN (");
-                    let mut list = query.separated(", ");
-                    for id in ids {
-                        list.push_bind(id.as_str());
-                    }
-                    query.push(")");
-                    query
-                };
                 let mut accounts: Vec<AccountState> = Vec::with_capacity(ids.len());
-                let mut query = in_list(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id"));
+                let mut query = Self::in_list(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id"), ids);
                 query.push(" ORDER BY id");
                 for row in query.build().fetch_all(&self.pool).await? {
                     accounts.push(Self::account_state(&row)?);
@@ -541,12 +534,8 @@ macro_rules! store_impl {
             async fn contacts_of(&self, account_ids: &[String]) -> Result<Vec<Contact>> {
                 let mut out = Vec::new();
                 for chunk in account_ids.chunks(CHUNK) {
-                    let mut query = QueryBuilder::<$db>::new(format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE account_id IN ("));
-                    let mut list = query.separated(", ");
-                    for id in chunk {
-                        list.push_bind(id.as_str());
-                    }
-                    query.push(") ORDER BY id");
+                    let mut query = Self::in_list(&format!("SELECT {CONTACT_COLUMNS} FROM contacts WHERE account_id"), chunk);
+                    query.push(" ORDER BY id");
                     for row in query.build().fetch_all(&self.pool).await? {
                         out.push(Self::contact(&row)?);
                     }
@@ -557,12 +546,8 @@ macro_rules! store_impl {
             async fn enrollments_of(&self, account_ids: &[String]) -> Result<Vec<Enrollment>> {
                 let mut out = Vec::new();
                 for chunk in account_ids.chunks(CHUNK) {
-                    let mut query = QueryBuilder::<$db>::new(format!("SELECT {ENROLLMENT_COLUMNS} FROM enrollments WHERE account_id IN ("));
-                    let mut list = query.separated(", ");
-                    for id in chunk {
-                        list.push_bind(id.as_str());
-                    }
-                    query.push(") ORDER BY id");
+                    let mut query = Self::in_list(&format!("SELECT {ENROLLMENT_COLUMNS} FROM enrollments WHERE account_id"), chunk);
+                    query.push(" ORDER BY id");
                     for row in query.build().fetch_all(&self.pool).await? {
                         out.push(Self::enrollment(&row)?);
                     }
@@ -573,12 +558,7 @@ macro_rules! store_impl {
             async fn edges_of(&self, account_ids: &[String]) -> Result<Vec<SubjectKey>> {
                 let mut out = Vec::new();
                 for chunk in account_ids.chunks(CHUNK) {
-                    let mut query = QueryBuilder::<$db>::new("SELECT journey_id, account_id, contact_id FROM entry_edges WHERE account_id IN (");
-                    let mut list = query.separated(", ");
-                    for id in chunk {
-                        list.push_bind(id.as_str());
-                    }
-                    query.push(")");
+                    let mut query = Self::in_list("SELECT journey_id, account_id, contact_id FROM entry_edges WHERE account_id", chunk);
                     for row in query.build().fetch_all(&self.pool).await? {
                         out.push(SubjectKey {
                             journey_id: row.try_get("journey_id")?,
