@@ -77,6 +77,12 @@ pub enum Command {
     },
     /// Show accounts per tier, enrollments per journey and step, and the outbox.
     Status,
+    /// List outbox deliveries by status, retry a failed one or replay a sent one.
+    Deliveries {
+        /// What to do (default: list pending, failed and dead records).
+        #[command(subcommand)]
+        action: Option<DeliveryAction>,
+    },
     /// List CSM tasks, mark them done, or reassign them.
     Tasks {
         /// What to do (default: list open tasks).
@@ -126,6 +132,31 @@ pub enum Command {
         /// Write every schema into this folder instead of printing.
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+    },
+}
+
+/// `touchline deliveries` actions.
+#[derive(Debug, Subcommand)]
+pub enum DeliveryAction {
+    /// List records.
+    List {
+        /// `pending`, `sending`, `sent`, `failed`, `dead`, or `all` (default: the ones that
+        /// need attention: pending, failed, dead).
+        #[arg(long)]
+        status: Option<String>,
+        /// Most records to show.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Try a failed or dead record again, now, with its attempts reset.
+    Retry {
+        /// The record's number.
+        id: i64,
+    },
+    /// Deliver a sent record once more (its idempotency key stays the same).
+    Replay {
+        /// The record's number.
+        id: i64,
     },
 }
 
@@ -214,6 +245,7 @@ fn execute(cli: Cli, out: &mut dyn Write) -> Result<i32, String> {
         | Command::Tick { .. }
         | Command::Status
         | Command::Tasks { .. }
+        | Command::Deliveries { .. }
         | Command::Explain { .. }
         | Command::Generate { .. }
         | Command::Demo { .. } => {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::cli::{Command, TaskAction};
+use crate::cli::{Command, DeliveryAction, TaskAction};
 use crate::clock::{Clock, SystemClock, parse_time};
 use crate::definitions::Definitions;
 use crate::delivery::{self, Deliverer, DeliveryReport};
@@ -159,6 +159,10 @@ pub async fn execute(ctx: Context, command: Command, out: &mut dyn Write) -> Res
             })
         }
         Command::Demo { days, sample } => demo(&ctx, days, &sample, out).await,
+        Command::Deliveries { action } => {
+            let store = ctx.open(&ctx.database_url()).await?;
+            with_store!(store, |s| deliveries(&s, action, out).await)
+        }
         Command::Tasks { action } => {
             let store = ctx.open(&ctx.database_url()).await?;
             with_store!(store, |s| tasks(&ctx, &s, action, out).await)
@@ -184,6 +188,101 @@ pub async fn execute(ctx: Context, command: Command, out: &mut dyn Write) -> Res
             Ok(0)
         }
         _ => Err("not a database command".into()),
+    }
+}
+
+/// `touchline deliveries`: list, retry, replay.
+async fn deliveries<S: Store>(
+    store: &S,
+    action: Option<DeliveryAction>,
+    out: &mut dyn Write,
+) -> Result<i32, String> {
+    let now = crate::clock::to_millis(Utc::now());
+    let requeue = |id: i64, from: &'static [&'static str], verb: &'static str| async move {
+        match store
+            .requeue(id, from, now)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            true => Ok(format!(
+                "delivery #{id} {verb}: it goes out in the next delivery round"
+            )),
+            false => Err(format!("no delivery #{id} that is {}", from.join(" or "))),
+        }
+    };
+    match action.unwrap_or(DeliveryAction::List {
+        status: None,
+        limit: 50,
+    }) {
+        DeliveryAction::List { status, limit } => {
+            const ALL: [&str; 5] = ["pending", "sending", "sent", "failed", "dead"];
+            let statuses: Vec<&str> = match status.as_deref() {
+                None => vec!["pending", "failed", "dead"],
+                Some("all") => ALL.to_vec(),
+                Some(one) if ALL.contains(&one) => vec![one],
+                Some(other) => {
+                    return Err(format!(
+                        "unknown status `{other}`; use one of {}, or all",
+                        ALL.join(", ")
+                    ));
+                }
+            };
+            let rows = store
+                .deliveries(&statuses, limit)
+                .await
+                .map_err(|e| e.to_string())?;
+            for row in &rows {
+                let r = &row.record;
+                let target = match r.kind.as_str() {
+                    "email" => r.payload["to"].as_str().unwrap_or("?").to_string(),
+                    "webhook" => {
+                        format!("endpoint {}", r.payload["endpoint"].as_str().unwrap_or("?"))
+                    }
+                    _ => r.payload["title"].as_str().unwrap_or("?").to_string(),
+                };
+                let when = row
+                    .next_attempt_at
+                    .filter(|_| row.status == "pending")
+                    .map_or(String::new(), |t| {
+                        format!(
+                            ", next attempt {}",
+                            crate::clock::from_millis(t).format("%Y-%m-%d %H:%M UTC")
+                        )
+                    });
+                let error = row
+                    .last_error
+                    .as_deref()
+                    .map_or(String::new(), |e| format!("\n         last error: {e}"));
+                writeln!(
+                    out,
+                    "  #{:<6} {:<8} {:<7} {}/{} → {target} ({} attempts{when}){error}",
+                    row.id, row.status, r.kind, r.journey_id, r.step_id, row.attempts
+                )
+                .map_err(io)?;
+            }
+            if rows.is_empty() {
+                writeln!(out, "no deliveries with status {}", statuses.join(", ")).map_err(io)?;
+            }
+            Ok(0)
+        }
+        DeliveryAction::Retry { id } => {
+            writeln!(
+                out,
+                "{}",
+                requeue(id, &["failed", "dead"], "queued again").await?
+            )
+            .map_err(io)?;
+            Ok(0)
+        }
+        DeliveryAction::Replay { id } => {
+            writeln!(
+                out,
+                "{}",
+                requeue(id, &["sent"], "queued for replay").await?
+            )
+            .map_err(io)?;
+            Ok(0)
+        }
     }
 }
 

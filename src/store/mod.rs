@@ -302,6 +302,23 @@ pub enum DeliveryOutcome {
     Dead(String),
 }
 
+/// An outbox record as `touchline deliveries` shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryRow {
+    /// Row id.
+    pub id: i64,
+    /// The record.
+    pub record: OutboxRecord,
+    /// `pending`, `sending`, `sent`, `failed`, `dead`.
+    pub status: String,
+    /// Attempts so far.
+    pub attempts: i64,
+    /// Next attempt (ms), for pending records.
+    pub next_attempt_at: Option<i64>,
+    /// The last failure.
+    pub last_error: Option<String>,
+}
+
 /// A CSM task to create (or to update, if an open one has the same key).
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewTask {
@@ -474,6 +491,20 @@ pub trait Store: Clone + Send + Sync + 'static {
         now: i64,
         task: &NewTask,
     ) -> impl Future<Output = Result<Option<TaskWrite>>> + Send;
+    /// Outbox records with one of these statuses, newest first.
+    fn deliveries(
+        &self,
+        statuses: &[&str],
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<DeliveryRow>>> + Send;
+    /// Puts a record with one of `from` statuses back in the queue, due at `now`, with its
+    /// attempts reset; false if there is no such record in such a status.
+    fn requeue(
+        &self,
+        id: i64,
+        from: &[&str],
+        now: i64,
+    ) -> impl Future<Output = Result<bool>> + Send;
     /// Open tasks per assignee.
     fn open_task_counts(&self) -> impl Future<Output = Result<Vec<Count>>> + Send;
     /// Adds one to a named counter and returns the new value.

@@ -10,9 +10,9 @@ use sha2::{Digest, Sha256};
 use sqlx::{QueryBuilder, Row};
 
 use super::{
-    Applied, Changes, Count, DeliveryOutcome, Enrollment, Import, ImportOutcome, LogEntry, NewTask,
-    OutboxItem, OutboxRecord, Result, Store, StoreError, SubjectKey, Task, TaskWrite, TierChange,
-    millis,
+    Applied, Changes, Count, DeliveryOutcome, DeliveryRow, Enrollment, Import, ImportOutcome,
+    LogEntry, NewTask, OutboxItem, OutboxRecord, Result, Store, StoreError, SubjectKey, Task,
+    TaskWrite, TierChange, millis,
 };
 use crate::clock::{from_millis, to_millis};
 use crate::model::{Account, AccountState, Contact, Event, MetricValue};
@@ -971,6 +971,54 @@ macro_rules! store_impl {
                 };
                 tx.commit().await?;
                 Ok(Some(write))
+            }
+
+            async fn deliveries(&self, statuses: &[&str], limit: i64) -> Result<Vec<DeliveryRow>> {
+                if statuses.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut query = QueryBuilder::<$db>::new(
+                    "SELECT id, idempotency_key, enrollment_id, journey_id, step_id, kind, account_id, contact_id, payload, \
+                     status, attempts, next_attempt_at, last_error FROM outbox WHERE status IN (",
+                );
+                let mut list = query.separated(", ");
+                for status in statuses {
+                    list.push_bind(*status);
+                }
+                query.push(") ORDER BY id DESC LIMIT ").push_bind(limit);
+                let rows = query.build().fetch_all(&self.pool).await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(DeliveryRow {
+                            id: r.try_get("id")?,
+                            record: OutboxRecord {
+                                idempotency_key: r.try_get("idempotency_key")?,
+                                enrollment_id: r.try_get("enrollment_id")?,
+                                journey_id: r.try_get("journey_id")?,
+                                step_id: r.try_get("step_id")?,
+                                kind: r.try_get("kind")?,
+                                account_id: r.try_get("account_id")?,
+                                contact_id: r.try_get("contact_id")?,
+                                payload: from_json(&r.try_get::<String, _>("payload")?)?,
+                            },
+                            status: r.try_get("status")?,
+                            attempts: r.try_get("attempts")?,
+                            next_attempt_at: r.try_get("next_attempt_at")?,
+                            last_error: r.try_get("last_error")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn requeue(&self, id: i64, from: &[&str], now: i64) -> Result<bool> {
+                let mut query = QueryBuilder::<$db>::new("UPDATE outbox SET status = 'pending', attempts = 0, claimed_by = NULL, lease_until = NULL, next_attempt_at = ");
+                query.push_bind(now).push(" WHERE id = ").push_bind(id).push(" AND status IN (");
+                let mut list = query.separated(", ");
+                for status in from {
+                    list.push_bind(*status);
+                }
+                query.push(")");
+                Ok(query.build().execute(&self.pool).await?.rows_affected() == 1)
             }
 
             async fn open_task_counts(&self) -> Result<Vec<Count>> {

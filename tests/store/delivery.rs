@@ -163,3 +163,73 @@ pub async fn a_lost_lease_is_taken_over_and_delivered_once<S: Store>(store: S) {
     assert!(!late, "a worker that lost its lease cannot report");
     assert_eq!(store.tasks(None, None).await.expect("tasks").len(), 1);
 }
+
+pub async fn failed_deliveries_are_listed_and_can_be_retried<S: Store>(store: S) {
+    let project = Project::new(&[("handoff", HANDOFF)]);
+    let mut bad = crate::fixture::contact("a1", "a1-admin", "admin");
+    bad.email = "not an address@example.com".into();
+    let import = touchline::store::Import {
+        accounts: vec![crate::fixture::account("a1", 5000.0)],
+        contacts: vec![bad],
+        events: vec![crate::fixture::event("a1", "account_created", t0())],
+        ..Default::default()
+    };
+    store.import(&import).await.expect("import");
+    let definitions = project.definitions();
+    Engine::new(definitions.clone(), store.clone())
+        .tick(t0())
+        .await
+        .expect("tick");
+    let deliverer = Deliverer::new(
+        definitions,
+        store.clone(),
+        project.dir.path().join("outbox"),
+    );
+    let report = deliverer.deliver_due(t0()).await.expect("deliver");
+    assert_eq!(
+        (report.tasks_created, report.emails, report.failed),
+        (1, 0, 1),
+        "{report:?}"
+    );
+
+    let failed = store.deliveries(&["failed"], 10).await.expect("list");
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].record.kind, "email");
+    let error = failed[0].last_error.as_deref().unwrap_or_default();
+    assert!(
+        error.starts_with("bad recipient `not an address@example.com`"),
+        "{error}"
+    );
+    assert!(
+        !store
+            .requeue(failed[0].id, &["sent"], to_millis(t0()))
+            .await
+            .expect("requeue"),
+        "it was not sent"
+    );
+    assert!(
+        store
+            .requeue(failed[0].id, &["failed", "dead"], to_millis(t0()))
+            .await
+            .expect("requeue")
+    );
+    let pending = store.deliveries(&["pending"], 10).await.expect("list");
+    assert!(
+        pending
+            .iter()
+            .any(|d| d.id == failed[0].id && d.attempts == 0)
+    );
+
+    // A sent task can be replayed: the open task is updated, not duplicated.
+    let sent = store.deliveries(&["sent"], 10).await.expect("list");
+    assert_eq!(sent.len(), 1);
+    assert!(
+        store
+            .requeue(sent[0].id, &["sent"], to_millis(t0()))
+            .await
+            .expect("replay")
+    );
+    let report = deliverer.deliver_due(t0()).await.expect("deliver");
+    assert_eq!((report.tasks_updated, report.failed), (1, 1), "{report:?}");
+    assert_eq!(store.tasks(None, None).await.expect("tasks").len(), 1);
+}

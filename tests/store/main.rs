@@ -150,6 +150,7 @@ fn main() {
         delivery::tasks_are_assigned_round_robin_with_capacity,
         delivery::an_open_task_is_updated_not_duplicated,
         delivery::a_lost_lease_is_taken_over_and_delivered_once,
+        delivery::failed_deliveries_are_listed_and_can_be_retried,
     );
     libtest_mimic::run(&args, trials).exit();
 }
