@@ -9,9 +9,13 @@
 //! - **Email without an SMTP server** goes to `<outbox_dir>/<key>.eml`, named by the
 //!   record's idempotency key and written atomically, so a repeat overwrites, never adds.
 //!
-//! Record kinds this worker has no channel for yet (SMTP email, webhooks) stay pending.
+//! - **Email over SMTP** carries a Message-ID derived from the same key, so a mail that is
+//!   sent again after a crash between sending and marking is recognisable as the same mail.
+//!
+//! Webhook records stay pending until their channel exists.
 
 pub mod email_file;
+pub mod smtp;
 pub mod tasks;
 
 use std::path::PathBuf;
@@ -71,26 +75,30 @@ pub struct Deliverer<S: Store> {
     store: S,
     owner: String,
     outbox_dir: PathBuf,
+    smtp: Option<Result<smtp::SmtpChannel, String>>,
 }
 
 impl<S: Store> Deliverer<S> {
     /// A worker writing `.eml` files into `outbox_dir` (when no SMTP server is set).
     pub fn new(definitions: Arc<Definitions>, store: S, outbox_dir: PathBuf) -> Self {
         let owner = format!("{}-{}", std::process::id(), rand::random::<u32>());
+        let smtp = definitions
+            .config
+            .email
+            .smtp
+            .as_ref()
+            .map(smtp::SmtpChannel::new);
         Self {
             definitions,
             store,
             owner,
             outbox_dir,
+            smtp,
         }
     }
 
     fn kinds(&self) -> Vec<&'static str> {
-        let mut kinds = vec!["task"];
-        if self.definitions.config.email.smtp.is_none() {
-            kinds.push("email");
-        }
-        kinds
+        vec!["task", "email"]
     }
 
     /// Delivers everything due at `now`.
@@ -134,10 +142,19 @@ impl<S: Store> Deliverer<S> {
             }
             "email" => {
                 let from = self.definitions.config.email.from.as_deref();
-                let outcome = match email_file::write(&self.outbox_dir, &item.record, from) {
-                    Ok(path) => {
+                let sent = match &self.smtp {
+                    None => email_file::write(&self.outbox_dir, &item.record, from)
+                        .map(|path| path.display().to_string()),
+                    Some(Err(problem)) => Err(email_file::EmailError::Temporary(problem.clone())),
+                    Some(Ok(channel)) => match email_file::build(&item.record, from) {
+                        Ok(message) => channel.send(message).await,
+                        Err(error) => Err(error),
+                    },
+                };
+                let outcome = match sent {
+                    Ok(result) => {
                         report.emails += 1;
-                        DeliveryOutcome::Sent(path.display().to_string())
+                        DeliveryOutcome::Sent(result)
                     }
                     Err(email_file::EmailError::Permanent(reason)) => {
                         report.failed += 1;

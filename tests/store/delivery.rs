@@ -233,3 +233,86 @@ pub async fn failed_deliveries_are_listed_and_can_be_retried<S: Store>(store: S)
     assert_eq!((report.tasks_updated, report.failed), (1, 1), "{report:?}");
     assert_eq!(store.tasks(None, None).await.expect("tasks").len(), 1);
 }
+
+pub async fn emails_go_over_smtp_and_failures_are_classified<S: Store>(store: S) {
+    let (port, inbox) = crate::smtp_sink::start().await;
+    let project = Project::new(&[("handoff", HANDOFF)]);
+    let config = format!(
+        "{}email:\n  from: Success <success@example.com>\n  smtp: {{ host: 127.0.0.1, port: {port}, tls: none }}\n",
+        crate::fixture::CONFIG
+    );
+    std::fs::write(project.dir.path().join("touchline.yaml"), config).expect("config");
+    for (account, mailbox) in [("a1", "ok"), ("a2", "reject"), ("a3", "later")] {
+        let mut admin = crate::fixture::contact(account, &format!("{account}-admin"), "admin");
+        admin.email = format!("{mailbox}@example.com");
+        let import = touchline::store::Import {
+            accounts: vec![crate::fixture::account(account, 5000.0)],
+            contacts: vec![admin],
+            events: vec![crate::fixture::event(account, "account_created", t0())],
+            ..Default::default()
+        };
+        store.import(&import).await.expect("import");
+    }
+    let definitions = project.definitions();
+    Engine::new(definitions.clone(), store.clone())
+        .tick(t0())
+        .await
+        .expect("tick");
+    let deliverer = Deliverer::new(
+        definitions,
+        store.clone(),
+        project.dir.path().join("outbox"),
+    );
+    let report = deliverer.deliver_due(t0()).await.expect("deliver");
+    assert_eq!(
+        (report.emails, report.failed, report.retried),
+        (1, 1, 1),
+        "{report:?}"
+    );
+
+    let received = inbox.lock().expect("inbox").clone();
+    assert_eq!(received.len(), 1);
+    assert!(
+        received[0].contains("To: ok@example.com"),
+        "{}",
+        received[0]
+    );
+    assert!(received[0].contains("Message-ID: <"), "{}", received[0]);
+    assert!(
+        !project.dir.path().join("outbox").exists(),
+        "with SMTP set, no .eml files"
+    );
+
+    let failed = store.deliveries(&["failed"], 10).await.expect("list");
+    assert_eq!(failed.len(), 1);
+    assert!(
+        failed[0]
+            .last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("550"),
+        "{:?}",
+        failed[0].last_error
+    );
+    let pending = store.deliveries(&["pending"], 10).await.expect("list");
+    let retry = pending
+        .iter()
+        .find(|d| d.record.kind == "email")
+        .expect("the 451 mail waits");
+    assert!(
+        retry
+            .last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("451"),
+        "{:?}",
+        retry.last_error
+    );
+    let next = retry.next_attempt_at.expect("next attempt");
+    assert!(
+        next >= to_millis(t0() + chrono::Duration::minutes(4))
+            && next <= to_millis(t0() + chrono::Duration::minutes(6)),
+        "about 5 minutes later"
+    );
+    assert_eq!(retry.attempts, 1);
+}

@@ -7,6 +7,7 @@ mod contract;
 mod delivery;
 mod engine;
 mod fixture;
+mod smtp_sink;
 
 use std::future::Future;
 
@@ -151,6 +152,7 @@ fn main() {
         delivery::an_open_task_is_updated_not_duplicated,
         delivery::a_lost_lease_is_taken_over_and_delivered_once,
         delivery::failed_deliveries_are_listed_and_can_be_retried,
+        delivery::emails_go_over_smtp_and_failures_are_classified,
     );
     libtest_mimic::run(&args, trials).exit();
 }

@@ -1,0 +1,75 @@
+//! Step emails over SMTP (lettre): a pooled connection per engine, TLS as configured, and
+//! failures classified: a 5xx reply is permanent, everything else (4xx, connection errors,
+//! timeouts) is temporary and retried.
+
+use std::time::Duration;
+
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use super::email_file::EmailError;
+use crate::definitions::config::{Smtp, SmtpTls};
+
+/// An SMTP server, ready to send.
+#[derive(Clone)]
+pub struct SmtpChannel {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    server: String,
+}
+
+impl std::fmt::Debug for SmtpChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpChannel")
+            .field("server", &self.server)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SmtpChannel {
+    /// Connects lazily to the server in `touchline.yaml`; the password comes from the
+    /// environment variable `password_env` names.
+    pub fn new(smtp: &Smtp) -> Result<Self, String> {
+        let port = smtp.port.unwrap_or(match smtp.tls {
+            SmtpTls::Tls => 465,
+            SmtpTls::Starttls => 587,
+            SmtpTls::None => 25,
+        });
+        let builder = match smtp.tls {
+            SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&smtp.host),
+            SmtpTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&smtp.host),
+            SmtpTls::None => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(
+                &smtp.host,
+            )),
+        }
+        .map_err(|e| format!("SMTP server {}: {e}", smtp.host))?;
+        let mut builder = builder.port(port).timeout(Some(Duration::from_secs(30)));
+        if let Some(user) = &smtp.username {
+            let password = match &smtp.password_env {
+                Some(var) => {
+                    std::env::var(var).map_err(|_| format!("set {var} to the SMTP password"))?
+                }
+                None => String::new(),
+            };
+            builder = builder.credentials(Credentials::new(user.clone(), password));
+        }
+        Ok(Self {
+            transport: builder.build(),
+            server: format!("{}:{port}", smtp.host),
+        })
+    }
+
+    /// Sends one message; the server's reply on success.
+    pub async fn send(&self, message: Message) -> Result<String, EmailError> {
+        match self.transport.send(message).await {
+            Ok(response) => Ok(format!(
+                "{} {}",
+                response.code(),
+                response.message().collect::<Vec<_>>().join(" ")
+            )),
+            Err(error) if error.is_permanent() => {
+                Err(EmailError::Permanent(format!("{}: {error}", self.server)))
+            }
+            Err(error) => Err(EmailError::Temporary(format!("{}: {error}", self.server))),
+        }
+    }
+}
