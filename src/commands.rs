@@ -411,8 +411,8 @@ async fn shutdown_signal() {
 /// One line saying what a delivery round did.
 pub fn describe_delivery(r: &DeliveryReport) -> String {
     format!(
-        "delivered: {} emails, {} tasks created, {} tasks updated, {} to retry, {} failed",
-        r.emails, r.tasks_created, r.tasks_updated, r.retried, r.failed
+        "delivered: {} emails, {} tasks created, {} tasks updated, {} to retry, {} failed, {} held for a send window",
+        r.emails, r.tasks_created, r.tasks_updated, r.retried, r.failed, r.deferred
     )
 }
 
@@ -590,10 +590,16 @@ async fn demo(ctx: &Context, days: i64, sample: &Path, out: &mut dyn Write) -> R
     for day in 0..=days {
         let now = start + Duration::days(day);
         let report = engine.tick(now).await.map_err(|e| e.to_string())?;
-        let delivered = deliverer
-            .deliver_due(now)
-            .await
-            .map_err(|e| e.to_string())?;
+        // Deliver through the day, as the service does: mail waits for each recipient's
+        // send window in their own time zone.
+        let mut delivered = DeliveryReport::default();
+        for hour in 0..24 {
+            let round = deliverer
+                .deliver_due(now + Duration::hours(hour))
+                .await
+                .map_err(|e| e.to_string())?;
+            delivered.add(&round);
+        }
         if !report.is_idle() || day == 0 {
             writeln!(out, "{}", describe_pass(now, &report)).map_err(io)?;
             writeln!(out, "  {}", describe_delivery(&delivered)).map_err(io)?;

@@ -17,6 +17,7 @@
 pub mod email_file;
 pub mod smtp;
 pub mod tasks;
+pub mod window;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -47,9 +48,21 @@ pub struct DeliveryReport {
     pub retried: u64,
     /// Records that failed for good.
     pub failed: u64,
+    /// Mails held for their recipient's send window.
+    pub deferred: u64,
 }
 
 impl DeliveryReport {
+    /// Adds another round's counts.
+    pub fn add(&mut self, other: &DeliveryReport) {
+        self.emails += other.emails;
+        self.tasks_created += other.tasks_created;
+        self.tasks_updated += other.tasks_updated;
+        self.retried += other.retried;
+        self.failed += other.failed;
+        self.deferred += other.deferred;
+    }
+
     /// True when nothing was delivered or failed.
     pub fn is_idle(&self) -> bool {
         *self == Self::default()
@@ -101,6 +114,41 @@ impl<S: Store> Deliverer<S> {
         vec!["task", "email"]
     }
 
+    /// When an email may go out, if not now: the global and the journey's send windows, in
+    /// the contact's time zone, else the account's, else the configured one.
+    async fn send_window_opening(
+        &self,
+        item: &OutboxItem,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let config = &self.definitions.config;
+        let journey = self
+            .definitions
+            .journeys
+            .get(&item.record.journey_id)
+            .and_then(|j| j.file.send_window.as_ref());
+        let windows: Vec<&crate::definitions::values::SendWindow> =
+            config.send_window.iter().chain(journey).collect();
+        if windows.is_empty() {
+            return Ok(None);
+        }
+        let state = self
+            .store
+            .load_accounts(std::slice::from_ref(&item.record.account_id), true)
+            .await?
+            .pop();
+        let contact_zone = state
+            .as_ref()
+            .and_then(|s| s.contacts.iter().find(|c| c.id == item.record.contact_id))
+            .and_then(|c| c.timezone.clone());
+        let account_zone = state.as_ref().and_then(|s| s.account.timezone.clone());
+        let zone = contact_zone
+            .or(account_zone)
+            .and_then(|name| name.parse::<chrono_tz::Tz>().ok())
+            .unwrap_or(config.timezone.value.0);
+        Ok(window::next_opening(now, zone, &windows))
+    }
+
     /// Delivers everything due at `now`.
     pub async fn deliver_due(&self, now: DateTime<Utc>) -> Result<DeliveryReport, StoreError> {
         let mut report = DeliveryReport::default();
@@ -141,6 +189,18 @@ impl<S: Store> Deliverer<S> {
                 }
             }
             "email" => {
+                if let Some(opening) = self.send_window_opening(&item, now).await? {
+                    report.deferred += 1;
+                    self.store
+                        .finish_outbox(
+                            item.id,
+                            &self.owner,
+                            at,
+                            &DeliveryOutcome::Defer(to_millis(opening)),
+                        )
+                        .await?;
+                    return Ok(());
+                }
                 let from = self.definitions.config.email.from.as_deref();
                 let sent = match &self.smtp {
                     None => email_file::write(&self.outbox_dir, &item.record, from)

@@ -300,6 +300,8 @@ pub enum DeliveryOutcome {
     Failed(String),
     /// Out of attempts.
     Dead(String),
+    /// Not yet: held until this time (ms) without using up an attempt (a send window).
+    Defer(i64),
 }
 
 /// An outbox record as `touchline deliveries` shows it.

@@ -888,7 +888,21 @@ macro_rules! store_impl {
             }
 
             async fn finish_outbox(&self, id: i64, owner: &str, now: i64, outcome: &DeliveryOutcome) -> Result<bool> {
+                if let DeliveryOutcome::Defer(at) = outcome {
+                    let done = sqlx::query(
+                        "UPDATE outbox SET status = 'pending', next_attempt_at = $3, attempts = attempts - 1, \
+                         claimed_by = NULL, lease_until = NULL WHERE id = $1 AND claimed_by = $2 AND status = 'sending'",
+                    )
+                    .bind(id)
+                    .bind(owner)
+                    .bind(*at)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                    return Ok(done == 1);
+                }
                 let (status, next, error, result) = match outcome {
+                    DeliveryOutcome::Defer(_) => unreachable!("handled above"),
                     DeliveryOutcome::Sent(result) => ("sent", None, None, Some(result.as_str())),
                     DeliveryOutcome::Retry { at, error } => ("pending", Some(*at), Some(error.as_str()), None),
                     DeliveryOutcome::Failed(error) => ("failed", None, Some(error.as_str()), None),

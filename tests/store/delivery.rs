@@ -316,3 +316,62 @@ pub async fn emails_go_over_smtp_and_failures_are_classified<S: Store>(store: S)
     );
     assert_eq!(retry.attempts, 1);
 }
+
+pub async fn mail_waits_for_the_recipients_send_window<S: Store>(store: S) {
+    let project = Project::new(&[("handoff", HANDOFF)]);
+    let config = format!(
+        "{}send_window: {{ days: [mon, tue, wed, thu, fri], hours: \"09:00-17:00\" }}\n",
+        crate::fixture::CONFIG
+    );
+    std::fs::write(project.dir.path().join("touchline.yaml"), config).expect("config");
+    let mut admin = crate::fixture::contact("a1", "a1-admin", "admin");
+    admin.timezone = Some("America/New_York".into());
+    let import = touchline::store::Import {
+        accounts: vec![crate::fixture::account("a1", 5000.0)],
+        contacts: vec![admin],
+        events: vec![crate::fixture::event("a1", "account_created", t0())],
+        ..Default::default()
+    };
+    store.import(&import).await.expect("import");
+    let definitions = project.definitions();
+    Engine::new(definitions.clone(), store.clone())
+        .tick(t0())
+        .await
+        .expect("tick");
+    let outbox = project.dir.path().join("outbox");
+    let deliverer = Deliverer::new(definitions, store.clone(), outbox.clone());
+    // Monday 09:00 UTC is 04:00 in New York: the task goes out, the mail waits.
+    let report = deliverer.deliver_due(t0()).await.expect("deliver");
+    assert_eq!(
+        (report.tasks_created, report.emails, report.deferred),
+        (1, 0, 1),
+        "{report:?}"
+    );
+    let waiting = store.deliveries(&["pending"], 10).await.expect("list");
+    let mail = waiting
+        .iter()
+        .find(|d| d.record.kind == "email")
+        .expect("held mail");
+    assert_eq!(
+        mail.next_attempt_at,
+        Some(to_millis(t0() + chrono::Duration::hours(5))),
+        "09:00 EST is 14:00 UTC"
+    );
+    assert_eq!(
+        mail.attempts, 0,
+        "waiting for the window is not a failed attempt"
+    );
+    assert!(
+        deliverer
+            .deliver_due(t0() + chrono::Duration::hours(4))
+            .await
+            .expect("deliver")
+            .is_idle()
+    );
+    let report = deliverer
+        .deliver_due(t0() + chrono::Duration::hours(5))
+        .await
+        .expect("deliver");
+    assert_eq!(report.emails, 1);
+    assert_eq!(std::fs::read_dir(&outbox).expect("outbox").count(), 1);
+}

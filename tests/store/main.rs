@@ -153,6 +153,7 @@ fn main() {
         delivery::a_lost_lease_is_taken_over_and_delivered_once,
         delivery::failed_deliveries_are_listed_and_can_be_retried,
         delivery::emails_go_over_smtp_and_failures_are_classified,
+        delivery::mail_waits_for_the_recipients_send_window,
     );
     libtest_mimic::run(&args, trials).exit();
 }
