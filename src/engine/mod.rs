@@ -289,6 +289,26 @@ impl<S: Store> Engine<S> {
         Ok(compiled)
     }
 
+    /// Loads the named accounts (each once, with contacts), keyed by id; also returns the ids.
+    async fn states_by_id<'a>(
+        &self,
+        account_ids: impl Iterator<Item = &'a str>,
+    ) -> Result<(Vec<String>, HashMap<String, AccountState>), EngineError> {
+        let ids: Vec<String> = account_ids
+            .map(String::from)
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        let states = self
+            .store
+            .load_accounts(&ids, true)
+            .await?
+            .into_iter()
+            .map(|s| (s.account.id.clone(), s))
+            .collect();
+        Ok((ids, states))
+    }
+
     fn bindings(&self, state: &AccountState, now: DateTime<Utc>) -> Bindings {
         Bindings::new(context::account_map(state, &self.score_names()), now)
     }
@@ -531,19 +551,9 @@ impl<S: Store> Engine<S> {
                 .iter()
                 .filter(|(_, e)| by_event.contains_key(e.name.as_str()))
                 .collect();
-            let ids: Vec<String> = relevant
-                .iter()
-                .map(|(_, e)| e.account_id.clone())
-                .collect::<HashSet<_>>()
-                .into_iter()
-                .collect();
-            let states: HashMap<String, AccountState> = self
-                .store
-                .load_accounts(&ids, true)
-                .await?
-                .into_iter()
-                .map(|s| (s.account.id.clone(), s))
-                .collect();
+            let (ids, states) = self
+                .states_by_id(relevant.iter().map(|(_, e)| e.account_id.as_str()))
+                .await?;
             let enrollments = group_by_account(self.store.enrollments_of(&ids).await?);
             // Each account's rule data is built once per batch, however many events it has.
             let mut bindings_by_account: HashMap<&str, Bindings> = HashMap::new();
@@ -735,19 +745,9 @@ impl<S: Store> Engine<S> {
             if due.is_empty() {
                 break;
             }
-            let ids: Vec<String> = due
-                .iter()
-                .map(|e| e.account_id.clone())
-                .collect::<HashSet<_>>()
-                .into_iter()
-                .collect();
-            let states: HashMap<String, AccountState> = self
-                .store
-                .load_accounts(&ids, true)
-                .await?
-                .into_iter()
-                .map(|s| (s.account.id.clone(), s))
-                .collect();
+            let (_, states) = self
+                .states_by_id(due.iter().map(|e| e.account_id.as_str()))
+                .await?;
             let mut changes = Changes {
                 now: to_millis(now),
                 ..Changes::default()
