@@ -162,6 +162,10 @@ pub struct EmailSettings {
     /// Folder of mail templates (default `templates`).
     #[serde(default)]
     pub templates: Option<String>,
+    /// Name of the environment variable holding the key that signs unsubscribe links
+    /// (default: a random key touchline keeps in its database).
+    #[serde(default)]
+    pub unsubscribe_secret_env: Option<String>,
 }
 
 /// An SMTP server.

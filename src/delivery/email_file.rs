@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use lettre::message::{Mailbox, MultiPart, header::ContentType};
+use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart};
 
 use crate::store::OutboxRecord;
 
@@ -31,26 +32,93 @@ pub fn message_id(idempotency_key: &str) -> String {
     format!("<{local}@touchline>")
 }
 
+/// `List-Unsubscribe: <https://…/unsubscribe?token=…>` (RFC 2369).
+#[derive(Debug, Clone)]
+struct ListUnsubscribe(String);
+
+impl Header for ListUnsubscribe {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("List-Unsubscribe")
+    }
+
+    fn parse(s: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Self(s.trim_matches(|c| c == '<' || c == '>').to_string()))
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), format!("<{}>", self.0))
+    }
+}
+
+/// `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058).
+#[derive(Debug, Clone)]
+struct ListUnsubscribePost;
+
+impl Header for ListUnsubscribePost {
+    fn name() -> HeaderName {
+        HeaderName::new_from_ascii_str("List-Unsubscribe-Post")
+    }
+
+    fn parse(_: &str) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(Self)
+    }
+
+    fn display(&self) -> HeaderValue {
+        HeaderValue::new(Self::name(), "List-Unsubscribe=One-Click".into())
+    }
+}
+
+/// What a mail carries besides its rendered payload.
+#[derive(Debug, Clone, Default)]
+pub struct Envelope<'a> {
+    /// Sender (`email.from`).
+    pub from: Option<&'a str>,
+    /// Reply-To (`email.reply_to`).
+    pub reply_to: Option<&'a str>,
+    /// The one-click unsubscribe link (none for notices to CSMs and test sends).
+    pub unsubscribe: Option<String>,
+    /// Send to this address instead of the record's recipient (`preview --send-test`).
+    pub to_override: Option<&'a str>,
+}
+
 /// Builds the message for an email outbox record.
-pub fn build(record: &OutboxRecord, from: Option<&str>) -> Result<lettre::Message, EmailError> {
+pub fn build(
+    record: &OutboxRecord,
+    envelope: &Envelope<'_>,
+) -> Result<lettre::Message, EmailError> {
     let text = |field: &str| {
         record.payload[field]
             .as_str()
             .unwrap_or_default()
             .to_string()
     };
-    let to: Mailbox = text("to")
+    let to_text = envelope
+        .to_override
+        .map_or_else(|| text("to"), str::to_string);
+    let to: Mailbox = to_text
         .parse()
-        .map_err(|e| EmailError::Permanent(format!("bad recipient `{}`: {e}", text("to"))))?;
-    let from: Mailbox = from
+        .map_err(|e| EmailError::Permanent(format!("bad recipient `{to_text}`: {e}")))?;
+    let from: Mailbox = envelope
+        .from
         .unwrap_or("touchline <touchline@localhost>")
         .parse()
         .map_err(|e| EmailError::Permanent(format!("bad sender in touchline.yaml: {e}")))?;
-    let builder = lettre::Message::builder()
+    let mut builder = lettre::Message::builder()
         .from(from)
         .to(to)
         .subject(text("subject"))
         .message_id(Some(message_id(&record.idempotency_key)));
+    if let Some(reply_to) = envelope.reply_to {
+        let reply_to: Mailbox = reply_to
+            .parse()
+            .map_err(|e| EmailError::Permanent(format!("bad reply_to in touchline.yaml: {e}")))?;
+        builder = builder.reply_to(reply_to);
+    }
+    if let Some(link) = &envelope.unsubscribe {
+        builder = builder
+            .header(ListUnsubscribe(link.clone()))
+            .header(ListUnsubscribePost);
+    }
     let body = match record.payload["html"].as_str() {
         Some(html) => builder.multipart(MultiPart::alternative_plain_html(
             text("text"),
@@ -62,8 +130,12 @@ pub fn build(record: &OutboxRecord, from: Option<&str>) -> Result<lettre::Messag
 }
 
 /// Writes the mail to `<dir>/<key>.eml` (replacing an earlier copy of the same step's mail).
-pub fn write(dir: &Path, record: &OutboxRecord, from: Option<&str>) -> Result<PathBuf, EmailError> {
-    let message = build(record, from)?;
+pub fn write(
+    dir: &Path,
+    record: &OutboxRecord,
+    envelope: &Envelope<'_>,
+) -> Result<PathBuf, EmailError> {
+    let message = build(record, envelope)?;
     std::fs::create_dir_all(dir)
         .map_err(|e| EmailError::Temporary(format!("cannot create {}: {e}", dir.display())))?;
     let name: String = record

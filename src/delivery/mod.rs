@@ -1,45 +1,81 @@
-//! Delivery: the outbox worker that turns outbox records into step emails and CSM tasks.
+//! Delivery: the outbox worker that turns outbox records into step emails, webhooks and
+//! CSM tasks.
 //!
 //! A record is *claimed* (leased to this worker for a while), delivered, and *finished*
-//! (sent, retried later, or failed); a worker that dies mid-delivery lets its lease run out
-//! and another takes the record over. What makes each step produce its output once:
+//! (sent, retried later, skipped or failed); a worker that dies mid-delivery lets its lease
+//! run out and another takes the record over. What makes each step produce its output once:
 //!
 //! - **Tasks** are written in the same transaction that marks the record sent, and an open
 //!   task with the same key is updated, never duplicated.
 //! - **Email without an SMTP server** goes to `<outbox_dir>/<key>.eml`, named by the
 //!   record's idempotency key and written atomically, so a repeat overwrites, never adds.
-//!
 //! - **Email over SMTP** carries a Message-ID derived from the same key, so a mail that is
 //!   sent again after a crash between sending and marking is recognisable as the same mail.
+//! - **Webhooks** carry the key as `webhook-id` on every attempt, so the receiver drops a
+//!   repeat after a crash between its answer and the record being marked.
 //!
-//! Webhook records stay pending until their channel exists.
+//! Claimed records are delivered with bounded concurrency; records for the same recipient
+//! go one after another, so the frequency cap counts each mail before the next.
 
 pub mod email_file;
+pub mod notices;
 pub mod smtp;
 pub mod tasks;
+pub mod unsubscribe;
+pub mod webhook;
 pub mod window;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use tokio::sync::OnceCell;
 
 use crate::clock::to_millis;
 use crate::definitions::Definitions;
-use crate::store::{DeliveryOutcome, OutboxItem, Store, StoreError, TaskWrite};
+use crate::definitions::config::OverCap;
+use crate::model::AccountState;
+use crate::store::{DeliveryOutcome, OutboxItem, Store, StoreError, Suppression, TaskWrite};
+use email_file::Envelope;
+use unsubscribe::UnsubscribeKey;
 
 /// Records claimed per round.
 const CLAIM: i64 = 200;
+/// Deliveries in flight at once (per worker).
+pub const CONCURRENCY: usize = 16;
 /// How long a claim lasts before another worker may take the record over.
 const LEASE_MS: i64 = 5 * 60 * 1000;
 /// Attempts before a record is given up (dead letter).
 pub const MAX_ATTEMPTS: i64 = 8;
 
+/// How one attempt at one channel went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// Delivered; what the receiver said.
+    Sent(String),
+    /// Failed for now; retry (after this long, if the receiver said so).
+    Temporary(String, Option<Duration>),
+    /// Failed for good.
+    Permanent(String),
+    /// The mail server says the address does not exist: failed, and the address is
+    /// suppressed as hard-bounced.
+    Bounced(String),
+    /// The endpoint answered 410 Gone: failed, and the endpoint is disabled.
+    EndpointGone(String),
+    /// Not attempted: held for later or skipped on purpose.
+    Held(DeliveryOutcome),
+}
+
 /// What one delivery round did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DeliveryReport {
-    /// Emails written.
+    /// Emails sent or written.
     pub emails: u64,
+    /// Webhooks delivered.
+    pub webhooks: u64,
     /// Tasks created.
     pub tasks_created: u64,
     /// Open tasks updated instead of duplicated.
@@ -48,19 +84,23 @@ pub struct DeliveryReport {
     pub retried: u64,
     /// Records that failed for good.
     pub failed: u64,
-    /// Mails held for their recipient's send window.
+    /// Mails held for their recipient's send window or the frequency cap.
     pub deferred: u64,
+    /// Mails not sent on purpose: suppressed recipients, over the frequency cap.
+    pub skipped: u64,
 }
 
 impl DeliveryReport {
     /// Adds another round's counts.
     pub fn add(&mut self, other: &DeliveryReport) {
         self.emails += other.emails;
+        self.webhooks += other.webhooks;
         self.tasks_created += other.tasks_created;
         self.tasks_updated += other.tasks_updated;
         self.retried += other.retried;
         self.failed += other.failed;
         self.deferred += other.deferred;
+        self.skipped += other.skipped;
     }
 
     /// True when nothing was delivered or failed.
@@ -81,6 +121,11 @@ pub fn outbox_dir(definitions: &Definitions) -> PathBuf {
     )
 }
 
+/// The meta key that marks a webhook endpoint disabled (its value: the URL and why).
+fn disabled_key(endpoint: &str) -> String {
+    format!("webhook_disabled:{endpoint}")
+}
+
 /// Delivers outbox records for one project.
 #[derive(Debug)]
 pub struct Deliverer<S: Store> {
@@ -89,6 +134,11 @@ pub struct Deliverer<S: Store> {
     owner: String,
     outbox_dir: PathBuf,
     smtp: Option<Result<smtp::SmtpChannel, String>>,
+    webhooks: webhook::WebhookChannel,
+    unsubscribe: OnceCell<UnsubscribeKey>,
+    /// Tasks are assigned one at a time, so two at once cannot both see a CSM's last free
+    /// slot.
+    assigning: tokio::sync::Mutex<()>,
 }
 
 impl<S: Store> Deliverer<S> {
@@ -101,58 +151,30 @@ impl<S: Store> Deliverer<S> {
             .smtp
             .as_ref()
             .map(smtp::SmtpChannel::new);
+        let webhooks = webhook::WebhookChannel::new(&definitions.config.webhooks);
         Self {
             definitions,
             store,
             owner,
             outbox_dir,
             smtp,
+            webhooks,
+            unsubscribe: OnceCell::new(),
+            assigning: tokio::sync::Mutex::new(()),
         }
     }
 
-    fn kinds(&self) -> Vec<&'static str> {
-        vec!["task", "email"]
-    }
-
-    /// When an email may go out, if not now: the global and the journey's send windows, in
-    /// the contact's time zone, else the account's, else the configured one.
-    async fn send_window_opening(
-        &self,
-        item: &OutboxItem,
-        now: DateTime<Utc>,
-    ) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let config = &self.definitions.config;
-        let journey = self
-            .definitions
-            .journeys
-            .get(&item.record.journey_id)
-            .and_then(|j| j.file.send_window.as_ref());
-        let windows: Vec<&crate::definitions::values::SendWindow> =
-            config.send_window.iter().chain(journey).collect();
-        if windows.is_empty() {
-            return Ok(None);
-        }
-        let state = self
-            .store
-            .load_accounts(std::slice::from_ref(&item.record.account_id), true)
-            .await?
-            .pop();
-        let contact_zone = state
-            .as_ref()
-            .and_then(|s| s.contacts.iter().find(|c| c.id == item.record.contact_id))
-            .and_then(|c| c.timezone.clone());
-        let account_zone = state.as_ref().and_then(|s| s.account.timezone.clone());
-        let zone = contact_zone
-            .or(account_zone)
-            .and_then(|name| name.parse::<chrono_tz::Tz>().ok())
-            .unwrap_or(config.timezone.value.0);
-        Ok(window::next_opening(now, zone, &windows))
+    /// The key signing unsubscribe links (read once).
+    pub async fn unsubscribe_key(&self) -> Result<&UnsubscribeKey, StoreError> {
+        self.unsubscribe
+            .get_or_try_init(|| UnsubscribeKey::load(&self.definitions.config, &self.store))
+            .await
     }
 
     /// Delivers everything due at `now`.
     pub async fn deliver_due(&self, now: DateTime<Utc>) -> Result<DeliveryReport, StoreError> {
         let mut report = DeliveryReport::default();
-        let kinds = self.kinds();
+        let kinds = ["task", "email", "webhook"];
         loop {
             let items = self
                 .store
@@ -161,8 +183,26 @@ impl<S: Store> Deliverer<S> {
             if items.is_empty() {
                 break;
             }
+            // One queue per recipient, delivered in order; the queues run side by side.
+            let mut queues: BTreeMap<(String, String), Vec<OutboxItem>> = BTreeMap::new();
             for item in items {
-                self.deliver(item, now, &mut report).await?;
+                let recipient = (
+                    item.record.account_id.clone(),
+                    item.record.contact_id.clone(),
+                );
+                queues.entry(recipient).or_default().push(item);
+            }
+            let mut rounds = futures_util::stream::iter(queues.into_values())
+                .map(|queue| async move {
+                    let mut report = DeliveryReport::default();
+                    for item in queue {
+                        self.deliver(item, now, &mut report).await?;
+                    }
+                    Ok::<_, StoreError>(report)
+                })
+                .buffer_unordered(CONCURRENCY);
+            while let Some(done) = rounds.next().await {
+                report.add(&done?);
             }
         }
         Ok(report)
@@ -175,78 +215,317 @@ impl<S: Store> Deliverer<S> {
         report: &mut DeliveryReport,
     ) -> Result<(), StoreError> {
         let at = to_millis(now);
-        match item.record.kind.as_str() {
-            "task" => {
-                let task = tasks::plan(&self.definitions, &self.store, &item.record, now).await?;
-                match self
-                    .store
-                    .deliver_task(item.id, &self.owner, at, &task)
-                    .await?
-                {
-                    Some(TaskWrite::Created(_)) => report.tasks_created += 1,
-                    Some(TaskWrite::Updated(_)) => report.tasks_updated += 1,
-                    None => {}
-                }
-            }
-            "email" => {
-                if let Some(opening) = self.send_window_opening(&item, now).await? {
-                    report.deferred += 1;
-                    self.store
-                        .finish_outbox(
-                            item.id,
-                            &self.owner,
-                            at,
-                            &DeliveryOutcome::Defer(to_millis(opening)),
-                        )
-                        .await?;
-                    return Ok(());
-                }
-                let from = self.definitions.config.email.from.as_deref();
-                let sent = match &self.smtp {
-                    None => email_file::write(&self.outbox_dir, &item.record, from)
-                        .map(|path| path.display().to_string()),
-                    Some(Err(problem)) => Err(email_file::EmailError::Temporary(problem.clone())),
-                    Some(Ok(channel)) => match email_file::build(&item.record, from) {
-                        Ok(message) => channel.send(message).await,
-                        Err(error) => Err(error),
-                    },
-                };
-                let outcome = match sent {
-                    Ok(result) => {
-                        report.emails += 1;
-                        DeliveryOutcome::Sent(result)
-                    }
-                    Err(email_file::EmailError::Permanent(reason)) => {
-                        report.failed += 1;
-                        DeliveryOutcome::Failed(reason)
-                    }
-                    Err(email_file::EmailError::Temporary(reason)) => {
-                        retry(&item, at, reason, report)
-                    }
-                };
-                self.store
-                    .finish_outbox(item.id, &self.owner, at, &outcome)
-                    .await?;
-            }
-            other => {
-                let reason = format!("no channel delivers `{other}` records");
+        let attempt = match item.record.kind.as_str() {
+            "task" => return self.deliver_task(&item, now, report).await,
+            "email" => match self.hold_email(&item, now, report).await? {
+                Some(held) => held,
+                None => self.deliver_email(&item, now, report).await?,
+            },
+            "webhook" => self.deliver_webhook(&item, report).await?,
+            other => Attempt::Permanent(format!("no channel delivers `{other}` records")),
+        };
+        let outcome = match attempt {
+            Attempt::Held(outcome) => outcome,
+            Attempt::Sent(result) => DeliveryOutcome::Sent(result),
+            Attempt::Temporary(reason, after) => retry(&item, at, reason, after, report),
+            Attempt::Permanent(reason)
+            | Attempt::Bounced(reason)
+            | Attempt::EndpointGone(reason) => {
                 report.failed += 1;
-                self.store
-                    .finish_outbox(item.id, &self.owner, at, &DeliveryOutcome::Failed(reason))
-                    .await?;
+                DeliveryOutcome::Failed(reason)
             }
+        };
+        self.store
+            .finish_outbox(item.id, &self.owner, at, &outcome)
+            .await?;
+        Ok(())
+    }
+
+    async fn deliver_task(
+        &self,
+        item: &OutboxItem,
+        now: DateTime<Utc>,
+        report: &mut DeliveryReport,
+    ) -> Result<(), StoreError> {
+        let _one_at_a_time = self.assigning.lock().await;
+        let task = tasks::plan(&self.definitions, &self.store, &item.record, now).await?;
+        let notices = notices::for_task(&self.definitions, &item.record, &task);
+        match self
+            .store
+            .deliver_task(item.id, &self.owner, to_millis(now), &task, &notices)
+            .await?
+        {
+            Some(TaskWrite::Created(_)) => report.tasks_created += 1,
+            Some(TaskWrite::Updated(_)) => report.tasks_updated += 1,
+            None => {}
         }
         Ok(())
+    }
+
+    /// A step email that may not go now: its recipient is suppressed, outside the send
+    /// window or over the frequency cap. Notices to CSMs skip those checks.
+    async fn hold_email(
+        &self,
+        item: &OutboxItem,
+        now: DateTime<Utc>,
+        report: &mut DeliveryReport,
+    ) -> Result<Option<Attempt>, StoreError> {
+        if item.record.payload["notice"].as_bool().unwrap_or(false) {
+            return Ok(None);
+        }
+        let to = item.record.payload["to"].as_str().unwrap_or_default();
+        Ok(match self.hold(item, to, now).await? {
+            Some(Hold::Until(opening)) => {
+                report.deferred += 1;
+                Some(Attempt::Held(DeliveryOutcome::Defer(to_millis(opening))))
+            }
+            Some(Hold::Skip(why)) => {
+                report.skipped += 1;
+                Some(Attempt::Held(DeliveryOutcome::Skipped(why)))
+            }
+            None => None,
+        })
+    }
+
+    /// Sends a step email (with its unsubscribe link) or a notice to a CSM.
+    async fn deliver_email(
+        &self,
+        item: &OutboxItem,
+        now: DateTime<Utc>,
+        report: &mut DeliveryReport,
+    ) -> Result<Attempt, StoreError> {
+        let record = &item.record;
+        let to = record.payload["to"].as_str().unwrap_or_default();
+        let notice = record.payload["notice"].as_bool().unwrap_or(false);
+        let mut envelope = Envelope {
+            from: self.definitions.config.email.from.as_deref(),
+            reply_to: self.definitions.config.email.reply_to.as_deref(),
+            ..Envelope::default()
+        };
+        if !notice {
+            let key = self.unsubscribe_key().await?;
+            envelope.unsubscribe = Some(unsubscribe::link(
+                &self.definitions.config,
+                key,
+                to,
+                now.timestamp(),
+            ));
+        }
+        let attempt = self.send_email(record, &envelope).await;
+        match &attempt {
+            Attempt::Sent(_) => report.emails += 1,
+            Attempt::Bounced(reason) => {
+                self.store
+                    .suppress(&Suppression {
+                        email: address_of(to),
+                        reason: "hard_bounced".into(),
+                        detail: reason.clone(),
+                        created_at: to_millis(now),
+                    })
+                    .await?;
+            }
+            _ => {}
+        }
+        Ok(attempt)
+    }
+
+    /// Sends (or writes) one mail through the configured channel.
+    pub async fn send_email(
+        &self,
+        record: &crate::store::OutboxRecord,
+        envelope: &Envelope<'_>,
+    ) -> Attempt {
+        match &self.smtp {
+            None => match email_file::write(&self.outbox_dir, record, envelope) {
+                Ok(path) => Attempt::Sent(path.display().to_string()),
+                Err(error) => error.into(),
+            },
+            Some(Err(problem)) => Attempt::Temporary(problem.clone(), None),
+            Some(Ok(channel)) => match email_file::build(record, envelope) {
+                Ok(message) => channel.send(message).await,
+                Err(error) => error.into(),
+            },
+        }
+    }
+
+    /// Why a step email may not go now: a suppressed or unsubscribed recipient, the send
+    /// window, the frequency cap.
+    async fn hold(
+        &self,
+        item: &OutboxItem,
+        to: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Hold>, StoreError> {
+        let record = &item.record;
+        if let Some(suppression) = self.store.suppression(&address_of(to)).await? {
+            return Ok(Some(Hold::Skip(format!(
+                "suppressed: {} ({})",
+                suppression.reason, suppression.detail
+            ))));
+        }
+        let state = self
+            .store
+            .load_accounts(std::slice::from_ref(&record.account_id), true)
+            .await?
+            .pop();
+        let contact = state
+            .as_ref()
+            .and_then(|s| s.contacts.iter().find(|c| c.id == record.contact_id));
+        if contact.is_some_and(|c| !c.subscribed) {
+            return Ok(Some(Hold::Skip(
+                "suppressed: the contact is not subscribed".into(),
+            )));
+        }
+        if let Some(opening) = self.send_window_opening(item, state.as_ref(), now) {
+            return Ok(Some(Hold::Until(opening)));
+        }
+        self.frequency_cap(item, now).await
+    }
+
+    /// When an email may go out, if not now: the global and the journey's send windows, in
+    /// the contact's time zone, else the account's, else the configured one.
+    fn send_window_opening(
+        &self,
+        item: &OutboxItem,
+        state: Option<&AccountState>,
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        let config = &self.definitions.config;
+        let journey = self
+            .definitions
+            .journeys
+            .get(&item.record.journey_id)
+            .and_then(|j| j.file.send_window.as_ref());
+        let windows: Vec<&crate::definitions::values::SendWindow> =
+            config.send_window.iter().chain(journey).collect();
+        if windows.is_empty() {
+            return None;
+        }
+        let contact_zone = state
+            .and_then(|s| s.contacts.iter().find(|c| c.id == item.record.contact_id))
+            .and_then(|c| c.timezone.clone());
+        let account_zone = state.and_then(|s| s.account.timezone.clone());
+        let zone = contact_zone
+            .or(account_zone)
+            .and_then(|name| name.parse::<chrono_tz::Tz>().ok())
+            .unwrap_or(config.timezone.value.0);
+        window::next_opening(now, zone, &windows)
+    }
+
+    /// At most `max_emails` step emails per contact in any rolling `per`: a mail over the
+    /// cap waits until the oldest of them leaves the period, or is skipped.
+    async fn frequency_cap(
+        &self,
+        item: &OutboxItem,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Hold>, StoreError> {
+        let Some(cap) = &self.definitions.config.frequency_cap else {
+            return Ok(None);
+        };
+        let per = i64::try_from(cap.per.value.0.as_millis()).unwrap_or(i64::MAX);
+        let at = to_millis(now);
+        let sent = self
+            .store
+            .emails_sent_since(&item.record.account_id, &item.record.contact_id, at - per)
+            .await?;
+        let max = cap.max_emails as usize;
+        if sent.len() < max {
+            return Ok(None);
+        }
+        let why = format!(
+            "frequency cap: {} mails in the last {}",
+            sent.len(),
+            humantime::format_duration(cap.per.value.0)
+        );
+        Ok(Some(match cap.over_cap {
+            OverCap::Skip => Hold::Skip(why),
+            OverCap::Wait => {
+                // The cap allows another mail once enough of these have left the period.
+                let frees_at = sent[sent.len() - max] + per + 1;
+                Hold::Until(crate::clock::from_millis(frees_at))
+            }
+        }))
+    }
+
+    async fn deliver_webhook(
+        &self,
+        item: &OutboxItem,
+        report: &mut DeliveryReport,
+    ) -> Result<Attempt, StoreError> {
+        let record = &item.record;
+        let endpoint = record.payload["endpoint"].as_str().unwrap_or_default();
+        let url = self.webhooks.url(endpoint).unwrap_or_default();
+        if let Some(disabled) = self.store.meta(&disabled_key(endpoint)).await?
+            && let Some((disabled_url, why)) = disabled.split_once(' ')
+            && disabled_url == url
+        {
+            return Ok(Attempt::Permanent(format!(
+                "endpoint `{endpoint}` is disabled ({why}); `touchline deliveries enable {endpoint}` turns it back on"
+            )));
+        }
+        let body = record.payload.get("body").cloned().unwrap_or_default();
+        let attempt = self
+            .webhooks
+            .send(endpoint, &record.idempotency_key, &body)
+            .await;
+        match &attempt {
+            Attempt::Sent(_) => report.webhooks += 1,
+            Attempt::EndpointGone(reason) => {
+                tracing::warn!("webhook endpoint `{endpoint}` answered 410 Gone; disabling it");
+                self.store
+                    .set_meta(&disabled_key(endpoint), &format!("{url} {reason}"))
+                    .await?;
+            }
+            _ => {}
+        }
+        Ok(attempt)
+    }
+}
+
+/// Turns a webhook endpoint disabled after a 410 back on; false if it was not disabled.
+pub async fn enable_endpoint<S: Store>(store: &S, endpoint: &str) -> Result<bool, StoreError> {
+    let was = store.meta(&disabled_key(endpoint)).await?;
+    if was.as_deref().is_some_and(|v| !v.is_empty()) {
+        store.set_meta(&disabled_key(endpoint), "").await?;
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// Why a mail is held back.
+enum Hold {
+    /// Until this time.
+    Until(DateTime<Utc>),
+    /// For good: why.
+    Skip(String),
+}
+
+/// The bare address of `Name <addr>` or `addr`, lower-cased.
+fn address_of(to: &str) -> String {
+    let bare = match (to.rfind('<'), to.rfind('>')) {
+        (Some(start), Some(end)) if start < end => &to[start + 1..end],
+        _ => to,
+    };
+    bare.trim().to_lowercase()
+}
+
+impl From<email_file::EmailError> for Attempt {
+    fn from(error: email_file::EmailError) -> Self {
+        match error {
+            email_file::EmailError::Permanent(reason) => Attempt::Permanent(reason),
+            email_file::EmailError::Temporary(reason) => Attempt::Temporary(reason, None),
+        }
     }
 }
 
 /// The next attempt's time, or the dead letter after the last attempt: 5 minutes, then
 /// three times longer each time, at most 12 hours apart, with ±20% jitter (8 attempts span
-/// more than a day).
+/// more than a day); a receiver's `Retry-After` takes the place of the backoff.
 fn retry(
     item: &OutboxItem,
     now: i64,
     error: String,
+    after: Option<Duration>,
     report: &mut DeliveryReport,
 ) -> DeliveryOutcome {
     if item.attempts >= MAX_ATTEMPTS {
@@ -258,8 +537,15 @@ fn retry(
         .saturating_mul(3_i64.saturating_pow((item.attempts - 1).max(0) as u32))
         .min(12 * 3600 * 1000);
     let jitter = 0.8 + rand::random::<f64>() * 0.4;
+    let wait = match after {
+        // The receiver said when to come back (at least a second from now).
+        Some(asked) => i64::try_from(asked.as_millis())
+            .unwrap_or(i64::MAX)
+            .max(1000),
+        None => (base_ms as f64 * jitter) as i64,
+    };
     DeliveryOutcome::Retry {
-        at: now + (base_ms as f64 * jitter) as i64,
+        at: now.saturating_add(wait),
         error,
     }
 }

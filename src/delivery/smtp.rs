@@ -7,7 +7,7 @@ use std::time::Duration;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use super::email_file::EmailError;
+use super::Attempt;
 use crate::definitions::config::{Smtp, SmtpTls};
 
 /// An SMTP server, ready to send.
@@ -58,18 +58,24 @@ impl SmtpChannel {
         })
     }
 
-    /// Sends one message; the server's reply on success.
-    pub async fn send(&self, message: Message) -> Result<String, EmailError> {
+    /// Sends one message: the server's reply on success; a 550/551/553 reply (no such
+    /// mailbox) is a hard bounce.
+    pub async fn send(&self, message: Message) -> Attempt {
         match self.transport.send(message).await {
-            Ok(response) => Ok(format!(
+            Ok(response) => Attempt::Sent(format!(
                 "{} {}",
                 response.code(),
                 response.message().collect::<Vec<_>>().join(" ")
             )),
             Err(error) if error.is_permanent() => {
-                Err(EmailError::Permanent(format!("{}: {error}", self.server)))
+                let reason = format!("{}: {error}", self.server);
+                let code = error.status().map(|code| code.to_string());
+                match code.as_deref() {
+                    Some("550" | "551" | "553") => Attempt::Bounced(reason),
+                    _ => Attempt::Permanent(reason),
+                }
             }
-            Err(error) => Err(EmailError::Temporary(format!("{}: {error}", self.server))),
+            Err(error) => Attempt::Temporary(format!("{}: {error}", self.server), None),
         }
     }
 }

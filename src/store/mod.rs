@@ -302,6 +302,21 @@ pub enum DeliveryOutcome {
     Dead(String),
     /// Not yet: held until this time (ms) without using up an attempt (a send window).
     Defer(i64),
+    /// Not sent on purpose (a suppressed recipient, a mail over the frequency cap); why.
+    Skipped(String),
+}
+
+/// An address on the suppression list: no step email goes to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suppression {
+    /// The address, lower-cased.
+    pub email: String,
+    /// `unsubscribed`, `hard_bounced` or `manual`.
+    pub reason: String,
+    /// Where it came from (the unsubscribe link, the SMTP reply, who added it).
+    pub detail: String,
+    /// When (ms).
+    pub created_at: i64,
 }
 
 /// An outbox record as `touchline deliveries` shows it.
@@ -357,6 +372,8 @@ pub struct Task {
     pub status: String,
     /// Created (ms).
     pub created_at: i64,
+    /// Why it was closed, when it was closed by touchline (e.g. `goal reached`).
+    pub closed_reason: Option<String>,
 }
 
 /// What delivering a task did.
@@ -439,6 +456,9 @@ pub trait Store: Clone + Send + Sync + 'static {
     fn meta(&self, key: &str) -> impl Future<Output = Result<Option<String>>> + Send;
     /// Writes a setting the engine keeps.
     fn set_meta(&self, key: &str, value: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Reads a setting, first writing `value` if it is not set (the first writer wins).
+    fn meta_or_insert(&self, key: &str, value: &str)
+    -> impl Future<Output = Result<String>> + Send;
     /// Remembers a journey version's text (no-op if known).
     fn save_journey_version(
         &self,
@@ -485,6 +505,7 @@ pub trait Store: Clone + Send + Sync + 'static {
         outcome: &DeliveryOutcome,
     ) -> impl Future<Output = Result<bool>> + Send;
     /// Creates (or updates) a task and marks its outbox record sent, in one transaction;
+    /// a new task's `notices` (outbox records telling its CSM) are written with it.
     /// `None` if `owner` no longer holds the record.
     fn deliver_task(
         &self,
@@ -492,7 +513,23 @@ pub trait Store: Clone + Send + Sync + 'static {
         owner: &str,
         now: i64,
         task: &NewTask,
+        notices: &[OutboxRecord],
     ) -> impl Future<Output = Result<Option<TaskWrite>>> + Send;
+    /// The times (ms) step emails were sent to this contact since `since`, oldest first.
+    fn emails_sent_since(
+        &self,
+        account_id: &str,
+        contact_id: &str,
+        since: i64,
+    ) -> impl Future<Output = Result<Vec<i64>>> + Send;
+    /// The suppression of an address, if it is suppressed.
+    fn suppression(&self, email: &str) -> impl Future<Output = Result<Option<Suppression>>> + Send;
+    /// Puts an address on the suppression list; false if it was already there.
+    fn suppress(&self, suppression: &Suppression) -> impl Future<Output = Result<bool>> + Send;
+    /// Takes an address off the suppression list; false if it was not there.
+    fn unsuppress(&self, email: &str) -> impl Future<Output = Result<bool>> + Send;
+    /// The suppression list, by address.
+    fn suppressions(&self) -> impl Future<Output = Result<Vec<Suppression>>> + Send;
     /// Outbox records with one of these statuses, newest first.
     fn deliveries(
         &self,

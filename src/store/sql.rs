@@ -11,8 +11,8 @@ use sqlx::{QueryBuilder, Row};
 
 use super::{
     Applied, Changes, Count, DeliveryOutcome, DeliveryRow, Enrollment, Import, ImportOutcome,
-    LogEntry, NewTask, OutboxItem, OutboxRecord, Result, Store, StoreError, SubjectKey, Task,
-    TaskWrite, TierChange, millis,
+    LogEntry, NewTask, OutboxItem, OutboxRecord, Result, Store, StoreError, SubjectKey,
+    Suppression, Task, TaskWrite, TierChange, millis,
 };
 use crate::clock::{from_millis, to_millis};
 use crate::model::{Account, AccountState, Contact, Event, MetricValue};
@@ -415,6 +415,16 @@ macro_rules! store_impl {
                     },
                     status: row.try_get("status")?,
                     created_at: row.try_get("created_at")?,
+                    closed_reason: row.try_get("closed_reason")?,
+                })
+            }
+
+            fn suppression_row(row: &<$db as sqlx::Database>::Row) -> Result<Suppression> {
+                Ok(Suppression {
+                    email: row.try_get("email")?,
+                    reason: row.try_get("reason")?,
+                    detail: row.try_get("detail")?,
+                    created_at: row.try_get("created_at")?,
                 })
             }
 
@@ -736,6 +746,19 @@ macro_rules! store_impl {
                         continue;
                     }
                     applied.moved += 1;
+                    if update.status == "goal_reached" {
+                        // Reaching the goal closes the tasks this enrollment opened.
+                        sqlx::query(
+                            "UPDATE tasks SET status = 'done', closed_reason = 'goal reached', updated_at = $3 \
+                             WHERE account_id = $1 AND journey_id = $2 AND status = 'open' AND outbox_key LIKE $4",
+                        )
+                        .bind(&update.before.account_id)
+                        .bind(&update.before.journey_id)
+                        .bind(now)
+                        .bind(format!("{}:%", update.before.id))
+                        .execute(&mut *tx)
+                        .await?;
+                    }
                     outbox.extend(&update.outbox);
                     log.extend(update.log.iter().map(|entry| (update.before.id, now, entry)));
                 }
@@ -757,6 +780,16 @@ macro_rules! store_impl {
                     .execute(&self.pool)
                     .await?;
                 Ok(())
+            }
+
+            async fn meta_or_insert(&self, key: &str, value: &str) -> Result<String> {
+                sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+                    .bind(key)
+                    .bind(value)
+                    .execute(&self.pool)
+                    .await?;
+                let row = sqlx::query("SELECT value FROM meta WHERE key = $1").bind(key).fetch_one(&self.pool).await?;
+                Ok(row.try_get("value")?)
             }
 
             async fn save_journey_version(&self, journey_id: &str, hash: &str, text: &str, now: i64) -> Result<()> {
@@ -907,6 +940,7 @@ macro_rules! store_impl {
                     DeliveryOutcome::Retry { at, error } => ("pending", Some(*at), Some(error.as_str()), None),
                     DeliveryOutcome::Failed(error) => ("failed", None, Some(error.as_str()), None),
                     DeliveryOutcome::Dead(error) => ("dead", None, Some(error.as_str()), None),
+                    DeliveryOutcome::Skipped(why) => ("skipped", None, Some(why.as_str()), None),
                 };
                 let done = sqlx::query(
                     "UPDATE outbox SET status = $3, next_attempt_at = COALESCE($4, next_attempt_at), \
@@ -928,7 +962,7 @@ macro_rules! store_impl {
                 Ok(done == 1)
             }
 
-            async fn deliver_task(&self, outbox_id: i64, owner: &str, now: i64, task: &NewTask) -> Result<Option<TaskWrite>> {
+            async fn deliver_task(&self, outbox_id: i64, owner: &str, now: i64, task: &NewTask, notices: &[OutboxRecord]) -> Result<Option<TaskWrite>> {
                 let mut tx = self.pool.begin().await?;
                 let held = sqlx::query(
                     "UPDATE outbox SET status = 'sent', delivered_at = $3, claimed_by = NULL, lease_until = NULL, result = 'task' \
@@ -980,11 +1014,65 @@ macro_rules! store_impl {
                         .bind(&outbox_key)
                         .fetch_one(&mut *tx)
                         .await?;
+                        let notices: Vec<&OutboxRecord> = notices.iter().collect();
+                        Self::outbox_all(&mut tx, &notices, now).await?;
                         TaskWrite::Created(row.try_get("id")?)
                     }
                 };
                 tx.commit().await?;
                 Ok(Some(write))
+            }
+
+            async fn emails_sent_since(&self, account_id: &str, contact_id: &str, since: i64) -> Result<Vec<i64>> {
+                let rows = sqlx::query(
+                    "SELECT delivered_at FROM outbox WHERE kind = 'email' AND status = 'sent' AND account_id = $1 \
+                     AND contact_id = $2 AND delivered_at > $3 ORDER BY delivered_at",
+                )
+                .bind(account_id)
+                .bind(contact_id)
+                .bind(since)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(|r| Ok(r.try_get("delivered_at")?)).collect()
+            }
+
+            async fn suppression(&self, email: &str) -> Result<Option<Suppression>> {
+                let row = sqlx::query("SELECT email, reason, detail, created_at FROM suppressions WHERE email = $1")
+                    .bind(email.trim().to_lowercase())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.map(|r| Self::suppression_row(&r)).transpose()
+            }
+
+            async fn suppress(&self, suppression: &Suppression) -> Result<bool> {
+                let done = sqlx::query(
+                    "INSERT INTO suppressions (email, reason, detail, created_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (email) DO NOTHING",
+                )
+                .bind(suppression.email.trim().to_lowercase())
+                .bind(&suppression.reason)
+                .bind(&suppression.detail)
+                .bind(suppression.created_at)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(done == 1)
+            }
+
+            async fn unsuppress(&self, email: &str) -> Result<bool> {
+                let done = sqlx::query("DELETE FROM suppressions WHERE email = $1")
+                    .bind(email.trim().to_lowercase())
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                Ok(done == 1)
+            }
+
+            async fn suppressions(&self) -> Result<Vec<Suppression>> {
+                let rows = sqlx::query("SELECT email, reason, detail, created_at FROM suppressions ORDER BY email")
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(Self::suppression_row).collect()
             }
 
             async fn deliveries(&self, statuses: &[&str], limit: i64) -> Result<Vec<DeliveryRow>> {
@@ -1059,7 +1147,7 @@ macro_rules! store_impl {
             async fn tasks(&self, assignee: Option<&str>, status: Option<&str>) -> Result<Vec<Task>> {
                 let rows = sqlx::query(
                     "SELECT id, dedupe_key, account_id, journey_id, step_id, title, description, assignee, priority, \
-                     status, due_at, reason, created_at FROM tasks \
+                     status, due_at, reason, created_at, closed_reason FROM tasks \
                      WHERE ($1 IS NULL OR assignee = $1) AND ($2 IS NULL OR status = $2) ORDER BY id",
                 )
                 .bind(assignee)
