@@ -151,7 +151,9 @@ impl<S: Store> Deliverer<S> {
             .smtp
             .as_ref()
             .map(smtp::SmtpChannel::new);
-        let webhooks = webhook::WebhookChannel::new(&definitions.config.webhooks);
+        let webhooks = webhook::WebhookChannel::new(&definitions.config.webhooks, &|name| {
+            std::env::var(name).ok()
+        });
         Self {
             definitions,
             store,
@@ -162,6 +164,12 @@ impl<S: Store> Deliverer<S> {
             unsubscribe: OnceCell::new(),
             assigning: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Reads webhook signing secrets from `env` instead of the process environment.
+    pub fn with_secrets(mut self, env: impl Fn(&str) -> Option<String>) -> Self {
+        self.webhooks = webhook::WebhookChannel::new(&self.definitions.config.webhooks, &env);
+        self
     }
 
     /// The key signing unsubscribe links (read once).

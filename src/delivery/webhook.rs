@@ -118,13 +118,15 @@ impl std::fmt::Debug for WebhookChannel {
     }
 }
 
+/// Where secrets come from: the process environment, or (embedding, tests) a lookup.
+pub type Environment<'a> = &'a dyn Fn(&str) -> Option<String>;
+
 /// Reads the signing secrets named by `secret_env`: each `whsec_` + base64 key.
-fn signing_keys(names: &[String]) -> Result<Vec<Vec<u8>>, String> {
+fn signing_keys(names: &[String], env: Environment<'_>) -> Result<Vec<Vec<u8>>, String> {
     names
         .iter()
         .map(|name| {
-            let value =
-                std::env::var(name).map_err(|_| format!("set {name} to the signing secret"))?;
+            let value = env(name).ok_or_else(|| format!("set {name} to the signing secret"))?;
             let encoded = value.strip_prefix("whsec_").unwrap_or(&value);
             BASE64
                 .decode(encoded.trim())
@@ -133,7 +135,7 @@ fn signing_keys(names: &[String]) -> Result<Vec<Vec<u8>>, String> {
         .collect()
 }
 
-fn endpoint(settings: &WebhookEndpoint) -> Result<Endpoint, String> {
+fn endpoint(settings: &WebhookEndpoint, env: Environment<'_>) -> Result<Endpoint, String> {
     let timeout = settings
         .timeout
         .as_ref()
@@ -151,7 +153,7 @@ fn endpoint(settings: &WebhookEndpoint) -> Result<Endpoint, String> {
         url: settings.url.clone(),
         client,
         allow_private: settings.allow_private,
-        keys: signing_keys(&settings.secret_env),
+        keys: signing_keys(&settings.secret_env, env),
     })
 }
 
@@ -212,11 +214,11 @@ fn refused_by_resolver(error: &reqwest::Error) -> bool {
 }
 
 impl WebhookChannel {
-    /// Clients for every endpoint in `touchline.yaml`.
-    pub fn new(endpoints: &BTreeMap<String, WebhookEndpoint>) -> Self {
+    /// Clients for every endpoint in `touchline.yaml`, with secrets from `env`.
+    pub fn new(endpoints: &BTreeMap<String, WebhookEndpoint>, env: Environment<'_>) -> Self {
         let endpoints = endpoints
             .iter()
-            .map(|(name, settings)| (name.clone(), endpoint(settings)))
+            .map(|(name, settings)| (name.clone(), endpoint(settings, env)))
             .collect();
         Self {
             endpoints: Arc::new(endpoints),

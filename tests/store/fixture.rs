@@ -114,6 +114,11 @@ impl Project {
 }
 
 /// Monday 2026-11-02 09:00 UTC, the start of every scenario.
+/// A time from milliseconds.
+pub fn from_ms(ms: i64) -> DateTime<Utc> {
+    touchline::clock::from_millis(ms)
+}
+
 pub fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0)
         .single()

@@ -8,6 +8,9 @@ mod delivery;
 mod engine;
 mod fixture;
 mod smtp_sink;
+#[path = "../support/webhook_sink.rs"]
+mod webhook_sink;
+mod webhooks;
 
 use std::future::Future;
 
@@ -154,6 +157,9 @@ fn main() {
         delivery::failed_deliveries_are_listed_and_can_be_retried,
         delivery::emails_go_over_smtp_and_failures_are_classified,
         delivery::mail_waits_for_the_recipients_send_window,
+        webhooks::webhooks_are_signed_and_retried_with_the_same_id,
+        webhooks::a_wrong_secret_redirects_and_gone_endpoints_fail_for_good,
+        webhooks::private_addresses_are_refused_unless_allowed,
     );
     libtest_mimic::run(&args, trials).exit();
 }
