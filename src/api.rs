@@ -1,20 +1,26 @@
 //! The HTTP API of `touchline run`: upsert accounts and contacts (one or many), post events
-//! and metric values. Bearer-token protected; bodies are size-limited; a bad request gets a
-//! 4xx with the reason, and nothing of it is stored.
+//! and metric values, list, complete and reassign CSM tasks, keep the suppression list.
+//! Bearer-token protected; bodies are size-limited; a bad request gets a 4xx with the
+//! reason, and nothing of it is stored.
+//!
+//! `/unsubscribe` is the one public route: the one-click link every step email carries
+//! (RFC 8058). Its signed token is its authorization.
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Html;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 use tokio::sync::Notify;
 
+use crate::delivery::unsubscribe::{TokenError, UnsubscribeKey};
 use crate::ingest::{self, Kind};
-use crate::store::Store;
+use crate::store::{Store, Suppression, Task};
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
@@ -24,10 +30,14 @@ pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 pub struct ApiState<S: Store> {
     /// Where data goes.
     pub store: S,
-    /// The bearer token clients must send.
-    pub token: String,
+    /// The bearer token clients must send (`None`: only `/unsubscribe` and `/healthz` work).
+    pub token: Option<String>,
     /// Woken after every write, so the engine runs a pass soon.
     pub wake: Arc<Notify>,
+    /// Checks unsubscribe tokens.
+    pub unsubscribe: UnsubscribeKey,
+    /// Ids of the CSMs in touchline.yaml (tasks can be reassigned to these).
+    pub csms: Vec<String>,
 }
 
 /// The API's routes.
@@ -40,6 +50,18 @@ pub fn router<S: Store>(state: Arc<ApiState<S>>) -> Router {
         .route("/v1/contacts/{id}", put(single::<S, ContactsKind>))
         .route("/v1/events", post(bulk::<S, EventsKind>))
         .route("/v1/metrics", post(bulk::<S, MetricsKind>))
+        .route("/v1/tasks", get(list_tasks::<S>))
+        .route("/v1/tasks/{id}/done", post(complete_task::<S>))
+        .route("/v1/tasks/{id}/reassign", post(reassign_task::<S>))
+        .route("/v1/suppressions", get(list_suppressions::<S>))
+        .route(
+            "/v1/suppressions/{email}",
+            put(add_suppression::<S>).delete(remove_suppression::<S>),
+        )
+        .route(
+            "/unsubscribe",
+            get(unsubscribe_page::<S>).post(unsubscribe::<S>),
+        )
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -75,7 +97,10 @@ fn error(status: StatusCode, message: impl Into<String>, problems: Vec<String>) 
     (status, Json(body)).into_response()
 }
 
-fn authorized(headers: &HeaderMap, token: &str) -> bool {
+fn authorized(headers: &HeaderMap, token: &Option<String>) -> bool {
+    let Some(token) = token.as_deref() else {
+        return false;
+    };
     let Some(given) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -199,4 +224,323 @@ async fn single<S: Store, K: RecordKind>(
         }
     }
     store_objects(&state, K::KIND, objects).await
+}
+
+fn unauthorized() -> Response {
+    error(
+        StatusCode::UNAUTHORIZED,
+        "missing or wrong bearer token",
+        Vec::new(),
+    )
+}
+
+fn unavailable(e: impl std::fmt::Display) -> Response {
+    tracing::error!("API request failed: {e}");
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the database is unavailable; retry later",
+        Vec::new(),
+    )
+}
+
+fn now_ms() -> i64 {
+    crate::clock::to_millis(chrono::Utc::now())
+}
+
+fn task_json(task: &Task) -> Value {
+    json!({
+        "id": task.id,
+        "status": task.status,
+        "assignee": task.task.assignee,
+        "account_id": task.task.account_id,
+        "journey_id": task.task.journey_id,
+        "step_id": task.task.step_id,
+        "title": task.task.title,
+        "description": task.task.description,
+        "priority": task.task.priority,
+        "due_at": task.task.due_at.map(crate::clock::from_millis),
+        "created_at": crate::clock::from_millis(task.created_at),
+        "closed_reason": task.closed_reason,
+        "reason": task.task.reason,
+    })
+}
+
+/// Filters for `GET /v1/tasks`.
+#[derive(Debug, serde::Deserialize)]
+struct TaskFilter {
+    csm: Option<String>,
+    status: Option<String>,
+}
+
+async fn list_tasks<S: Store>(
+    State(state): State<Arc<ApiState<S>>>,
+    headers: HeaderMap,
+    Query(filter): Query<TaskFilter>,
+) -> Response {
+    if !authorized(&headers, &state.token) {
+        return unauthorized();
+    }
+    let status = match filter.status.as_deref() {
+        None => Some("open"),
+        Some("all") => None,
+        Some(s @ ("open" | "done")) => Some(s),
+        Some(other) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("unknown status `{other}`; use open, done or all"),
+                Vec::new(),
+            );
+        }
+    };
+    match state.store.tasks(filter.csm.as_deref(), status).await {
+        Ok(tasks) => Json(tasks.iter().map(task_json).collect::<Vec<_>>()).into_response(),
+        Err(e) => unavailable(e),
+    }
+}
+
+async fn complete_task<S: Store>(
+    State(state): State<Arc<ApiState<S>>>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Response {
+    if !authorized(&headers, &state.token) {
+        return unauthorized();
+    }
+    match state
+        .store
+        .update_task(id, Some("done"), None, now_ms())
+        .await
+    {
+        Ok(true) => Json(json!({ "id": id, "status": "done" })).into_response(),
+        Ok(false) => error(StatusCode::NOT_FOUND, format!("no task {id}"), Vec::new()),
+        Err(e) => unavailable(e),
+    }
+}
+
+/// Body of `POST /v1/tasks/{id}/reassign`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Reassign {
+    csm: String,
+}
+
+async fn reassign_task<S: Store>(
+    State(state): State<Arc<ApiState<S>>>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> Response {
+    if !authorized(&headers, &state.token) {
+        return unauthorized();
+    }
+    let reassign: Reassign = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("send {{\"csm\": \"<id>\"}}: {e}"),
+                Vec::new(),
+            );
+        }
+    };
+    if !state.csms.contains(&reassign.csm) {
+        let hint = crate::suggest::hint(&reassign.csm, state.csms.iter().map(String::as_str))
+            .map_or(String::new(), |h| format!(" ({h})"));
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("no CSM `{}` in touchline.yaml{hint}", reassign.csm),
+            Vec::new(),
+        );
+    }
+    match state
+        .store
+        .update_task(id, None, Some(&reassign.csm), now_ms())
+        .await
+    {
+        Ok(true) => Json(json!({ "id": id, "assignee": reassign.csm })).into_response(),
+        Ok(false) => error(StatusCode::NOT_FOUND, format!("no task {id}"), Vec::new()),
+        Err(e) => unavailable(e),
+    }
+}
+
+async fn list_suppressions<S: Store>(
+    State(state): State<Arc<ApiState<S>>>,
+    headers: HeaderMap,
+) -> Response {
+    if !authorized(&headers, &state.token) {
+        return unauthorized();
+    }
+    match state.store.suppressions().await {
+        Ok(list) => Json(
+            list.iter()
+                .map(|s| json!({ "email": s.email, "reason": s.reason, "detail": s.detail, "created_at": crate::clock::from_millis(s.created_at) }))
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
+        Err(e) => unavailable(e),
+    }
+}
+
+/// Body of `PUT /v1/suppressions/{email}` (optional).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SuppressionBody {
+    reason: Option<String>,
+    detail: Option<String>,
+}
+
+async fn add_suppression<S: Store>(
+    State(state): State<Arc<ApiState<S>>>,
+    headers: HeaderMap,
+    Path(email): Path<String>,
+    body: Bytes,
+) -> Response {
+    if !authorized(&headers, &state.token) {
+        return unauthorized();
+    }
+    let body: SuppressionBody = if body.is_empty() {
+        SuppressionBody::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(b) => b,
+            Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string(), Vec::new()),
+        }
+    };
+    let reason = body.reason.unwrap_or_else(|| "manual".into());
+    if !crate::delivery::SUPPRESSION_REASONS.contains(&reason.as_str()) {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "unknown reason `{reason}`; use one of {}",
+                crate::delivery::SUPPRESSION_REASONS.join(", ")
+            ),
+            Vec::new(),
+        );
+    }
+    if !email.contains('@') {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("`{email}` is not an email address"),
+            Vec::new(),
+        );
+    }
+    let suppression = Suppression {
+        email: email.trim().to_lowercase(),
+        reason,
+        detail: body
+            .detail
+            .unwrap_or_else(|| "added through the API".into()),
+        created_at: now_ms(),
+    };
+    match state.store.suppress(&suppression).await {
+        Ok(added) => Json(json!({ "email": suppression.email, "added": added })).into_response(),
+        Err(e) => unavailable(e),
+    }
+}
+
+async fn remove_suppression<S: Store>(
+    State(state): State<Arc<ApiState<S>>>,
+    headers: HeaderMap,
+    Path(email): Path<String>,
+) -> Response {
+    if !authorized(&headers, &state.token) {
+        return unauthorized();
+    }
+    match state.store.unsuppress(&email).await {
+        Ok(true) => {
+            Json(json!({ "email": email.trim().to_lowercase(), "removed": true })).into_response()
+        }
+        Ok(false) => error(
+            StatusCode::NOT_FOUND,
+            format!("`{email}` is not suppressed"),
+            Vec::new(),
+        ),
+        Err(e) => unavailable(e),
+    }
+}
+
+/// `?token=` of the unsubscribe link.
+#[derive(Debug, serde::Deserialize)]
+struct UnsubscribeQuery {
+    token: Option<String>,
+}
+
+fn page(status: StatusCode, body: &str) -> Response {
+    let html = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Unsubscribe</title></head><body>{body}</body></html>"
+    );
+    (status, Html(html)).into_response()
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// The address a link unsubscribes.
+fn check_token<S: Store>(
+    state: &ApiState<S>,
+    query: &UnsubscribeQuery,
+) -> Result<String, TokenError> {
+    let token = query.token.as_deref().unwrap_or_default();
+    state
+        .unsubscribe
+        .verify(token, chrono::Utc::now().timestamp())
+}
+
+/// The page saying why a link does not work: 400 for a missing or mangled token, 403 for a
+/// forged one, 410 for an expired one.
+fn refused(e: TokenError) -> Response {
+    let status = match e {
+        TokenError::Malformed => StatusCode::BAD_REQUEST,
+        TokenError::Forged => StatusCode::FORBIDDEN,
+        TokenError::Expired => StatusCode::GONE,
+    };
+    page(status, &format!("<p>{e}.</p>"))
+}
+
+/// `GET /unsubscribe`: a confirmation button (a GET never unsubscribes: link scanners
+/// follow links in mail).
+async fn unsubscribe_page<S: Store>(
+    State(state): State<Arc<ApiState<S>>>,
+    Query(query): Query<UnsubscribeQuery>,
+) -> Response {
+    match check_token(&state, &query) {
+        Err(e) => refused(e),
+        Ok(email) => page(
+            StatusCode::OK,
+            &format!(
+                "<form method=\"post\"><p>Stop customer success emails to {}?</p>\
+                 <button type=\"submit\">Unsubscribe</button></form>",
+                escape(&email)
+            ),
+        ),
+    }
+}
+
+/// `POST /unsubscribe`: the one-click unsubscribe (RFC 8058). Idempotent: a repeat answers
+/// the same.
+async fn unsubscribe<S: Store>(
+    State(state): State<Arc<ApiState<S>>>,
+    Query(query): Query<UnsubscribeQuery>,
+) -> Response {
+    let email = match check_token(&state, &query) {
+        Err(e) => return refused(e),
+        Ok(email) => email,
+    };
+    let suppression = Suppression {
+        email: email.clone(),
+        reason: "unsubscribed".into(),
+        detail: "unsubscribe link".into(),
+        created_at: now_ms(),
+    };
+    match state.store.suppress(&suppression).await {
+        Ok(_) => page(
+            StatusCode::OK,
+            &format!("<p>{} is unsubscribed.</p>", escape(&email)),
+        ),
+        Err(e) => unavailable(e),
+    }
 }

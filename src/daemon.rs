@@ -86,37 +86,47 @@ pub async fn run<S: Store>(
         .clone()
         .or_else(|| std::env::var(&token_env).ok())
         .filter(|t| !t.is_empty());
-    let server = match token {
-        None => {
-            tracing::warn!("HTTP API off: set {token_env} to the bearer token clients must send");
-            None
+    if token.is_none() {
+        tracing::warn!(
+            "HTTP API data routes off (only unsubscribe links work): set {token_env} to the bearer token clients must send"
+        );
+    }
+    // The server always runs: the unsubscribe links in sent mail must keep working.
+    let server = {
+        let listen = options
+            .listen
+            .clone()
+            .or_else(|| http.listen.clone())
+            .unwrap_or_else(|| "127.0.0.1:8080".into());
+        let listener = tokio::net::TcpListener::bind(&listen)
+            .await
+            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        let address = listener.local_addr().map_err(|e| e.to_string())?;
+        tracing::info!("HTTP API listening on http://{address}");
+        if let Some(ready) = ready {
+            let _ = ready.send(address);
         }
-        Some(token) => {
-            let listen = options
-                .listen
-                .clone()
-                .or_else(|| http.listen.clone())
-                .unwrap_or_else(|| "127.0.0.1:8080".into());
-            let listener = tokio::net::TcpListener::bind(&listen)
+        let unsubscribe =
+            crate::delivery::unsubscribe::UnsubscribeKey::load(&definitions.config, &store)
                 .await
-                .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-            let address = listener.local_addr().map_err(|e| e.to_string())?;
-            tracing::info!("HTTP API listening on http://{address}");
-            if let Some(ready) = ready {
-                let _ = ready.send(address);
-            }
-            let state = Arc::new(ApiState {
-                store: store.clone(),
-                token,
-                wake: wake.clone(),
-            });
-            let mut stop = stop_rx.clone();
-            let serve =
-                axum::serve(listener, api::router(state)).with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                });
-            Some(tokio::spawn(async move { serve.await }))
-        }
+                .map_err(|e| e.to_string())?;
+        let state = Arc::new(ApiState {
+            store: store.clone(),
+            token,
+            wake: wake.clone(),
+            unsubscribe,
+            csms: definitions
+                .config
+                .csms
+                .iter()
+                .map(|c| c.id.value.clone())
+                .collect(),
+        });
+        let mut stop = stop_rx.clone();
+        let serve = axum::serve(listener, api::router(state)).with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        });
+        tokio::spawn(async move { serve.await })
     };
 
     let root = options
@@ -171,8 +181,6 @@ pub async fn run<S: Store>(
         }
     }
     tracing::info!("stopping");
-    if let Some(server) = server {
-        let _ = server.await;
-    }
+    let _ = server.await;
     Ok(())
 }

@@ -48,6 +48,8 @@ const CLAIM: i64 = 200;
 pub const CONCURRENCY: usize = 16;
 /// How long a claim lasts before another worker may take the record over.
 const LEASE_MS: i64 = 5 * 60 * 1000;
+/// Why an address can be on the suppression list.
+pub const SUPPRESSION_REASONS: &[&str] = &["unsubscribed", "hard_bounced", "manual"];
 /// Attempts before a record is given up (dead letter).
 pub const MAX_ATTEMPTS: i64 = 8;
 

@@ -185,3 +185,134 @@ fn the_service_takes_data_over_http_and_stops_cleanly() {
     let exit = service.child.wait().expect("exit");
     assert!(exit.success(), "{exit:?}");
 }
+
+/// The `List-Unsubscribe` link's path and query (`/unsubscribe?token=…`) in a mail.
+fn unsubscribe_path(mail: &str) -> String {
+    let line = mail
+        .lines()
+        .find(|l| l.starts_with("List-Unsubscribe: <"))
+        .unwrap_or_else(|| panic!("no List-Unsubscribe header in\n{mail}"));
+    let url = line
+        .trim_start_matches("List-Unsubscribe: <")
+        .trim_end_matches('>');
+    url.split_once("/unsubscribe")
+        .map(|(_, rest)| format!("/unsubscribe{rest}"))
+        .expect("an /unsubscribe link")
+}
+
+#[test]
+fn unsubscribe_links_and_the_task_api_work_over_http() {
+    let project = Project::new().journey(
+        "hello",
+        &journey_with_steps(
+            "  - email: { template: welcome }\n  - task: { title: 'Call {{ contact.email }}', assign: owner }\n",
+        ),
+    );
+    let mut service = Service::start(&project);
+    let token = Some("s3cret");
+    for (path, body) in [
+        (
+            "/v1/accounts",
+            r#"{"id": "a1", "name": "Acme", "owner": "ana"}"#,
+        ),
+        (
+            "/v1/contacts",
+            r#"{"id": "c1", "account_id": "a1", "email": "Pat@Example.com"}"#,
+        ),
+        (
+            "/v1/events",
+            r#"{"account_id": "a1", "contact_id": "c1", "name": "account_created", "at": "2026-01-05T10:00:00Z"}"#,
+        ),
+    ] {
+        let (code, answer) = service.request("POST", path, token, body);
+        assert_eq!(code, 200, "{path}: {answer}");
+    }
+    service.wait_for("1 tasks created");
+
+    // The step mail carries a one-click link; a GET shows a button, a POST unsubscribes.
+    let mails: Vec<String> = std::fs::read_dir(project.path("outbox"))
+        .expect("outbox")
+        .map(|e| std::fs::read_to_string(e.expect("entry").path()).expect("mail"))
+        .filter(|m| m.contains("To: Pat@Example.com"))
+        .collect();
+    assert_eq!(mails.len(), 1);
+    assert!(mails[0].contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
+    let link = unsubscribe_path(&mails[0]);
+    let (code, page) = service.request("GET", &link, None, "");
+    assert_eq!(code, 200, "{page}");
+    assert!(page.contains("<form method=\"post\">"), "{page}");
+    let (code, answer) = service.request("GET", "/v1/suppressions", token, "");
+    assert_eq!(
+        (code, answer.as_str()),
+        (200, "[]"),
+        "a GET changes nothing"
+    );
+    for _ in 0..2 {
+        let (code, page) = service.request("POST", &link, None, "List-Unsubscribe=One-Click");
+        assert_eq!(code, 200, "one-click unsubscribe is idempotent: {page}");
+        assert!(page.contains("pat@example.com is unsubscribed"), "{page}");
+    }
+    let (_, answer) = service.request("GET", "/v1/suppressions", token, "");
+    let list: serde_json::Value = serde_json::from_str(&answer).expect("json");
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{answer}");
+    assert_eq!(list[0]["email"], "pat@example.com");
+    assert_eq!(list[0]["reason"], "unsubscribed");
+
+    // Forged, altered and mangled tokens are refused.
+    let (payload, signature) = link
+        .trim_start_matches("/unsubscribe?token=")
+        .split_once('.')
+        .expect("token");
+    let flipped = if signature.starts_with('A') { "B" } else { "A" };
+    let forged = format!("/unsubscribe?token={payload}.{flipped}{}", &signature[1..]);
+    assert_eq!(service.request("POST", &forged, None, "").0, 403);
+    let other = format!("/unsubscribe?token=Ym9iQGV4YW1wbGUuY29tCjE3NjM4ODAwMDA.{signature}");
+    assert_eq!(service.request("POST", &other, None, "").0, 403);
+    assert_eq!(
+        service
+            .request("POST", "/unsubscribe?token=junk", None, "")
+            .0,
+        400
+    );
+    assert_eq!(service.request("POST", "/unsubscribe", None, "").0, 400);
+
+    // Tasks: listed by CSM, reassigned, completed; bad requests get a reason.
+    let (code, answer) = service.request("GET", "/v1/tasks?csm=ana", token, "");
+    assert_eq!(code, 200, "{answer}");
+    let tasks: serde_json::Value = serde_json::from_str(&answer).expect("json");
+    assert_eq!(tasks[0]["title"], "Call Pat@Example.com", "{answer}");
+    assert_eq!(tasks[0]["reason"]["journey"], "hello");
+    let id = tasks[0]["id"].as_i64().expect("id");
+    assert_eq!(service.request("GET", "/v1/tasks", None, "").0, 401);
+    let (code, answer) = service.request(
+        "POST",
+        &format!("/v1/tasks/{id}/reassign"),
+        token,
+        r#"{"csm": "bem"}"#,
+    );
+    assert_eq!(code, 422);
+    assert!(answer.contains("no CSM `bem`"), "{answer}");
+    assert!(answer.contains("ben"), "a suggestion: {answer}");
+    let (code, _) = service.request(
+        "POST",
+        &format!("/v1/tasks/{id}/reassign"),
+        token,
+        r#"{"csm": "ben"}"#,
+    );
+    assert_eq!(code, 200);
+    let (code, _) = service.request("POST", &format!("/v1/tasks/{id}/done"), token, "");
+    assert_eq!(code, 200);
+    assert_eq!(
+        service.request("POST", "/v1/tasks/999/done", token, "").0,
+        404
+    );
+    let (_, answer) = service.request("GET", "/v1/tasks?status=done&csm=ben", token, "");
+    let done: serde_json::Value = serde_json::from_str(&answer).expect("json");
+    assert_eq!(done[0]["id"].as_i64(), Some(id), "{answer}");
+    assert_eq!(
+        service
+            .request("GET", "/v1/tasks?status=maybe", token, "")
+            .0,
+        400
+    );
+}
