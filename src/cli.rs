@@ -83,6 +83,33 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<DeliveryAction>,
     },
+    /// Render one step for one customer (mail subject, text and HTML; task; webhook body),
+    /// strictly: a field the customer lacks is named. `--send-test` mails it once.
+    Preview {
+        /// The journey's id (its file name).
+        journey: String,
+        /// The step's id.
+        step: String,
+        /// The account to render for.
+        #[arg(long)]
+        account: String,
+        /// The contact to render for (contact journeys; default for account mails: the
+        /// first contact with an addressed role).
+        #[arg(long)]
+        contact: Option<String>,
+        /// Write the preview to this file instead of the terminal.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Send the rendered mail once to this address (over SMTP, or into the outbox folder).
+        #[arg(long, value_name = "ADDRESS")]
+        send_test: Option<String>,
+    },
+    /// The suppression list: addresses no step email goes to.
+    Suppress {
+        /// What to do (default: list).
+        #[command(subcommand)]
+        action: Option<SuppressAction>,
+    },
     /// List CSM tasks, mark them done, or reassign them.
     Tasks {
         /// What to do (default: list open tasks).
@@ -157,6 +184,34 @@ pub enum DeliveryAction {
     Replay {
         /// The record's number.
         id: i64,
+    },
+    /// Turn a webhook endpoint back on after it answered 410 Gone.
+    Enable {
+        /// The endpoint's name in touchline.yaml.
+        endpoint: String,
+    },
+}
+
+/// `touchline suppress` actions.
+#[derive(Debug, Subcommand)]
+pub enum SuppressAction {
+    /// List suppressed addresses.
+    List,
+    /// Suppress an address.
+    Add {
+        /// The address.
+        email: String,
+        /// `manual` (default), `hard_bounced` or `unsubscribed`.
+        #[arg(long, default_value = "manual")]
+        reason: String,
+        /// A note (who, why).
+        #[arg(long, default_value = "added from the command line")]
+        note: String,
+    },
+    /// Mail an address again.
+    Remove {
+        /// The address.
+        email: String,
     },
 }
 
@@ -245,6 +300,8 @@ fn execute(cli: Cli, out: &mut dyn Write) -> Result<i32, String> {
         | Command::Tick { .. }
         | Command::Status
         | Command::Tasks { .. }
+        | Command::Preview { .. }
+        | Command::Suppress { .. }
         | Command::Deliveries { .. }
         | Command::Explain { .. }
         | Command::Generate { .. }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::cli::{Command, DeliveryAction, TaskAction};
+use crate::cli::{Command, DeliveryAction, SuppressAction, TaskAction};
 use crate::clock::{Clock, SystemClock, parse_time};
 use crate::definitions::Definitions;
 use crate::delivery::{self, Deliverer, DeliveryReport};
@@ -167,6 +167,66 @@ pub async fn execute(ctx: Context, command: Command, out: &mut dyn Write) -> Res
             let store = ctx.open(&ctx.database_url()).await?;
             with_store!(store, |s| tasks(&ctx, &s, action, out).await)
         }
+        Command::Suppress { action } => {
+            let store = ctx.open(&ctx.database_url()).await?;
+            with_store!(store, |s| suppress(&s, action, out).await)
+        }
+        Command::Preview {
+            journey,
+            step,
+            account,
+            contact,
+            out: file,
+            send_test,
+        } => {
+            let store = ctx.open(&ctx.database_url()).await?;
+            with_store!(store, |s| {
+                let preview = crate::preview::preview(
+                    &ctx.definitions,
+                    &s,
+                    &journey,
+                    &step,
+                    &account,
+                    contact.as_deref(),
+                )
+                .await?;
+                let text = preview.render();
+                match &file {
+                    Some(path) => {
+                        std::fs::write(path, &text)
+                            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                        writeln!(out, "wrote {}", path.display()).map_err(io)?;
+                    }
+                    None => write!(out, "{text}").map_err(io)?,
+                }
+                if let Some(address) = send_test {
+                    if preview.kind != "email" {
+                        return Err(format!(
+                            "step `{step}` is a {} step: only mail can be sent as a test",
+                            preview.kind
+                        ));
+                    }
+                    let record = preview.test_mail(&journey, &step, &account, &address);
+                    let deliverer = Deliverer::new(
+                        ctx.definitions.clone(),
+                        s.clone(),
+                        crate::delivery::outbox_dir(&ctx.definitions),
+                    );
+                    let envelope = crate::delivery::email_file::Envelope {
+                        from: ctx.definitions.config.email.from.as_deref(),
+                        reply_to: ctx.definitions.config.email.reply_to.as_deref(),
+                        ..Default::default()
+                    };
+                    match deliverer.send_email(&record, &envelope).await {
+                        crate::delivery::Attempt::Sent(result) => {
+                            writeln!(out, "test mail sent to {address}: {result}").map_err(io)?;
+                        }
+                        other => return Err(format!("the test mail was not sent: {other:?}")),
+                    }
+                }
+                Ok(0)
+            })
+        }
         Command::Run { interval, listen } => {
             let store = ctx.open(&ctx.database_url()).await?;
             let options = daemon::Options {
@@ -215,7 +275,7 @@ async fn deliveries<S: Store>(
         limit: 50,
     }) {
         DeliveryAction::List { status, limit } => {
-            const ALL: [&str; 5] = ["pending", "sending", "sent", "failed", "dead"];
+            const ALL: [&str; 6] = ["pending", "sending", "sent", "skipped", "failed", "dead"];
             let statuses: Vec<&str> = match status.as_deref() {
                 None => vec!["pending", "failed", "dead"],
                 Some("all") => ALL.to_vec(),
@@ -274,6 +334,17 @@ async fn deliveries<S: Store>(
             .map_err(io)?;
             Ok(0)
         }
+        DeliveryAction::Enable { endpoint } => {
+            let enabled = crate::delivery::enable_endpoint(store, &endpoint)
+                .await
+                .map_err(|e| e.to_string())?;
+            if enabled {
+                writeln!(out, "endpoint `{endpoint}` is on again; retry its failed records with `touchline deliveries retry ID`").map_err(io)?;
+                Ok(0)
+            } else {
+                Err(format!("endpoint `{endpoint}` is not disabled"))
+            }
+        }
         DeliveryAction::Replay { id } => {
             writeln!(
                 out,
@@ -282,6 +353,70 @@ async fn deliveries<S: Store>(
             )
             .map_err(io)?;
             Ok(0)
+        }
+    }
+}
+
+/// `touchline suppress`: list, add, remove.
+async fn suppress<S: Store>(
+    store: &S,
+    action: Option<SuppressAction>,
+    out: &mut dyn Write,
+) -> Result<i32, String> {
+    match action.unwrap_or(SuppressAction::List) {
+        SuppressAction::List => {
+            let list = store.suppressions().await.map_err(|e| e.to_string())?;
+            for s in &list {
+                writeln!(
+                    out,
+                    "  {:<40} {:<13} {} ({})",
+                    s.email,
+                    s.reason,
+                    crate::clock::from_millis(s.created_at).format("%Y-%m-%d"),
+                    s.detail
+                )
+                .map_err(io)?;
+            }
+            if list.is_empty() {
+                writeln!(out, "no suppressed addresses").map_err(io)?;
+            }
+            Ok(0)
+        }
+        SuppressAction::Add {
+            email,
+            reason,
+            note,
+        } => {
+            if !crate::delivery::SUPPRESSION_REASONS.contains(&reason.as_str()) {
+                return Err(format!(
+                    "unknown reason `{reason}`; use one of {}",
+                    crate::delivery::SUPPRESSION_REASONS.join(", ")
+                ));
+            }
+            let added = store
+                .suppress(&crate::store::Suppression {
+                    email: email.clone(),
+                    reason,
+                    detail: note,
+                    created_at: crate::clock::to_millis(Utc::now()),
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            let verb = if added {
+                "is now suppressed"
+            } else {
+                "was already suppressed"
+            };
+            writeln!(out, "{email} {verb}").map_err(io)?;
+            Ok(0)
+        }
+        SuppressAction::Remove { email } => {
+            if store.unsuppress(&email).await.map_err(|e| e.to_string())? {
+                writeln!(out, "{email} gets mail again").map_err(io)?;
+                Ok(0)
+            } else {
+                Err(format!("{email} is not suppressed"))
+            }
         }
     }
 }
@@ -411,8 +546,15 @@ async fn shutdown_signal() {
 /// One line saying what a delivery round did.
 pub fn describe_delivery(r: &DeliveryReport) -> String {
     format!(
-        "delivered: {} emails, {} tasks created, {} tasks updated, {} to retry, {} failed, {} held for a send window",
-        r.emails, r.tasks_created, r.tasks_updated, r.retried, r.failed, r.deferred
+        "delivered: {} emails, {} webhooks, {} tasks created, {} tasks updated, {} to retry, {} failed, {} held (send window or frequency cap), {} skipped (suppressed or over the cap)",
+        r.emails,
+        r.webhooks,
+        r.tasks_created,
+        r.tasks_updated,
+        r.retried,
+        r.failed,
+        r.deferred,
+        r.skipped
     )
 }
 
@@ -585,7 +727,15 @@ async fn demo(ctx: &Context, days: i64, sample: &Path, out: &mut dyn Write) -> R
     let outbox_dir = ctx.root.join("demo-outbox");
     let _ = std::fs::remove_dir_all(&outbox_dir);
     let engine = Engine::new(ctx.definitions.clone(), store.clone());
-    let deliverer = Deliverer::new(ctx.definitions.clone(), store, outbox_dir.clone());
+    // Webhooks go to a receiver of the demo's own, so the example needs no network; it
+    // signs with a demo secret wherever the project names one.
+    let webhooks_dir = outbox_dir.join("webhooks");
+    let receiver = delivery::receiver::start(webhooks_dir.clone())
+        .await
+        .map_err(|e| format!("cannot start the demo's webhook receiver: {e}"))?;
+    let local = delivery::receiver::redirect_endpoints(&ctx.definitions, receiver);
+    let deliverer = Deliverer::new(Arc::new(local), store, outbox_dir.clone())
+        .with_secrets(|_| Some("whsec_ZGVtby1zZWNyZXQtZm9yLXRoZS1leGFtcGxl".into()));
     writeln!(out).map_err(io)?;
     for day in 0..=days {
         let now = start + Duration::days(day);
@@ -611,8 +761,9 @@ async fn demo(ctx: &Context, days: i64, sample: &Path, out: &mut dyn Write) -> R
     writeln!(out, "\n{text}").map_err(io)?;
     writeln!(
         out,
-        "Step emails are in {}/; CSM tasks: touchline --database sqlite://demo.db tasks",
-        outbox_dir.display()
+        "Step emails are in {}/, webhooks as received in {}/; CSM tasks: touchline --database sqlite://demo.db tasks",
+        outbox_dir.display(),
+        webhooks_dir.display()
     )
     .map_err(io)?;
     writeln!(

@@ -12,6 +12,7 @@ pub mod engine;
 pub mod generate;
 pub mod ingest;
 pub mod model;
+pub mod preview;
 pub mod report;
 pub mod rules;
 pub mod schema;

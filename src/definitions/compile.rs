@@ -552,6 +552,20 @@ impl<'a> Compiler<'a> {
         Some(steps)
     }
 
+    /// Checks template texts of a step (task texts, webhook body strings).
+    fn check_templates(&mut self, path: &Path, texts: &[&str]) {
+        let scores: BTreeSet<String> = self
+            .config
+            .map(|c| c.scores.keys().cloned().collect())
+            .unwrap_or_default();
+        let file_text = self.sources.get(path).unwrap_or_default().to_string();
+        for text in texts {
+            self.diagnostics.extend(super::template_check::check(
+                path, &file_text, text, &scores,
+            ));
+        }
+    }
+
     fn compile_action(
         &mut self,
         path: &Path,
@@ -602,8 +616,17 @@ impl<'a> Compiler<'a> {
             Action::Email(email.clone())
         } else if let Some(webhook) = &step.webhook {
             self.check_endpoint(path, &webhook.endpoint);
+            let mut texts = Vec::new();
+            if let Some(body) = &webhook.body {
+                json_strings(body, &mut texts);
+            }
+            self.check_templates(path, &texts);
             Action::Webhook(webhook.clone())
         } else if let Some(task) = &step.task {
+            let texts: Vec<&str> = std::iter::once(task.title.as_str())
+                .chain(task.description.as_deref())
+                .collect();
+            self.check_templates(path, &texts);
             match &task.assign {
                 Assign::Owner => {}
                 Assign::RoundRobin(pool) | Assign::LeastLoaded(pool) => self.check_pool(path, pool),
@@ -852,4 +875,14 @@ fn cycles_without_wait(steps: &[StepDef], successors: &[Vec<usize>]) -> Vec<Vec<
         }
     }
     cycles
+}
+
+/// Every string inside a JSON value (the template texts of a webhook body).
+fn json_strings<'a>(value: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+    match value {
+        serde_json::Value::String(s) => out.push(s),
+        serde_json::Value::Array(items) => items.iter().for_each(|v| json_strings(v, out)),
+        serde_json::Value::Object(map) => map.values().for_each(|v| json_strings(v, out)),
+        _ => {}
+    }
 }

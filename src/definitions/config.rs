@@ -49,6 +49,22 @@ pub struct Config {
     /// The HTTP API.
     #[serde(default)]
     pub http: HttpSettings,
+    /// The outbox worker.
+    #[serde(default)]
+    pub delivery: DeliverySettings,
+}
+
+/// Outbox worker settings.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverySettings {
+    /// Deliveries in flight at once per engine process (default 16).
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+    /// How long a worker holds a record it is delivering before another engine process may
+    /// take it over (default 5m). Keep it well above the slowest SMTP or webhook call.
+    #[serde(default)]
+    pub lease: Option<Spanned<DurationSpec>>,
 }
 
 fn default_roles() -> Vec<String> {

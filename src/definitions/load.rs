@@ -8,6 +8,7 @@ use super::Definitions;
 use super::compile::{Compiler, TemplateFile};
 use super::config::Config;
 use super::journey::{JourneyFile, Step};
+use super::template_check;
 use crate::diagnostic::{self, Diagnostic, SourceMap};
 use crate::rules::RuleEngine;
 use crate::yaml::{self, Node, NodeSpan, Spanned, Value};
@@ -248,6 +249,9 @@ impl Reader {
         let Ok(entries) = std::fs::read_dir(self.root.join(&folder)) else {
             return (BTreeSet::new(), BTreeMap::new());
         };
+        let scores: BTreeSet<String> = config
+            .map(|c| c.scores.keys().cloned().collect())
+            .unwrap_or_default();
         let mut names = BTreeSet::new();
         let mut files = BTreeMap::new();
         for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
@@ -265,6 +269,15 @@ impl Reader {
             if let Some(text) = self.read(&path, &shown) {
                 let (template, errors) = yaml::from_str::<TemplateFile>(&text);
                 if let (Some(template), true) = (template, errors.is_empty()) {
+                    let parts = [
+                        Some(&template.subject),
+                        Some(&template.text),
+                        template.html.as_ref(),
+                    ];
+                    for part in parts.into_iter().flatten() {
+                        self.diagnostics
+                            .extend(template_check::check(&shown, &text, part, &scores));
+                    }
                     files.insert(stem.clone(), template);
                 }
                 self.report(&shown, errors);

@@ -9,6 +9,7 @@ pub mod compile;
 pub mod config;
 pub mod journey;
 pub mod load;
+pub mod template_check;
 pub mod values;
 
 use std::collections::{BTreeMap, BTreeSet};

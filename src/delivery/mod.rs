@@ -19,6 +19,7 @@
 
 pub mod email_file;
 pub mod notices;
+pub mod receiver;
 pub mod smtp;
 pub mod tasks;
 pub mod unsubscribe;
@@ -44,10 +45,11 @@ use unsubscribe::UnsubscribeKey;
 
 /// Records claimed per round.
 const CLAIM: i64 = 200;
-/// Deliveries in flight at once (per worker).
+/// Deliveries in flight at once (per worker), unless `delivery.concurrency` says otherwise.
 pub const CONCURRENCY: usize = 16;
-/// How long a claim lasts before another worker may take the record over.
-const LEASE_MS: i64 = 5 * 60 * 1000;
+/// How long a claim lasts before another worker may take the record over, unless
+/// `delivery.lease` says otherwise.
+const LEASE: Duration = Duration::from_secs(5 * 60);
 /// Why an address can be on the suppression list.
 pub const SUPPRESSION_REASONS: &[&str] = &["unsubscribed", "hard_bounced", "manual"];
 /// Attempts before a record is given up (dead letter).
@@ -185,10 +187,14 @@ impl<S: Store> Deliverer<S> {
     pub async fn deliver_due(&self, now: DateTime<Utc>) -> Result<DeliveryReport, StoreError> {
         let mut report = DeliveryReport::default();
         let kinds = ["task", "email", "webhook"];
+        let settings = &self.definitions.config.delivery;
+        let lease = settings.lease.as_ref().map_or(LEASE, |l| l.value.0);
+        let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+        let concurrency = settings.concurrency.unwrap_or(CONCURRENCY).max(1);
         loop {
             let items = self
                 .store
-                .claim_outbox(&kinds, to_millis(now), &self.owner, LEASE_MS, CLAIM)
+                .claim_outbox(&kinds, to_millis(now), &self.owner, lease_ms, CLAIM)
                 .await?;
             if items.is_empty() {
                 break;
@@ -210,7 +216,7 @@ impl<S: Store> Deliverer<S> {
                     }
                     Ok::<_, StoreError>(report)
                 })
-                .buffer_unordered(CONCURRENCY);
+                .buffer_unordered(concurrency);
             while let Some(done) = rounds.next().await {
                 report.add(&done?);
             }

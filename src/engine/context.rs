@@ -84,8 +84,26 @@ pub fn contact_map(c: &Contact) -> Dynamic {
     Dynamic::from_map(map)
 }
 
-/// The data templates see: `account`, `contact` and `owner` (the account's CSM).
+/// The data templates see: `account`, `contact` and `owner` (the account's CSM). Facts the
+/// customer data lacks are left out (not null), so `default(...)` supplies the fallback.
 pub fn template_data(
+    state: &AccountState,
+    contact: Option<&Contact>,
+    owner: Option<&Csm>,
+) -> serde_json::Value {
+    let mut data = template_data_with_nulls(state, contact, owner);
+    strip_nulls(&mut data);
+    data
+}
+
+fn strip_nulls(value: &mut serde_json::Value) {
+    if let serde_json::Value::Object(map) = value {
+        map.retain(|_, v| !v.is_null());
+        map.values_mut().for_each(strip_nulls);
+    }
+}
+
+fn template_data_with_nulls(
     state: &AccountState,
     contact: Option<&Contact>,
     owner: Option<&Csm>,

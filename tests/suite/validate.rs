@@ -376,3 +376,34 @@ fn journey_id_must_match_the_file_name() {
         ],
     );
 }
+
+#[test]
+fn templates_reading_unknown_fields_fail_validation() {
+    let project = Project::new()
+        .file(
+            "templates/welcome.yaml",
+            "subject: 'Welcome, {{ account.nmae }}'\ntext: |\n  Hi {{ contact.first_name | default('there') }},\n  your score is {{ account.scores.utilisation }}.\n  {{ customer.id }}\nhtml: '<p>{% if %}</p>'\n",
+        )
+        .journey(
+            "tasks",
+            &journey_with_steps(
+                "  - task: { title: 'Call {{ contact.frist_name }}', assign: owner }\n  - webhook: { endpoint: crm, body: { who: '{{ owner.mail }}' } }\n",
+            ),
+        );
+    assert_diagnostics(
+        &project.load(),
+        &[
+            "journeys/tasks.yaml:5:29: error: unknown field `contact.frist_name`",
+            "  help: did you mean `first_name`?",
+            "journeys/tasks.yaml:6:48: error: unknown field `owner.mail`",
+            "  help: did you mean `email`?",
+            "templates/welcome.yaml:1:23: error: unknown field `account.nmae`",
+            "  help: did you mean `name`?",
+            "templates/welcome.yaml:4:20: error: unknown score `account.scores.utilisation`",
+            "  help: did you mean `utilization`?",
+            "templates/welcome.yaml:5:6: error: unknown template variable `customer`",
+            "  help: expected one of `account`, `contact`, `owner`",
+            "templates/welcome.yaml:6:8: error: template does not compile: unexpected end of block",
+        ],
+    );
+}

@@ -1,0 +1,277 @@
+//! `touchline preview`: renders one step for one account (and contact) exactly as it would
+//! go out — mail subject, text and HTML, task title and description, or webhook body — but
+//! strictly: a field the template reads that this customer lacks is an error naming the
+//! field, unless the template gives a fallback with `default(...)`.
+
+use chrono::Utc;
+use minijinja::{Environment, UndefinedBehavior};
+
+use crate::definitions::journey::Audience;
+use crate::definitions::{Action, Definitions};
+use crate::engine::context;
+use crate::model::Contact;
+use crate::store::{OutboxRecord, Store};
+use crate::suggest;
+
+/// A rendered step.
+#[derive(Debug, Clone)]
+pub struct Preview {
+    /// `email`, `task` or `webhook`.
+    pub kind: &'static str,
+    /// Who it goes to (mail address, CSM assignment, endpoint).
+    pub to: String,
+    /// The rendered parts, labelled (`subject`, `text`, `html`, `title`, …).
+    pub parts: Vec<(&'static str, String)>,
+}
+
+impl Preview {
+    /// The preview as text for the terminal or a file.
+    pub fn render(&self) -> String {
+        let mut text = format!("{}: {}\n", self.kind, self.to);
+        for (label, part) in &self.parts {
+            if part.contains('\n') {
+                text.push_str(&format!("\n--- {label} ---\n{}\n", part.trim_end()));
+            } else {
+                text.push_str(&format!("{label}: {part}\n"));
+            }
+        }
+        text
+    }
+
+    /// A mail record for a test send to `address` (a key of its own, so it never collides
+    /// with the step's real mail).
+    pub fn test_mail(
+        &self,
+        journey: &str,
+        step: &str,
+        account: &str,
+        address: &str,
+    ) -> OutboxRecord {
+        let part = |name: &str| {
+            self.parts
+                .iter()
+                .find(|(label, _)| *label == name)
+                .map(|(_, text)| serde_json::Value::String(text.clone()))
+        };
+        OutboxRecord {
+            idempotency_key: format!(
+                "preview-{journey}-{step}-{account}-{}",
+                Utc::now().timestamp_millis()
+            ),
+            enrollment_id: 0,
+            journey_id: journey.into(),
+            step_id: step.into(),
+            kind: "email".into(),
+            account_id: account.into(),
+            contact_id: String::new(),
+            payload: serde_json::json!({
+                "to": address,
+                "subject": part("subject").map(|s| format!("[test] {}", s.as_str().unwrap_or_default())),
+                "text": part("text"),
+                "html": part("html"),
+            }),
+        }
+    }
+}
+
+/// Renders `source` strictly; a missing field is named.
+fn render(
+    env: &Environment<'_>,
+    what: &str,
+    source: &str,
+    data: &serde_json::Value,
+) -> Result<String, String> {
+    env.render_str(source, data).map_err(|error| {
+        let at = error
+            .range()
+            .and_then(|range| source.get(range))
+            .map(str::trim);
+        match (error.kind(), at) {
+            (minijinja::ErrorKind::UndefinedError, Some(field)) => format!(
+                "{what}: `{field}` is not set for this customer; add a fallback with `{{{{ {field} | default('…') }}}}` or fill in the data"
+            ),
+            _ => format!("{what}: {error}"),
+        }
+    })
+}
+
+/// Renders step `step_id` of `journey_id` for `account_id` (and `contact_id`).
+pub async fn preview<S: Store>(
+    definitions: &Definitions,
+    store: &S,
+    journey_id: &str,
+    step_id: &str,
+    account_id: &str,
+    contact_id: Option<&str>,
+) -> Result<Preview, String> {
+    let journey = definitions.journeys.get(journey_id).ok_or_else(|| {
+        let hint = suggest::hint(journey_id, definitions.journeys.keys().map(String::as_str))
+            .map_or(String::new(), |h| format!(" ({h})"));
+        format!("no journey `{journey_id}`{hint}")
+    })?;
+    let step = journey
+        .steps
+        .iter()
+        .find(|s| s.id == step_id)
+        .ok_or_else(|| {
+            let ids: Vec<&str> = journey.steps.iter().map(|s| s.id.as_str()).collect();
+            format!(
+                "journey `{journey_id}` has no step `{step_id}`; its steps are {}",
+                suggest::backticked(&ids)
+            )
+        })?;
+    let state = store
+        .load_accounts(&[account_id.to_string()], true)
+        .await
+        .map_err(|e| e.to_string())?
+        .pop()
+        .ok_or_else(|| format!("no account `{account_id}`"))?;
+    let contact = pick_contact(
+        &state.contacts,
+        journey.file.audience,
+        &step.action,
+        contact_id,
+    )?;
+    let owner = state
+        .account
+        .owner
+        .as_ref()
+        .and_then(|id| definitions.config.csms.iter().find(|c| c.id.value == *id));
+    let data = context::template_data(&state, contact, owner);
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    match &step.action {
+        Action::Email(email) => {
+            let template = definitions
+                .template_files
+                .get(&email.template.value)
+                .ok_or_else(|| format!("template `{}` does not load", email.template.value))?;
+            let to = contact.map_or_else(String::new, |c| c.email.clone());
+            let mut parts = vec![
+                (
+                    "subject",
+                    render(&env, "subject", &template.subject, &data)?,
+                ),
+                ("text", render(&env, "text", &template.text, &data)?),
+            ];
+            if let Some(html) = &template.html {
+                parts.push(("html", render(&env, "html", html, &data)?));
+            }
+            Ok(Preview {
+                kind: "email",
+                to,
+                parts,
+            })
+        }
+        Action::Task(task) => {
+            let mut parts = vec![("title", render(&env, "title", &task.title, &data)?)];
+            if let Some(description) = &task.description {
+                parts.push((
+                    "description",
+                    render(&env, "description", description, &data)?,
+                ));
+            }
+            let to = match &task.assign {
+                crate::definitions::journey::Assign::Owner => format!(
+                    "the account's owner ({})",
+                    state.account.owner.as_deref().unwrap_or("none set")
+                ),
+                crate::definitions::journey::Assign::RoundRobin(pool) => {
+                    format!("pool `{}`, round robin", pool.value)
+                }
+                crate::definitions::journey::Assign::LeastLoaded(pool) => {
+                    format!("pool `{}`, least loaded", pool.value)
+                }
+            };
+            Ok(Preview {
+                kind: "task",
+                to,
+                parts,
+            })
+        }
+        Action::Webhook(webhook) => {
+            let body = match &webhook.body {
+                Some(body) => render_json(&env, body, &data)?,
+                None => serde_json::Value::Null,
+            };
+            let text = serde_json::to_string_pretty(&body).map_err(|e| e.to_string())?;
+            Ok(Preview {
+                kind: "webhook",
+                to: format!("endpoint `{}`", webhook.endpoint.value),
+                parts: vec![("body", format!("{text}\n"))],
+            })
+        }
+        _ => Err(format!(
+            "step `{step_id}` sends nothing (only email, task and webhook steps can be previewed)"
+        )),
+    }
+}
+
+fn render_json(
+    env: &Environment<'_>,
+    value: &serde_json::Value,
+    data: &serde_json::Value,
+) -> Result<serde_json::Value, String> {
+    Ok(match value {
+        serde_json::Value::String(s) => serde_json::Value::String(render(env, "body", s, data)?),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .map(|v| render_json(env, v, data))
+            .collect::<Result<_, _>>()?,
+        serde_json::Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), render_json(env, v, data)?)))
+            .collect::<Result<_, String>>()?,
+        other => other.clone(),
+    })
+}
+
+/// The contact to render for: the one asked for; for a contact journey one must be named;
+/// for an account journey's mail, the first contact with an addressed role.
+fn pick_contact<'a>(
+    contacts: &'a [Contact],
+    audience: Audience,
+    action: &Action,
+    wanted: Option<&str>,
+) -> Result<Option<&'a Contact>, String> {
+    let ids = || {
+        let ids: Vec<&str> = contacts.iter().map(|c| c.id.as_str()).collect();
+        if ids.is_empty() {
+            "the account has no contacts".to_string()
+        } else {
+            format!("its contacts are {}", suggest::backticked(&ids))
+        }
+    };
+    if let Some(id) = wanted {
+        return contacts
+            .iter()
+            .find(|c| c.id == id)
+            .map(Some)
+            .ok_or_else(|| format!("no contact `{id}` at this account; {}", ids()));
+    }
+    match (audience, action) {
+        (Audience::Contacts, _) => Err(format!(
+            "this journey follows contacts: pass --contact ID; {}",
+            ids()
+        )),
+        (Audience::Accounts, Action::Email(email)) => {
+            let roles: Vec<&str> = email
+                .to
+                .iter()
+                .flatten()
+                .map(|r| r.value.as_str())
+                .collect();
+            contacts
+                .iter()
+                .find(|c| c.role.as_deref().is_some_and(|r| roles.contains(&r)))
+                .map(Some)
+                .ok_or_else(|| {
+                    format!(
+                        "no contact with role {} at this account; pass --contact ID",
+                        suggest::backticked(&roles)
+                    )
+                })
+        }
+        _ => Ok(None),
+    }
+}
