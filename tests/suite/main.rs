@@ -1,8 +1,11 @@
 //! touchline's integration tests, in one test binary.
 
 mod common;
+#[path = "../support/webhook_sink.rs"]
+mod webhook_sink;
 
 mod cli;
+mod crash;
 mod daemon;
 mod examples;
 mod hostile;
