@@ -400,3 +400,216 @@ pub async fn mail_waits_for_the_recipients_send_window<S: Store>(store: S) {
     assert_eq!(report.emails, 1);
     assert_eq!(std::fs::read_dir(&outbox).expect("outbox").count(), 2);
 }
+
+/// Writes `extra` after the fixture's `touchline.yaml`.
+fn configure(project: &Project, extra: &str) {
+    let config = format!("{}{extra}", crate::fixture::CONFIG);
+    std::fs::write(project.dir.path().join("touchline.yaml"), config).expect("config");
+}
+
+pub async fn suppressed_and_unsubscribed_recipients_are_skipped<S: Store>(store: S) {
+    let project = Project::new(&[("handoff", &handoff_without_webhook())]);
+    let mut unsubscribed = crate::fixture::contact("a2", "a2-admin", "admin");
+    unsubscribed.subscribed = false;
+    let import = touchline::store::Import {
+        accounts: vec![
+            crate::fixture::account("a1", 5000.0),
+            crate::fixture::account("a2", 5000.0),
+        ],
+        contacts: vec![
+            crate::fixture::contact("a1", "a1-admin", "admin"),
+            unsubscribed,
+        ],
+        events: vec![
+            crate::fixture::event("a1", "account_created", t0()),
+            crate::fixture::event("a2", "account_created", t0()),
+        ],
+        ..Default::default()
+    };
+    store.import(&import).await.expect("import");
+    assert!(
+        store
+            .suppress(&touchline::store::Suppression {
+                email: "A1-Admin@Example.com".into(),
+                reason: "manual".into(),
+                detail: "asked on the phone".into(),
+                created_at: to_millis(t0()),
+            })
+            .await
+            .expect("suppress")
+    );
+    let definitions = project.definitions();
+    Engine::new(definitions.clone(), store.clone())
+        .tick(t0())
+        .await
+        .expect("tick");
+    let deliverer = Deliverer::new(
+        definitions,
+        store.clone(),
+        project.dir.path().join("outbox"),
+    );
+    let report = deliverer.deliver_due(t0()).await.expect("deliver");
+    // Both step mails are skipped; the tasks' notices to CSMs still go.
+    assert_eq!((report.skipped, report.emails), (2, 2), "{report:?}");
+    let skipped = store.deliveries(&["skipped"], 10).await.expect("list");
+    let mut reasons: Vec<String> = skipped
+        .iter()
+        .map(|d| d.last_error.clone().unwrap_or_default())
+        .collect();
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        [
+            "suppressed: manual (asked on the phone)",
+            "suppressed: the contact is not subscribed"
+        ]
+    );
+    assert!(
+        deliverer
+            .deliver_due(t0() + days(1))
+            .await
+            .expect("deliver")
+            .is_idle(),
+        "skipped mail stays skipped"
+    );
+}
+
+pub async fn a_hard_bounce_suppresses_the_address<S: Store>(store: S) {
+    let (port, _inbox) = crate::smtp_sink::start().await;
+    let project = Project::new(&[("handoff", &handoff_without_webhook())]);
+    configure(
+        &project,
+        &format!("email:\n  smtp: {{ host: 127.0.0.1, port: {port}, tls: none }}\n"),
+    );
+    let mut admin = crate::fixture::contact("a1", "a1-admin", "admin");
+    admin.email = "reject@example.com".into();
+    let import = touchline::store::Import {
+        accounts: vec![crate::fixture::account("a1", 5000.0)],
+        contacts: vec![admin],
+        events: vec![crate::fixture::event("a1", "account_created", t0())],
+        ..Default::default()
+    };
+    store.import(&import).await.expect("import");
+    let definitions = project.definitions();
+    Engine::new(definitions.clone(), store.clone())
+        .tick(t0())
+        .await
+        .expect("tick");
+    let deliverer = Deliverer::new(
+        definitions,
+        store.clone(),
+        project.dir.path().join("outbox"),
+    );
+    let report = deliverer.deliver_due(t0()).await.expect("deliver");
+    assert_eq!(report.failed, 1, "{report:?}");
+    let suppression = store
+        .suppression("reject@example.com")
+        .await
+        .expect("read")
+        .expect("suppressed");
+    assert_eq!(suppression.reason, "hard_bounced");
+    assert!(suppression.detail.contains("550"), "{}", suppression.detail);
+}
+
+pub async fn the_frequency_cap_holds_or_skips_mail<S: Store>(store: S) {
+    // Welcome mails at once and two days later; at most one mail per contact in 7 days.
+    for (policy, account) in [("wait", "a1"), ("skip", "a2")] {
+        let project = Project::new(&[("welcome", crate::fixture::WELCOME)]);
+        configure(
+            &project,
+            &format!("frequency_cap: {{ max_emails: 1, per: 7d, over_cap: {policy} }}\n"),
+        );
+        customer(&store, account, 5000.0, 50.0, t0()).await;
+        send_event(&store, account, "account_created", t0()).await;
+        let definitions = project.definitions();
+        let engine = Engine::new(definitions.clone(), store.clone());
+        let deliverer = Deliverer::new(
+            definitions,
+            store.clone(),
+            project.dir.path().join("outbox"),
+        );
+        engine.tick(t0()).await.expect("tick");
+        assert_eq!(
+            deliverer.deliver_due(t0()).await.expect("deliver").emails,
+            1
+        );
+        engine.tick(t0() + days(2)).await.expect("tick");
+        let report = deliverer
+            .deliver_due(t0() + days(2))
+            .await
+            .expect("deliver");
+        let tips = |rows: Vec<touchline::store::DeliveryRow>| {
+            rows.into_iter()
+                .find(|d| d.record.step_id == "tips" && d.record.account_id == account)
+        };
+        match policy {
+            "wait" => {
+                assert_eq!((report.emails, report.deferred), (0, 1), "{report:?}");
+                let held = tips(store.deliveries(&["pending"], 10).await.expect("list"))
+                    .expect("held mail");
+                assert_eq!(
+                    held.next_attempt_at,
+                    Some(to_millis(t0() + days(7)) + 1),
+                    "it goes once the first mail is 7 days old"
+                );
+                let report = deliverer
+                    .deliver_due(t0() + days(7) + chrono::Duration::minutes(1))
+                    .await
+                    .expect("deliver");
+                assert_eq!(report.emails, 1, "{report:?}");
+            }
+            _ => {
+                assert_eq!((report.emails, report.skipped), (0, 1), "{report:?}");
+                let skipped = tips(store.deliveries(&["skipped"], 10).await.expect("list"))
+                    .expect("skipped mail");
+                assert_eq!(
+                    skipped.last_error.as_deref(),
+                    Some("frequency cap: 1 mails in the last 7days")
+                );
+            }
+        }
+    }
+}
+
+pub async fn reaching_the_goal_closes_the_journeys_tasks<S: Store>(store: S) {
+    const ASSIST: &str = r#"name: Assist
+audience: accounts
+entry: { event: account_created }
+goal: { when: 'account.metrics.usage >= 90' }
+steps:
+  - id: call
+    task: { title: 'Help {{ account.name }}', assign: owner }
+  - wait: 7d
+  - id: follow-up
+    task: { title: 'Follow up', assign: owner }
+"#;
+    let project = Project::new(&[("assist", ASSIST)]);
+    customer(&store, "a1", 5000.0, 50.0, t0()).await;
+    send_event(&store, "a1", "account_created", t0()).await;
+    let definitions = project.definitions();
+    let engine = Engine::new(definitions.clone(), store.clone());
+    let deliverer = Deliverer::new(
+        definitions,
+        store.clone(),
+        project.dir.path().join("outbox"),
+    );
+    engine.tick(t0()).await.expect("tick");
+    deliverer.deliver_due(t0()).await.expect("deliver");
+    assert_eq!(
+        store.tasks(None, Some("open")).await.expect("tasks").len(),
+        1
+    );
+
+    crate::fixture::set_usage(&store, "a1", 95.0, t0() + days(1)).await;
+    engine.tick(t0() + days(1)).await.expect("tick");
+    assert!(
+        store
+            .tasks(None, Some("open"))
+            .await
+            .expect("tasks")
+            .is_empty()
+    );
+    let done = store.tasks(None, Some("done")).await.expect("tasks");
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].closed_reason.as_deref(), Some("goal reached"));
+}
