@@ -4,7 +4,7 @@
 //! field, unless the template gives a fallback with `default(...)`.
 
 use chrono::Utc;
-use minijinja::{Environment, UndefinedBehavior};
+use minijinja::UndefinedBehavior;
 
 use crate::definitions::journey::Audience;
 use crate::definitions::{Action, Definitions};
@@ -74,14 +74,20 @@ impl Preview {
     }
 }
 
-/// Renders `source` strictly; a missing field is named.
-fn render(
-    env: &Environment<'_>,
-    what: &str,
-    source: &str,
-    data: &serde_json::Value,
-) -> Result<String, String> {
-    env.render_str(source, data).map_err(|error| {
+/// Renders `source` strictly (escaping what it inserts if `what` is `html`); a missing
+/// field is named.
+fn render(what: &str, source: &str, data: &serde_json::Value) -> Result<String, String> {
+    let mut env = crate::engine::journeys::template_environment();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    let name = if what == "html" {
+        crate::engine::journeys::html_name(source)
+    } else {
+        source.to_string()
+    };
+    let rendered = env
+        .add_template_owned(name.clone(), source.to_string())
+        .and_then(|()| env.get_template(&name)?.render(data));
+    rendered.map_err(|error| {
         let at = error
             .range()
             .and_then(|range| source.get(range))
@@ -138,8 +144,6 @@ pub async fn preview<S: Store>(
         .as_ref()
         .and_then(|id| definitions.config.csms.iter().find(|c| c.id.value == *id));
     let data = context::template_data(&state, contact, owner);
-    let mut env = Environment::new();
-    env.set_undefined_behavior(UndefinedBehavior::Strict);
     match &step.action {
         Action::Email(email) => {
             let template = definitions
@@ -148,14 +152,11 @@ pub async fn preview<S: Store>(
                 .ok_or_else(|| format!("template `{}` does not load", email.template.value))?;
             let to = contact.map_or_else(String::new, |c| c.email.clone());
             let mut parts = vec![
-                (
-                    "subject",
-                    render(&env, "subject", &template.subject, &data)?,
-                ),
-                ("text", render(&env, "text", &template.text, &data)?),
+                ("subject", render("subject", &template.subject, &data)?),
+                ("text", render("text", &template.text, &data)?),
             ];
             if let Some(html) = &template.html {
-                parts.push(("html", render(&env, "html", html, &data)?));
+                parts.push(("html", render("html", html, &data)?));
             }
             Ok(Preview {
                 kind: "email",
@@ -164,12 +165,9 @@ pub async fn preview<S: Store>(
             })
         }
         Action::Task(task) => {
-            let mut parts = vec![("title", render(&env, "title", &task.title, &data)?)];
+            let mut parts = vec![("title", render("title", &task.title, &data)?)];
             if let Some(description) = &task.description {
-                parts.push((
-                    "description",
-                    render(&env, "description", description, &data)?,
-                ));
+                parts.push(("description", render("description", description, &data)?));
             }
             let to = match &task.assign {
                 crate::definitions::journey::Assign::Owner => format!(
@@ -191,7 +189,7 @@ pub async fn preview<S: Store>(
         }
         Action::Webhook(webhook) => {
             let body = match &webhook.body {
-                Some(body) => render_json(&env, body, &data)?,
+                Some(body) => render_json(body, &data)?,
                 None => serde_json::Value::Null,
             };
             let text = serde_json::to_string_pretty(&body).map_err(|e| e.to_string())?;
@@ -208,19 +206,18 @@ pub async fn preview<S: Store>(
 }
 
 fn render_json(
-    env: &Environment<'_>,
     value: &serde_json::Value,
     data: &serde_json::Value,
 ) -> Result<serde_json::Value, String> {
     Ok(match value {
-        serde_json::Value::String(s) => serde_json::Value::String(render(env, "body", s, data)?),
+        serde_json::Value::String(s) => serde_json::Value::String(render("body", s, data)?),
         serde_json::Value::Array(items) => items
             .iter()
-            .map(|v| render_json(env, v, data))
+            .map(|v| render_json(v, data))
             .collect::<Result<_, _>>()?,
         serde_json::Value::Object(map) => map
             .iter()
-            .map(|(k, v)| Ok((k.clone(), render_json(env, v, data)?)))
+            .map(|(k, v)| Ok((k.clone(), render_json(v, data)?)))
             .collect::<Result<_, String>>()?,
         other => other.clone(),
     })

@@ -418,12 +418,15 @@ fn render(ctx: &StepContext<'_>, enrollment: &Enrollment, index: usize) -> Vec<O
                     let part = |source: Option<&String>| {
                         source.map(|s| render_text(ctx.templates, s, &data))
                     };
+                    let html = |source: Option<&String>| {
+                        source.map(|s| render_text(ctx.templates, &html_name(s), &data))
+                    };
                     let payload = serde_json::json!({
                         "template": email.template.value,
                         "to": contact.email,
                         "subject": part(template.map(|t| &t.subject)),
                         "text": part(template.map(|t| &t.text)),
-                        "html": part(template.and_then(|t| t.html.as_ref())),
+                        "html": html(template.and_then(|t| t.html.as_ref())),
                     });
                     let key = match ctx.journey.file.audience {
                         Audience::Contacts => key.clone(),
@@ -469,11 +472,34 @@ fn render(ctx: &StepContext<'_>, enrollment: &Enrollment, index: usize) -> Vec<O
     }
 }
 
-/// Renders a template string; a broken template renders as its error, so the record shows
-/// what to fix instead of vanishing.
-fn render_text(env: &Environment<'static>, source: &str, data: &serde_json::Value) -> String {
-    env.render_str(source, data)
-        .unwrap_or_else(|error| format!("[template error: {error}]"))
+/// The name an HTML part is compiled under: HTML parts are auto-escaped, others are not.
+pub fn html_name(source: &str) -> String {
+    format!("{HTML_PREFIX}{source}")
+}
+
+const HTML_PREFIX: &str = "html:";
+
+/// An environment whose templates named by [`html_name`] escape what they insert.
+pub fn template_environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_auto_escape_callback(|name| {
+        if name.starts_with(HTML_PREFIX) {
+            minijinja::AutoEscape::Html
+        } else {
+            minijinja::AutoEscape::None
+        }
+    });
+    env
+}
+
+/// Renders the template compiled under `name` (its source, or [`html_name`] of it); a broken
+/// template renders as its error, so the record shows what to fix instead of vanishing.
+fn render_text(env: &Environment<'static>, name: &str, data: &serde_json::Value) -> String {
+    let rendered = match env.get_template(name) {
+        Ok(template) => template.render(data),
+        Err(error) => Err(error),
+    };
+    rendered.unwrap_or_else(|error| format!("[template error: {error}]"))
 }
 
 fn render_json(

@@ -149,7 +149,7 @@ fn subject_key(journey_id: &str, account_id: &str, contact: Option<&Contact>) ->
 impl<S: Store> Engine<S> {
     /// An engine running `definitions` over `store`.
     pub fn new(definitions: Arc<Definitions>, store: S) -> Self {
-        let mut templates = Environment::new();
+        let mut templates = journeys::template_environment();
         templates.set_undefined_behavior(minijinja::UndefinedBehavior::Chainable);
         // Every template text is compiled once, keyed by its source.
         for source in template_sources(&definitions) {
@@ -852,7 +852,7 @@ fn template_sources(definitions: &Definitions) -> Vec<String> {
     let mut sources = Vec::new();
     for template in definitions.template_files.values() {
         sources.extend([template.subject.clone(), template.text.clone()]);
-        sources.extend(template.html.clone());
+        sources.extend(template.html.as_deref().map(journeys::html_name));
     }
     for step in definitions.journeys.values().flat_map(|j| &j.steps) {
         match &step.action {

@@ -317,3 +317,130 @@ fn a_bad_jsonl_line_names_its_line_and_field() {
         lines[1]
     );
 }
+
+#[test]
+fn preview_renders_a_step_strictly_and_sends_a_test_once() {
+    let project = Project::new()
+        .file(
+            "templates/welcome.yaml",
+            "subject: 'Welcome to {{ account.name }}'\ntext: |\n  Hi {{ contact.first_name | default('there') }}, your plan is {{ account.plan }}.\nhtml: '<p>Hi {{ contact.name }}</p>'\n",
+        )
+        .journey(
+            "hello",
+            &journey_with_steps(
+                "  - id: mail\n    email: { template: welcome }\n  - id: call\n    task: { title: 'Call {{ contact.email }}', assign: owner }\n",
+            ),
+        )
+        .file(
+            "accounts.csv",
+            "id,name,plan,owner\na1,Acme & Sons,pro,ana\na2,Beta,,ana\n",
+        )
+        .file(
+            "contacts.csv",
+            "id,account_id,email,name\nc1,a1,pat@example.com,<Pat>\nc2,a2,kim@example.com,Kim\n",
+        );
+    for kind in ["accounts", "contacts"] {
+        let import = touchline(&project, &["import", kind, &format!("{kind}.csv")]);
+        assert_eq!(import.code, 0, "{}", import.stderr);
+    }
+
+    let shown = touchline(
+        &project,
+        &[
+            "preview",
+            "hello",
+            "mail",
+            "--account",
+            "a1",
+            "--contact",
+            "c1",
+        ],
+    );
+    assert_eq!(shown.code, 0, "{}", shown.stderr);
+    assert_eq!(
+        shown.stdout,
+        "email: pat@example.com\nsubject: Welcome to Acme & Sons\ntext: Hi there, your plan is pro.\nhtml: <p>Hi &lt;Pat&gt;</p>\n"
+    );
+    let task = touchline(
+        &project,
+        &[
+            "preview",
+            "hello",
+            "call",
+            "--account",
+            "a1",
+            "--contact",
+            "c1",
+        ],
+    );
+    assert_eq!(
+        task.stdout,
+        "task: the account's owner (ana)\ntitle: Call pat@example.com\n"
+    );
+
+    // A field this customer lacks is named, with the way out.
+    let missing = touchline(
+        &project,
+        &[
+            "preview",
+            "hello",
+            "mail",
+            "--account",
+            "a2",
+            "--contact",
+            "c2",
+        ],
+    );
+    assert_eq!(missing.code, 1);
+    assert_eq!(
+        missing.stderr,
+        "error: text: `account.plan` is not set for this customer; add a fallback with `{{ account.plan | default('…') }}` or fill in the data\n"
+    );
+    let no_contact = touchline(&project, &["preview", "hello", "mail", "--account", "a1"]);
+    assert_eq!(
+        no_contact.stderr,
+        "error: this journey follows contacts: pass --contact ID; its contacts are `c1`\n"
+    );
+    let no_step = touchline(&project, &["preview", "hello", "mial", "--account", "a1"]);
+    assert_eq!(
+        no_step.stderr,
+        "error: journey `hello` has no step `mial`; its steps are `mail`, `call`\n"
+    );
+
+    // --out writes the preview to a file; --send-test mails it once (here, into the outbox).
+    let sent = touchline(
+        &project,
+        &[
+            "preview",
+            "hello",
+            "mail",
+            "--account",
+            "a1",
+            "--contact",
+            "c1",
+            "--out",
+            "preview.txt",
+            "--send-test",
+            "me@example.com",
+        ],
+    );
+    assert_eq!(sent.code, 0, "{}", sent.stderr);
+    let written = std::fs::read_to_string(project.path("preview.txt")).expect("preview file");
+    assert!(written.starts_with("email: pat@example.com\n"), "{written}");
+    assert!(
+        sent.stdout.contains("test mail sent to me@example.com"),
+        "{}",
+        sent.stdout
+    );
+    let mails: Vec<String> = std::fs::read_dir(project.path("outbox"))
+        .expect("outbox")
+        .map(|e| std::fs::read_to_string(e.expect("entry").path()).expect("mail"))
+        .collect();
+    assert_eq!(mails.len(), 1);
+    assert!(mails[0].contains("To: me@example.com\r\n"), "{}", mails[0]);
+    assert!(
+        mails[0].contains("Subject: [test] Welcome to Acme & Sons\r\n"),
+        "{}",
+        mails[0]
+    );
+}
