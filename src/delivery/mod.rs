@@ -45,6 +45,9 @@ use unsubscribe::UnsubscribeKey;
 
 /// Records claimed per round.
 const CLAIM: i64 = 200;
+/// Most outcomes marked per transaction. A crash loses at most the marks in flight: those
+/// records are delivered again, under the same idempotency key.
+const MARK_BATCH: usize = 32;
 /// Deliveries in flight at once (per worker), unless `delivery.concurrency` says otherwise.
 pub const CONCURRENCY: usize = 16;
 /// How long a claim lasts before another worker may take the record over, unless
@@ -143,6 +146,9 @@ pub struct Deliverer<S: Store> {
     /// Tasks are assigned one at a time, so two at once cannot both see a CSM's last free
     /// slot.
     assigning: tokio::sync::Mutex<()>,
+    /// Endpoints disabled after a 410: name → the URL that answered it and why (read once
+    /// per round).
+    disabled: std::sync::Mutex<BTreeMap<String, String>>,
 }
 
 impl<S: Store> Deliverer<S> {
@@ -167,6 +173,7 @@ impl<S: Store> Deliverer<S> {
             webhooks,
             unsubscribe: OnceCell::new(),
             assigning: tokio::sync::Mutex::new(()),
+            disabled: std::sync::Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -191,6 +198,7 @@ impl<S: Store> Deliverer<S> {
         let lease = settings.lease.as_ref().map_or(LEASE, |l| l.value.0);
         let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
         let concurrency = settings.concurrency.unwrap_or(CONCURRENCY).max(1);
+        self.read_disabled_endpoints().await?;
         loop {
             let items = self
                 .store
@@ -208,31 +216,101 @@ impl<S: Store> Deliverer<S> {
                 );
                 queues.entry(recipient).or_default().push(item);
             }
+            // Outcomes are marked by a writer beside the deliveries, many per transaction:
+            // whatever arrived while its previous write ran.
+            let (marks, marker) = self.marker(now);
             let mut rounds = futures_util::stream::iter(queues.into_values())
-                .map(|queue| async move {
-                    let mut report = DeliveryReport::default();
-                    for item in queue {
-                        self.deliver(item, now, &mut report).await?;
-                    }
-                    Ok::<_, StoreError>(report)
-                })
+                .map(|queue| self.deliver_queue(queue, now))
                 .buffer_unordered(concurrency);
+            let mut failure = None;
             while let Some(done) = rounds.next().await {
-                report.add(&done?);
+                match done {
+                    Ok((round, mark)) => {
+                        report.add(&round);
+                        if let Some(mark) = mark {
+                            // The writer only stops early on an error, reported below.
+                            let _ = marks.send(mark).await;
+                        }
+                    }
+                    Err(error) => failure = Some(error),
+                }
             }
+            drop(marks);
+            let marked = marker
+                .await
+                .map_err(|e| StoreError::Writer(e.to_string()))?;
+            if let Some(error) = failure {
+                return Err(error);
+            }
+            marked?;
         }
         Ok(report)
     }
 
+    /// Delivers one recipient's records in order. Each but the last is marked at once (the
+    /// frequency cap must see it); the last one's outcome is returned for a batched mark.
+    async fn deliver_queue(
+        &self,
+        queue: Vec<OutboxItem>,
+        now: DateTime<Utc>,
+    ) -> Result<(DeliveryReport, Option<(i64, DeliveryOutcome)>), StoreError> {
+        let mut report = DeliveryReport::default();
+        let mut last = None;
+        for item in queue {
+            if let Some((id, outcome)) = last.take() {
+                self.store
+                    .finish_outbox(id, &self.owner, to_millis(now), &outcome)
+                    .await?;
+            }
+            last = self.deliver(item, now, &mut report).await?;
+        }
+        Ok((report, last))
+    }
+
+    /// A writer that marks delivered records (those this worker still holds) in batches.
+    #[allow(clippy::type_complexity)]
+    fn marker(
+        &self,
+        now: DateTime<Utc>,
+    ) -> (
+        tokio::sync::mpsc::Sender<(i64, DeliveryOutcome)>,
+        tokio::task::JoinHandle<Result<(), StoreError>>,
+    ) {
+        let (sender, mut receiver) = tokio::sync::mpsc::channel(4 * MARK_BATCH);
+        let store = self.store.clone();
+        let owner = self.owner.clone();
+        let at = to_millis(now);
+        let writer = tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(MARK_BATCH);
+            while let Some(first) = receiver.recv().await {
+                batch.push(first);
+                while batch.len() < MARK_BATCH {
+                    match receiver.try_recv() {
+                        Ok(mark) => batch.push(mark),
+                        Err(_) => break,
+                    }
+                }
+                store.finish_outbox_all(&owner, at, &batch).await?;
+                batch.clear();
+            }
+            Ok(())
+        });
+        (sender, writer)
+    }
+
+    /// Delivers one record; its outcome, to be marked (tasks are marked as they are written).
     async fn deliver(
         &self,
         item: OutboxItem,
         now: DateTime<Utc>,
         report: &mut DeliveryReport,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<(i64, DeliveryOutcome)>, StoreError> {
         let at = to_millis(now);
         let attempt = match item.record.kind.as_str() {
-            "task" => return self.deliver_task(&item, now, report).await,
+            "task" => {
+                self.deliver_task(&item, now, report).await?;
+                return Ok(None);
+            }
             "email" => match self.hold_email(&item, now, report).await? {
                 Some(held) => held,
                 None => self.deliver_email(&item, now, report).await?,
@@ -251,10 +329,7 @@ impl<S: Store> Deliverer<S> {
                 DeliveryOutcome::Failed(reason)
             }
         };
-        self.store
-            .finish_outbox(item.id, &self.owner, at, &outcome)
-            .await?;
-        Ok(())
+        Ok(Some((item.id, outcome)))
     }
 
     async fn deliver_task(
@@ -471,7 +546,8 @@ impl<S: Store> Deliverer<S> {
         let record = &item.record;
         let endpoint = record.payload["endpoint"].as_str().unwrap_or_default();
         let url = self.webhooks.url(endpoint).unwrap_or_default();
-        if let Some(disabled) = self.store.meta(&disabled_key(endpoint)).await?
+        let disabled = self.disabled_lock().get(endpoint).cloned();
+        if let Some(disabled) = disabled
             && let Some((disabled_url, why)) = disabled.split_once(' ')
             && disabled_url == url
         {
@@ -488,13 +564,34 @@ impl<S: Store> Deliverer<S> {
             Attempt::Sent(_) => report.webhooks += 1,
             Attempt::EndpointGone(reason) => {
                 tracing::warn!("webhook endpoint `{endpoint}` answered 410 Gone; disabling it");
-                self.store
-                    .set_meta(&disabled_key(endpoint), &format!("{url} {reason}"))
-                    .await?;
+                let value = format!("{url} {reason}");
+                self.store.set_meta(&disabled_key(endpoint), &value).await?;
+                self.disabled_lock().insert(endpoint.to_string(), value);
             }
             _ => {}
         }
         Ok(attempt)
+    }
+}
+
+impl<S: Store> Deliverer<S> {
+    async fn read_disabled_endpoints(&self) -> Result<(), StoreError> {
+        let mut disabled = BTreeMap::new();
+        for name in self.definitions.config.webhooks.keys() {
+            if let Some(value) = self.store.meta(&disabled_key(name)).await? {
+                disabled.insert(name.clone(), value);
+            }
+        }
+        *self.disabled_lock() = disabled;
+        Ok(())
+    }
+
+    fn disabled_lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, String>> {
+        // A panic elsewhere cannot leave the map half-written: every write replaces or
+        // inserts whole values.
+        self.disabled
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

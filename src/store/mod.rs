@@ -41,6 +41,9 @@ pub enum StoreError {
     /// The URL names no supported database.
     #[error("unsupported database URL `{0}`: use sqlite://FILE or postgres://…")]
     UnsupportedUrl(String),
+    /// A background writer stopped unexpectedly.
+    #[error("a database writer stopped: {0}")]
+    Writer(String),
 }
 
 /// Result of a store operation.
@@ -504,6 +507,14 @@ pub trait Store: Clone + Send + Sync + 'static {
         now: i64,
         outcome: &DeliveryOutcome,
     ) -> impl Future<Output = Result<bool>> + Send;
+    /// Records how several claimed deliveries ended, in one transaction; how many `owner`
+    /// still held.
+    fn finish_outbox_all(
+        &self,
+        owner: &str,
+        now: i64,
+        outcomes: &[(i64, DeliveryOutcome)],
+    ) -> impl Future<Output = Result<u64>> + Send;
     /// Creates (or updates) a task and marks its outbox record sent, in one transaction;
     /// a new task's `notices` (outbox records telling its CSM) are written with it.
     /// `None` if `owner` no longer holds the record.

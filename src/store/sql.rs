@@ -428,6 +428,49 @@ macro_rules! store_impl {
                 })
             }
 
+            /// Marks how one claimed delivery ended, on `conn`.
+            async fn finish_one(conn: &mut <$db as sqlx::Database>::Connection, id: i64, owner: &str, now: i64, outcome: &DeliveryOutcome) -> Result<bool> {
+                if let DeliveryOutcome::Defer(at) = outcome {
+                    let done = sqlx::query(
+                        "UPDATE outbox SET status = 'pending', next_attempt_at = $3, attempts = attempts - 1, \
+                         claimed_by = NULL, lease_until = NULL WHERE id = $1 AND claimed_by = $2 AND status = 'sending'",
+                    )
+                    .bind(id)
+                    .bind(owner)
+                    .bind(*at)
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected();
+                    return Ok(done == 1);
+                }
+                let (status, next, error, result) = match outcome {
+                    DeliveryOutcome::Defer(_) => unreachable!("handled above"),
+                    DeliveryOutcome::Sent(result) => ("sent", None, None, Some(result.as_str())),
+                    DeliveryOutcome::Retry { at, error } => ("pending", Some(*at), Some(error.as_str()), None),
+                    DeliveryOutcome::Failed(error) => ("failed", None, Some(error.as_str()), None),
+                    DeliveryOutcome::Dead(error) => ("dead", None, Some(error.as_str()), None),
+                    DeliveryOutcome::Skipped(why) => ("skipped", None, Some(why.as_str()), None),
+                };
+                let done = sqlx::query(
+                    "UPDATE outbox SET status = $3, next_attempt_at = COALESCE($4, next_attempt_at), \
+                     last_error = COALESCE($5, last_error), result = $6, \
+                     delivered_at = CASE WHEN $3 = 'sent' THEN $7 ELSE delivered_at END, \
+                     claimed_by = NULL, lease_until = NULL \
+                     WHERE id = $1 AND claimed_by = $2 AND status = 'sending'",
+                )
+                .bind(id)
+                .bind(owner)
+                .bind(status)
+                .bind(next)
+                .bind(error)
+                .bind(result)
+                .bind(now)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+                Ok(done == 1)
+            }
+
             /// Writes history lines with one multi-row statement per chunk.
             async fn log_all(tx: &mut sqlx::Transaction<'_, $db>, entries: &[(i64, i64, &LogEntry)]) -> Result<()> {
                 for chunk in entries.chunks(CHUNK) {
@@ -921,45 +964,18 @@ macro_rules! store_impl {
             }
 
             async fn finish_outbox(&self, id: i64, owner: &str, now: i64, outcome: &DeliveryOutcome) -> Result<bool> {
-                if let DeliveryOutcome::Defer(at) = outcome {
-                    let done = sqlx::query(
-                        "UPDATE outbox SET status = 'pending', next_attempt_at = $3, attempts = attempts - 1, \
-                         claimed_by = NULL, lease_until = NULL WHERE id = $1 AND claimed_by = $2 AND status = 'sending'",
-                    )
-                    .bind(id)
-                    .bind(owner)
-                    .bind(*at)
-                    .execute(&self.pool)
-                    .await?
-                    .rows_affected();
-                    return Ok(done == 1);
+                let mut conn = self.pool.acquire().await?;
+                Self::finish_one(&mut conn, id, owner, now, outcome).await
+            }
+
+            async fn finish_outbox_all(&self, owner: &str, now: i64, outcomes: &[(i64, DeliveryOutcome)]) -> Result<u64> {
+                let mut tx = self.pool.begin().await?;
+                let mut finished = 0;
+                for (id, outcome) in outcomes {
+                    finished += u64::from(Self::finish_one(&mut tx, *id, owner, now, outcome).await?);
                 }
-                let (status, next, error, result) = match outcome {
-                    DeliveryOutcome::Defer(_) => unreachable!("handled above"),
-                    DeliveryOutcome::Sent(result) => ("sent", None, None, Some(result.as_str())),
-                    DeliveryOutcome::Retry { at, error } => ("pending", Some(*at), Some(error.as_str()), None),
-                    DeliveryOutcome::Failed(error) => ("failed", None, Some(error.as_str()), None),
-                    DeliveryOutcome::Dead(error) => ("dead", None, Some(error.as_str()), None),
-                    DeliveryOutcome::Skipped(why) => ("skipped", None, Some(why.as_str()), None),
-                };
-                let done = sqlx::query(
-                    "UPDATE outbox SET status = $3, next_attempt_at = COALESCE($4, next_attempt_at), \
-                     last_error = COALESCE($5, last_error), result = $6, \
-                     delivered_at = CASE WHEN $3 = 'sent' THEN $7 ELSE delivered_at END, \
-                     claimed_by = NULL, lease_until = NULL \
-                     WHERE id = $1 AND claimed_by = $2 AND status = 'sending'",
-                )
-                .bind(id)
-                .bind(owner)
-                .bind(status)
-                .bind(next)
-                .bind(error)
-                .bind(result)
-                .bind(now)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-                Ok(done == 1)
+                tx.commit().await?;
+                Ok(finished)
             }
 
             async fn deliver_task(&self, outbox_id: i64, owner: &str, now: i64, task: &NewTask, notices: &[OutboxRecord]) -> Result<Option<TaskWrite>> {

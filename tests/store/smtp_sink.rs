@@ -18,6 +18,8 @@ pub async fn start() -> (u16, Inbox) {
     tokio::spawn(async move {
         while let Ok((socket, _)) = listener.accept().await {
             let received = received.clone();
+            // Replies go out at once (no Nagle delay), like a real server's.
+            let _ = socket.set_nodelay(true);
             tokio::spawn(async move {
                 let (read, mut write) = socket.into_split();
                 let mut lines = BufReader::new(read).lines();

@@ -53,8 +53,25 @@ fn project(sink: &WebhookSink) -> Project {
         .file("data/events.csv", &events)
 }
 
-fn start(project: &Project) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_touchline"))
+/// A running engine, killed when dropped (also when the test fails).
+struct Engine(Child);
+
+impl Engine {
+    fn sigkill(mut self) {
+        self.0.kill().expect("SIGKILL");
+        self.0.wait().expect("reaped");
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(project: &Project) -> Engine {
+    let child = Command::new(env!("CARGO_BIN_EXE_touchline"))
         .args(["run", "--interval", "50ms", "--listen", "127.0.0.1:0"])
         .current_dir(project.root())
         .env("CRASH_SECRET", SECRET)
@@ -62,7 +79,8 @@ fn start(project: &Project) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("touchline run starts")
+        .expect("touchline run starts");
+    Engine(child)
 }
 
 /// (outbox records not yet sent, total records) — read while no engine runs or beside one.
@@ -103,11 +121,10 @@ fn sigkill_during_delivery_loses_nothing_and_doubles_nothing() {
     let mut kills_during_work = 0;
     let mut kills = 0;
     while kills_during_work < KILLS && kills < 4 * KILLS {
-        let mut child = start(&project);
+        let engine = start(&project);
         std::thread::sleep(Duration::from_millis(rng.random_range(50..600)));
         let (before, _) = runtime.block_on(progress(&project));
-        child.kill().expect("SIGKILL");
-        child.wait().expect("reaped");
+        engine.sigkill();
         kills += 1;
         let (left, total) = runtime.block_on(progress(&project));
         if total > 0 && before > 0 && left > 0 {
@@ -119,7 +136,7 @@ fn sigkill_during_delivery_loses_nothing_and_doubles_nothing() {
     }
 
     // The last run finishes the work.
-    let mut child = start(&project);
+    let engine = start(&project);
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
         let (left, total) = runtime.block_on(progress(&project));
@@ -132,8 +149,7 @@ fn sigkill_during_delivery_loses_nothing_and_doubles_nothing() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    child.kill().expect("stop");
-    child.wait().expect("reaped");
+    engine.sigkill();
     assert!(
         kills_during_work >= 20,
         "only {kills_during_work} of {KILLS} kills landed while work was left (seed {seed})"
