@@ -140,8 +140,11 @@ async fn touchline_rate(
 }
 
 async fn bare_smtp_rate(port: u16, n: usize) -> f64 {
+    // The same pool as touchline's: one connection per delivery in flight.
+    let pool = lettre::transport::smtp::PoolConfig::new().max_size(CONCURRENCY as u32);
     let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
         .port(port)
+        .pool_config(pool)
         .build();
     let start = Instant::now();
     let sent = futures_util::stream::iter(0..n)

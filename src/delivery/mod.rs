@@ -128,6 +128,16 @@ pub fn outbox_dir(definitions: &Definitions) -> PathBuf {
     )
 }
 
+/// Deliveries in flight at once: `delivery.concurrency`, else [`CONCURRENCY`].
+fn concurrency(definitions: &Definitions) -> usize {
+    definitions
+        .config
+        .delivery
+        .concurrency
+        .unwrap_or(CONCURRENCY)
+        .max(1)
+}
+
 /// The meta key that marks a webhook endpoint disabled (its value: the URL and why).
 fn disabled_key(endpoint: &str) -> String {
     format!("webhook_disabled:{endpoint}")
@@ -160,7 +170,7 @@ impl<S: Store> Deliverer<S> {
             .email
             .smtp
             .as_ref()
-            .map(smtp::SmtpChannel::new);
+            .map(|server| smtp::SmtpChannel::new(server, concurrency(&definitions)));
         let webhooks = webhook::WebhookChannel::new(&definitions.config.webhooks, &|name| {
             std::env::var(name).ok()
         });
@@ -197,7 +207,7 @@ impl<S: Store> Deliverer<S> {
         let settings = &self.definitions.config.delivery;
         let lease = settings.lease.as_ref().map_or(LEASE, |l| l.value.0);
         let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
-        let concurrency = settings.concurrency.unwrap_or(CONCURRENCY).max(1);
+        let concurrency = concurrency(&self.definitions);
         self.read_disabled_endpoints().await?;
         loop {
             let items = self

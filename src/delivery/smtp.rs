@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use lettre::transport::smtp::PoolConfig;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
@@ -26,9 +27,10 @@ impl std::fmt::Debug for SmtpChannel {
 }
 
 impl SmtpChannel {
-    /// Connects lazily to the server in `touchline.yaml`; the password comes from the
-    /// environment variable `password_env` names.
-    pub fn new(smtp: &Smtp) -> Result<Self, String> {
+    /// Connects lazily to the server in `touchline.yaml`, keeping up to `connections` open
+    /// (one per delivery in flight); the password comes from the environment variable
+    /// `password_env` names.
+    pub fn new(smtp: &Smtp, connections: usize) -> Result<Self, String> {
         let port = smtp.port.unwrap_or(match smtp.tls {
             SmtpTls::Tls => 465,
             SmtpTls::Starttls => 587,
@@ -42,7 +44,11 @@ impl SmtpChannel {
             )),
         }
         .map_err(|e| format!("SMTP server {}: {e}", smtp.host))?;
-        let mut builder = builder.port(port).timeout(Some(Duration::from_secs(30)));
+        let pool = PoolConfig::new().max_size(u32::try_from(connections).unwrap_or(u32::MAX));
+        let mut builder = builder
+            .port(port)
+            .timeout(Some(Duration::from_secs(30)))
+            .pool_config(pool);
         if let Some(user) = &smtp.username {
             let password = match &smtp.password_env {
                 Some(var) => {
