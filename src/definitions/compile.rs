@@ -625,6 +625,7 @@ impl<'a> Compiler<'a> {
         } else if let Some(task) = &step.task {
             let texts: Vec<&str> = std::iter::once(task.title.as_str())
                 .chain(task.description.as_deref())
+                .chain(task.key.as_deref())
                 .collect();
             self.check_templates(path, &texts);
             match &task.assign {

@@ -133,6 +133,13 @@ pub struct Csm {
     /// Webhook endpoint (e.g. Slack) for task notices.
     #[serde(default)]
     pub notify_webhook: Option<Spanned<String>>,
+    /// Mail a notice of each new task to `email` (default true).
+    #[serde(default = "yes")]
+    pub notify_email: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Frequency cap across all journeys.

@@ -178,6 +178,10 @@ pub struct TaskStep {
     /// Priority.
     #[serde(default)]
     pub priority: Priority,
+    /// Dedupe key (a template): an open task of the account with the same key is updated
+    /// instead of a new one created, across steps and journeys. Default: journey and step.
+    #[serde(default)]
+    pub key: Option<String>,
 }
 
 /// Who a task goes to.

@@ -39,7 +39,9 @@ pub fn for_task(
         payload,
         ..record.clone()
     };
-    let mut notices = vec![notice(
+    let mut notices = Vec::new();
+    if csm.notify_email {
+        notices.push(notice(
         "email",
         "notice",
         serde_json::json!({
@@ -51,7 +53,8 @@ pub fn for_task(
                 csm.name, task.journey_id, task.step_id, csm.id.value
             ),
         }),
-    )];
+    ));
+    }
     if let Some(endpoint) = &csm.notify_webhook {
         notices.push(notice(
             "webhook",

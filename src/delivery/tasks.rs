@@ -27,10 +27,13 @@ pub async fn plan<S: Store>(
         .as_u64()
         .map(|seconds| working_due(now, seconds, zone(definitions, csm)));
     Ok(NewTask {
-        dedupe_key: format!(
-            "{}/{}/{}",
-            record.account_id, record.journey_id, record.step_id
-        ),
+        dedupe_key: match payload["key"].as_str() {
+            Some(key) => format!("{}/{key}", record.account_id),
+            None => format!(
+                "{}/{}/{}",
+                record.account_id, record.journey_id, record.step_id
+            ),
+        },
         account_id: record.account_id.clone(),
         journey_id: record.journey_id.clone(),
         step_id: record.step_id.clone(),

@@ -459,6 +459,7 @@ fn render(ctx: &StepContext<'_>, enrollment: &Enrollment, index: usize) -> Vec<O
                 "due": task.due.as_ref().map(|d| step_wait_text(d.value.0)),
                 "due_seconds": task.due.as_ref().map(|d| d.value.0.as_secs()),
                 "priority": format!("{:?}", task.priority).to_lowercase(),
+                "key": task.key.as_ref().map(|k| render_text(ctx.templates, k, &data)),
                 "reason": {
                     "journey": enrollment.journey_id,
                     "step": step.id,

@@ -859,6 +859,7 @@ fn template_sources(definitions: &Definitions) -> Vec<String> {
             crate::definitions::Action::Task(task) => {
                 sources.push(task.title.clone());
                 sources.extend(task.description.clone());
+                sources.extend(task.key.clone());
             }
             crate::definitions::Action::Webhook(webhook) => {
                 if let Some(body) = &webhook.body {

@@ -613,3 +613,73 @@ steps:
     assert_eq!(done.len(), 1);
     assert_eq!(done[0].closed_reason.as_deref(), Some("goal reached"));
 }
+
+pub async fn an_explicit_key_merges_tasks_and_the_csm_hears_on_slack<S: Store>(store: S) {
+    const TWO_CALLS: &str = r#"name: Two calls
+audience: accounts
+entry: { event: account_created }
+steps:
+  - id: first
+    task: { title: 'Call {{ account.name }}', assign: owner, key: 'call-{{ account.id }}' }
+  - id: second
+    task: { title: 'Call {{ account.name }} again', assign: owner, key: 'call-{{ account.id }}' }
+"#;
+    let sink =
+        crate::webhook_sink::WebhookSink::start("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", vec![])
+            .await;
+    let project = Project::new(&[("calls", TWO_CALLS)]);
+    let config = crate::fixture::CONFIG
+        .replace(
+            "{ id: ana, name: Ana Ortiz, email: ana@example.com, capacity: 1 }",
+            "{ id: ana, name: Ana Ortiz, email: ana@example.com, notify_webhook: slack, notify_email: false }",
+        )
+        .replace(
+            "webhooks:\n",
+            &format!(
+                "webhooks:\n  slack: {{ url: \"{}\", allow_private: true, secret_env: [SLACK] }}\n",
+                sink.url
+            ),
+        );
+    std::fs::write(project.dir.path().join("touchline.yaml"), config).expect("config");
+    let mut account = crate::fixture::account("a1", 5000.0);
+    account.owner = Some("ana".into());
+    let import = touchline::store::Import {
+        accounts: vec![account],
+        events: vec![crate::fixture::event("a1", "account_created", t0())],
+        ..Default::default()
+    };
+    store.import(&import).await.expect("import");
+    let definitions = project.definitions();
+    Engine::new(definitions.clone(), store.clone())
+        .tick(t0())
+        .await
+        .expect("tick");
+    let deliverer = Deliverer::new(
+        definitions,
+        store.clone(),
+        project.dir.path().join("outbox"),
+    )
+    .with_secrets(|_| Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into()));
+    let report = deliverer.deliver_due(t0()).await.expect("deliver");
+    assert_eq!(
+        (
+            report.tasks_created,
+            report.tasks_updated,
+            report.webhooks,
+            report.emails
+        ),
+        (1, 1, 1, 0),
+        "{report:?}"
+    );
+    let tasks = store.tasks(None, None).await.expect("tasks");
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(tasks[0].task.dedupe_key, "a1/call-a1");
+    assert_eq!(tasks[0].task.title, "Call a1 Inc again");
+    let received = sink.received();
+    assert_eq!(received.len(), 1, "one notice for one new task");
+    let text = received[0].body["text"].as_str().unwrap_or_default();
+    assert!(
+        text.starts_with("Ana Ortiz: New normal task for account a1: Call a1 Inc"),
+        "{text}"
+    );
+}
