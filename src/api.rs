@@ -11,6 +11,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware;
 use axum::response::Html;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -42,8 +43,7 @@ pub struct ApiState<S: Store> {
 
 /// The API's routes.
 pub fn router<S: Store>(state: Arc<ApiState<S>>) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+    let protected = Router::new()
         .route("/v1/accounts", post(bulk::<S, AccountsKind>))
         .route("/v1/accounts/{id}", put(single::<S, AccountsKind>))
         .route("/v1/contacts", post(bulk::<S, ContactsKind>))
@@ -58,10 +58,17 @@ pub fn router<S: Store>(state: Arc<ApiState<S>>) -> Router {
             "/v1/suppressions/{email}",
             put(add_suppression::<S>).delete(remove_suppression::<S>),
         )
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_token::<S>,
+        ));
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
         .route(
             "/unsubscribe",
             get(unsubscribe_page::<S>).post(unsubscribe::<S>),
         )
+        .merge(protected)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -171,16 +178,8 @@ async fn store_objects<S: Store>(
 
 async fn bulk<S: Store, K: RecordKind>(
     State(state): State<Arc<ApiState<S>>>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !authorized(&headers, &state.token) {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "missing or wrong bearer token",
-            Vec::new(),
-        );
-    }
     match objects(&body) {
         Ok(objects) => store_objects(&state, K::KIND, objects).await,
         Err(reason) => error(StatusCode::BAD_REQUEST, reason, Vec::new()),
@@ -190,16 +189,8 @@ async fn bulk<S: Store, K: RecordKind>(
 async fn single<S: Store, K: RecordKind>(
     State(state): State<Arc<ApiState<S>>>,
     Path(id): Path<String>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !authorized(&headers, &state.token) {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "missing or wrong bearer token",
-            Vec::new(),
-        );
-    }
     let mut objects = match objects(&body) {
         Ok(objects) if objects.len() == 1 => objects,
         Ok(_) => {
@@ -226,12 +217,21 @@ async fn single<S: Store, K: RecordKind>(
     store_objects(&state, K::KIND, objects).await
 }
 
-fn unauthorized() -> Response {
-    error(
-        StatusCode::UNAUTHORIZED,
-        "missing or wrong bearer token",
-        Vec::new(),
-    )
+/// Lets a request through only with the right bearer token.
+async fn require_token<S: Store>(
+    State(state): State<Arc<ApiState<S>>>,
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    if authorized(request.headers(), &state.token) {
+        next.run(request).await
+    } else {
+        error(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token",
+            Vec::new(),
+        )
+    }
 }
 
 fn unavailable(e: impl std::fmt::Display) -> Response {
@@ -274,12 +274,8 @@ struct TaskFilter {
 
 async fn list_tasks<S: Store>(
     State(state): State<Arc<ApiState<S>>>,
-    headers: HeaderMap,
     Query(filter): Query<TaskFilter>,
 ) -> Response {
-    if !authorized(&headers, &state.token) {
-        return unauthorized();
-    }
     let status = match filter.status.as_deref() {
         None => Some("open"),
         Some("all") => None,
@@ -300,12 +296,8 @@ async fn list_tasks<S: Store>(
 
 async fn complete_task<S: Store>(
     State(state): State<Arc<ApiState<S>>>,
-    headers: HeaderMap,
     Path(id): Path<i64>,
 ) -> Response {
-    if !authorized(&headers, &state.token) {
-        return unauthorized();
-    }
     match state
         .store
         .update_task(id, Some("done"), None, now_ms())
@@ -326,13 +318,9 @@ struct Reassign {
 
 async fn reassign_task<S: Store>(
     State(state): State<Arc<ApiState<S>>>,
-    headers: HeaderMap,
     Path(id): Path<i64>,
     body: Bytes,
 ) -> Response {
-    if !authorized(&headers, &state.token) {
-        return unauthorized();
-    }
     let reassign: Reassign = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
@@ -363,13 +351,7 @@ async fn reassign_task<S: Store>(
     }
 }
 
-async fn list_suppressions<S: Store>(
-    State(state): State<Arc<ApiState<S>>>,
-    headers: HeaderMap,
-) -> Response {
-    if !authorized(&headers, &state.token) {
-        return unauthorized();
-    }
+async fn list_suppressions<S: Store>(State(state): State<Arc<ApiState<S>>>) -> Response {
     match state.store.suppressions().await {
         Ok(list) => Json(
             list.iter()
@@ -391,13 +373,9 @@ struct SuppressionBody {
 
 async fn add_suppression<S: Store>(
     State(state): State<Arc<ApiState<S>>>,
-    headers: HeaderMap,
     Path(email): Path<String>,
     body: Bytes,
 ) -> Response {
-    if !authorized(&headers, &state.token) {
-        return unauthorized();
-    }
     let body: SuppressionBody = if body.is_empty() {
         SuppressionBody::default()
     } else {
@@ -440,12 +418,8 @@ async fn add_suppression<S: Store>(
 
 async fn remove_suppression<S: Store>(
     State(state): State<Arc<ApiState<S>>>,
-    headers: HeaderMap,
     Path(email): Path<String>,
 ) -> Response {
-    if !authorized(&headers, &state.token) {
-        return unauthorized();
-    }
     match state.store.unsuppress(&email).await {
         Ok(true) => {
             Json(json!({ "email": email.trim().to_lowercase(), "removed": true })).into_response()

@@ -252,17 +252,17 @@ fn pick_contact<'a>(
             ids()
         )),
         (Audience::Accounts, Action::Email(email)) => {
-            let roles: Vec<&str> = email
-                .to
-                .iter()
-                .flatten()
-                .map(|r| r.value.as_str())
-                .collect();
-            contacts
-                .iter()
-                .find(|c| c.role.as_deref().is_some_and(|r| roles.contains(&r)))
+            crate::engine::journeys::addressed(contacts, email)
+                .first()
+                .copied()
                 .map(Some)
                 .ok_or_else(|| {
+                    let roles: Vec<&str> = email
+                        .to
+                        .iter()
+                        .flatten()
+                        .map(|r| r.value.as_str())
+                        .collect();
                     format!(
                         "no contact with role {} at this account; pass --contact ID",
                         suggest::backticked(&roles)

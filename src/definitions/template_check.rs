@@ -9,27 +9,8 @@ use std::path::Path;
 use crate::diagnostic::{Diagnostic, Location};
 use crate::suggest;
 
-/// The fields templates see under `account`.
-pub const ACCOUNT_FIELDS: &[&str] = &[
-    "id",
-    "name",
-    "plan",
-    "arr",
-    "mrr",
-    "industry",
-    "owner",
-    "timezone",
-    "goals",
-    "status",
-    "contract_start",
-    "contract_end",
-    "created_at",
-    "last_login_at",
-    "tier",
-    "scores",
-    "metrics",
-    "attributes",
-];
+/// The fields templates see under `account`: the same as rules.
+pub use crate::rules::check::ACCOUNT_FIELDS;
 /// The fields templates see under `contact`.
 pub const CONTACT_FIELDS: &[&str] = &[
     "id",

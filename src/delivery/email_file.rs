@@ -129,6 +129,19 @@ pub fn build(
     body.map_err(|e| EmailError::Permanent(format!("cannot build the mail: {e}")))
 }
 
+/// `text` with everything but ASCII letters, digits and `-` replaced by `_`, for a file name.
+pub fn safe_file_name(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 /// Writes the mail to `<dir>/<key>.eml` (replacing an earlier copy of the same step's mail).
 pub fn write(
     dir: &Path,
@@ -138,17 +151,7 @@ pub fn write(
     let message = build(record, envelope)?;
     std::fs::create_dir_all(dir)
         .map_err(|e| EmailError::Temporary(format!("cannot create {}: {e}", dir.display())))?;
-    let name: String = record
-        .idempotency_key
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let name = safe_file_name(&record.idempotency_key);
     let path = dir.join(format!("{name}.eml"));
     let temporary = dir.join(format!(".{name}.eml.tmp"));
     std::fs::write(&temporary, message.formatted())

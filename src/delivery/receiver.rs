@@ -39,16 +39,7 @@ async fn receive(
             .to_string()
     };
     let id = header("webhook-id");
-    let name: String = format!("{endpoint}-{id}")
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let name = super::email_file::safe_file_name(&format!("{endpoint}-{id}"));
     let record = serde_json::json!({
         "endpoint": endpoint,
         "webhook-id": id,

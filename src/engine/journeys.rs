@@ -396,19 +396,7 @@ fn render(ctx: &StepContext<'_>, enrollment: &Enrollment, index: usize) -> Vec<O
         Action::Email(email) => {
             let recipients: Vec<&Contact> = match (ctx.journey.file.audience, ctx.contact) {
                 (Audience::Contacts, Some(contact)) => vec![contact],
-                _ => {
-                    let roles: Vec<&str> = email
-                        .to
-                        .iter()
-                        .flatten()
-                        .map(|r| r.value.as_str())
-                        .collect();
-                    ctx.state
-                        .contacts
-                        .iter()
-                        .filter(|c| c.role.as_deref().is_some_and(|r| roles.contains(&r)))
-                        .collect()
-                }
+                _ => addressed(&ctx.state.contacts, email),
             };
             let template = ctx.definitions.template_files.get(&email.template.value);
             recipients
@@ -471,6 +459,21 @@ fn render(ctx: &StepContext<'_>, enrollment: &Enrollment, index: usize) -> Vec<O
         }
         _ => Vec::new(),
     }
+}
+
+/// The contacts an account journey's mail goes to: those with one of its `to:` roles.
+pub fn addressed<'a>(
+    contacts: &'a [Contact],
+    email: &crate::definitions::journey::EmailStep,
+) -> Vec<&'a Contact> {
+    contacts
+        .iter()
+        .filter(|c| {
+            c.role
+                .as_deref()
+                .is_some_and(|role| email.to.iter().flatten().any(|r| r.value == role))
+        })
+        .collect()
 }
 
 /// The name an HTML part is compiled under: HTML parts are auto-escaped, others are not.
