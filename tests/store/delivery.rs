@@ -189,17 +189,7 @@ pub async fn failed_deliveries_are_listed_and_can_be_retried<S: Store>(store: S)
         events: vec![crate::fixture::event("a1", "account_created", t0())],
         ..Default::default()
     };
-    store.import(&import).await.expect("import");
-    let definitions = project.definitions();
-    Engine::new(definitions.clone(), store.clone())
-        .tick(t0())
-        .await
-        .expect("tick");
-    let deliverer = Deliverer::new(
-        definitions,
-        store.clone(),
-        project.dir.path().join("outbox"),
-    );
+    let deliverer = first_pass(&store, &project, &import).await;
     let report = deliverer.deliver_due(t0()).await.expect("deliver");
     // The step mail fails; the task and its notice to the CSM go out.
     assert_eq!(
@@ -249,6 +239,26 @@ pub async fn failed_deliveries_are_listed_and_can_be_retried<S: Store>(store: S)
     let report = deliverer.deliver_due(t0()).await.expect("deliver");
     assert_eq!((report.tasks_updated, report.failed), (1, 1), "{report:?}");
     assert_eq!(store.tasks(None, None).await.expect("tasks").len(), 1);
+}
+
+/// Imports `import`, runs a pass at `t0` and returns a worker delivering into the project's
+/// outbox folder.
+async fn first_pass<S: Store>(
+    store: &S,
+    project: &Project,
+    import: &touchline::store::Import,
+) -> Deliverer<S> {
+    store.import(import).await.expect("import");
+    let definitions = project.definitions();
+    Engine::new(definitions.clone(), store.clone())
+        .tick(t0())
+        .await
+        .expect("tick");
+    Deliverer::new(
+        definitions,
+        store.clone(),
+        project.dir.path().join("outbox"),
+    )
 }
 
 /// The handoff journey without its webhook step.
@@ -489,17 +499,7 @@ pub async fn a_hard_bounce_suppresses_the_address<S: Store>(store: S) {
         events: vec![crate::fixture::event("a1", "account_created", t0())],
         ..Default::default()
     };
-    store.import(&import).await.expect("import");
-    let definitions = project.definitions();
-    Engine::new(definitions.clone(), store.clone())
-        .tick(t0())
-        .await
-        .expect("tick");
-    let deliverer = Deliverer::new(
-        definitions,
-        store.clone(),
-        project.dir.path().join("outbox"),
-    );
+    let deliverer = first_pass(&store, &project, &import).await;
     let report = deliverer.deliver_due(t0()).await.expect("deliver");
     assert_eq!(report.failed, 1, "{report:?}");
     let suppression = store
@@ -648,18 +648,9 @@ steps:
         events: vec![crate::fixture::event("a1", "account_created", t0())],
         ..Default::default()
     };
-    store.import(&import).await.expect("import");
-    let definitions = project.definitions();
-    Engine::new(definitions.clone(), store.clone())
-        .tick(t0())
+    let deliverer = first_pass(&store, &project, &import)
         .await
-        .expect("tick");
-    let deliverer = Deliverer::new(
-        definitions,
-        store.clone(),
-        project.dir.path().join("outbox"),
-    )
-    .with_secrets(|_| Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into()));
+        .with_secrets(|_| Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into()));
     let report = deliverer.deliver_due(t0()).await.expect("deliver");
     assert_eq!(
         (
