@@ -4,6 +4,8 @@
 //! ignored, with a line saying so, never as passed.
 
 mod contract;
+#[path = "../support/crash.rs"]
+mod crash;
 mod delivery;
 mod engine;
 mod fixture;
@@ -80,6 +82,55 @@ fn rand_suffix() -> u64 {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     u64::from(nanos) * 1000 + NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A database of its own for one crash test run, dropped afterwards (also when it fails).
+struct ScratchDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl ScratchDatabase {
+    fn create(admin_url: &str) -> Result<(Self, String), Failed> {
+        let name = format!("touchline_crash_{}_{}", std::process::id(), rand_suffix());
+        block_on(async {
+            let mut admin = PgConnection::connect(admin_url)
+                .await
+                .map_err(|e| format!("cannot reach PostgreSQL at {admin_url}: {e}"))?;
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut admin)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(())
+        })?;
+        let base = admin_url
+            .split('?')
+            .next()
+            .and_then(|u| u.rsplit_once('/'))
+            .map_or(admin_url, |(base, _)| base);
+        let url = format!("{base}/{name}");
+        let scratch = Self {
+            admin_url: admin_url.to_string(),
+            name,
+        };
+        Ok((scratch, url))
+    }
+}
+
+impl Drop for ScratchDatabase {
+    fn drop(&mut self) {
+        let _ = block_on(async {
+            if let Ok(mut admin) = PgConnection::connect(&self.admin_url).await {
+                let _ = sqlx::query(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    self.name
+                ))
+                .execute(&mut admin)
+                .await;
+            }
+            Ok(())
+        });
+    }
 }
 
 fn block_on<F: Future<Output = Result<(), Failed>>>(future: F) -> Result<(), Failed> {
@@ -165,6 +216,19 @@ fn main() {
         webhooks::webhooks_are_signed_and_retried_with_the_same_id,
         webhooks::a_wrong_secret_redirects_and_gone_endpoints_fail_for_good,
         webhooks::private_addresses_are_refused_unless_allowed,
+    );
+    let url = pg.clone();
+    trials.push(
+        Trial::test(
+            "postgres::crash::two_engines_killed_at_random_deliver_every_step_once",
+            move || {
+                let url = url.ok_or("TEST_DATABASE_URL is not set")?;
+                let (_scratch, database) = ScratchDatabase::create(&url)?;
+                crash::run(&database, 2);
+                Ok(())
+            },
+        )
+        .with_ignored_flag(pg.is_none()),
     );
     libtest_mimic::run(&args, trials).exit();
 }
