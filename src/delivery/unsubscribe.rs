@@ -48,10 +48,13 @@ impl UnsubscribeKey {
     /// The key named by `email.unsubscribe_secret_env`, else the database's own (made on
     /// first use, shared by every engine process on the database).
     pub async fn load<S: Store>(config: &Config, store: &S) -> Result<Self, StoreError> {
-        if let Some(var) = &config.email.unsubscribe_secret_env
-            && let Ok(value) = std::env::var(var)
-        {
-            return Ok(Self(value.into_bytes()));
+        if let Some(var) = &config.email.unsubscribe_secret_env {
+            match std::env::var(var) {
+                Ok(value) if !value.is_empty() => return Ok(Self(value.into_bytes())),
+                _ => tracing::warn!(
+                    "{var} is not set: unsubscribe links are signed with the database's own key"
+                ),
+            }
         }
         let fresh: String = (0..32)
             .map(|_| format!("{:02x}", rand::random::<u8>()))
