@@ -674,3 +674,29 @@ steps:
         "{text}"
     );
 }
+
+pub async fn an_unreachable_mail_server_is_retried_and_reported<S: Store>(store: S) {
+    let project = Project::new(&[("handoff", &handoff_without_webhook())]);
+    // Nothing listens on port 9.
+    configure(
+        &project,
+        "email:\n  smtp: { host: 127.0.0.1, port: 9, tls: none }\n",
+    );
+    let import = touchline::store::Import {
+        accounts: vec![crate::fixture::account("a1", 5000.0)],
+        contacts: vec![crate::fixture::contact("a1", "a1-admin", "admin")],
+        events: vec![crate::fixture::event("a1", "account_created", t0())],
+        ..Default::default()
+    };
+    let deliverer = first_pass(&store, &project, &import).await;
+    let report = deliverer.deliver_due(t0()).await.expect("deliver");
+    // The step mail and the CSM's notice both wait for another attempt.
+    assert_eq!((report.emails, report.retried), (0, 2), "{report:?}");
+    let pending = store.deliveries(&["pending"], 10).await.expect("list");
+    assert_eq!(pending.len(), 2);
+    for record in &pending {
+        assert_eq!(record.attempts, 1);
+        let error = record.last_error.as_deref().unwrap_or_default();
+        assert!(error.starts_with("127.0.0.1:9: "), "{error}");
+    }
+}
