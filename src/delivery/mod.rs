@@ -209,7 +209,11 @@ impl<S: Store> Deliverer<S> {
         let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
         let concurrency = concurrency(&self.definitions);
         self.read_disabled_endpoints().await?;
+        let started = std::time::Instant::now();
         loop {
+            // The clock moves on during a long round: each claim's lease starts when it is
+            // taken, so a late batch is not already expired for the other engines.
+            let now = now + chrono::Duration::from_std(started.elapsed()).unwrap_or_default();
             let items = self
                 .store
                 .claim_outbox(&kinds, to_millis(now), &self.owner, lease_ms, CLAIM)
