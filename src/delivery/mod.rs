@@ -647,7 +647,7 @@ impl From<email_file::EmailError> for Attempt {
 
 /// The next attempt's time, or the dead letter after the last attempt: 5 minutes, then
 /// three times longer each time, at most 12 hours apart, with ±20% jitter (8 attempts span
-/// more than a day); a receiver's `Retry-After` takes the place of the backoff.
+/// more than a day); a receiver's `Retry-After` is honoured when it asks for longer.
 fn retry(
     item: &OutboxItem,
     now: i64,
@@ -664,15 +664,72 @@ fn retry(
         .saturating_mul(3_i64.saturating_pow((item.attempts - 1).max(0) as u32))
         .min(12 * 3600 * 1000);
     let jitter = 0.8 + rand::random::<f64>() * 0.4;
-    let wait = match after {
-        // The receiver said when to come back (at least a second from now).
-        Some(asked) => i64::try_from(asked.as_millis())
-            .unwrap_or(i64::MAX)
-            .max(1000),
-        None => (base_ms as f64 * jitter) as i64,
-    };
+    let backoff = (base_ms as f64 * jitter) as i64;
+    // Never sooner than the receiver asked, never sooner than the backoff (so 8 attempts
+    // still span more than a day).
+    let asked = after.map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let wait = backoff.max(asked);
     DeliveryOutcome::Retry {
         at: now.saturating_add(wait),
         error,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::OutboxRecord;
+
+    fn item(attempts: i64) -> OutboxItem {
+        OutboxItem {
+            id: 1,
+            attempts,
+            record: OutboxRecord {
+                idempotency_key: "1:step".into(),
+                enrollment_id: 1,
+                journey_id: "j".into(),
+                step_id: "step".into(),
+                kind: "webhook".into(),
+                account_id: "a".into(),
+                contact_id: String::new(),
+                payload: serde_json::Value::Null,
+            },
+        }
+    }
+
+    #[test]
+    fn eight_attempts_span_more_than_a_day_then_the_record_is_dead() {
+        let mut report = DeliveryReport::default();
+        let mut at = 0_i64;
+        for attempt in 1..MAX_ATTEMPTS {
+            match retry(&item(attempt), at, "503".into(), None, &mut report) {
+                DeliveryOutcome::Retry { at: next, .. } => at = next,
+                other => panic!("attempt {attempt}: {other:?}"),
+            }
+        }
+        // Even with the shortest jitter, the 8th attempt comes more than 24 hours after the first.
+        assert!(at > 24 * 3600 * 1000, "{} hours", at / 3_600_000);
+        assert_eq!(
+            retry(&item(MAX_ATTEMPTS), at, "503".into(), None, &mut report),
+            DeliveryOutcome::Dead("503".into())
+        );
+    }
+
+    #[test]
+    fn retry_after_is_honoured_when_it_asks_for_longer() {
+        let mut report = DeliveryReport::default();
+        let asked = Some(Duration::from_secs(3600));
+        assert_eq!(
+            retry(&item(1), 0, "429".into(), asked, &mut report),
+            DeliveryOutcome::Retry {
+                at: 3_600_000,
+                error: "429".into()
+            }
+        );
+        let short = Some(Duration::from_secs(1));
+        match retry(&item(1), 0, "429".into(), short, &mut report) {
+            DeliveryOutcome::Retry { at, .. } => assert!(at >= 4 * 60 * 1000, "{at}"),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -61,7 +61,7 @@ pub async fn webhooks_are_signed_and_retried_with_the_same_id<S: Store>(store: S
     let sink = WebhookSink::start(
         NEW_SECRET,
         vec![
-            Reply::status(503).header("retry-after", "120"),
+            Reply::status(503).header("retry-after", "3600"),
             Reply::status(429),
         ],
     )
@@ -73,8 +73,8 @@ pub async fn webhooks_are_signed_and_retried_with_the_same_id<S: Store>(store: S
     let pending = store.deliveries(&["pending"], 10).await.expect("list");
     assert_eq!(
         pending[0].next_attempt_at,
-        Some(to_millis(t0()) + 120_000),
-        "Retry-After: 120 is honoured"
+        Some(to_millis(t0()) + 3_600_000),
+        "Retry-After: 3600 is honoured"
     );
     assert!(
         pending[0]
@@ -87,13 +87,13 @@ pub async fn webhooks_are_signed_and_retried_with_the_same_id<S: Store>(store: S
     );
     assert!(
         deliverer
-            .deliver_due(t0() + chrono::Duration::seconds(119))
+            .deliver_due(t0() + chrono::Duration::seconds(3599))
             .await
             .expect("deliver")
             .is_idle(),
         "not before the receiver asked"
     );
-    let later = t0() + chrono::Duration::seconds(120);
+    let later = t0() + chrono::Duration::seconds(3600);
     let report = deliverer.deliver_due(later).await.expect("deliver");
     assert_eq!(report.retried, 1, "429 is temporary: {report:?}");
     let pending = store.deliveries(&["pending"], 10).await.expect("list");

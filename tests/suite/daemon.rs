@@ -277,6 +277,27 @@ fn unsubscribe_links_and_the_task_api_work_over_http() {
         400
     );
     assert_eq!(service.request("POST", "/unsubscribe", None, "").0, 400);
+    // A genuine link, signed with this database's key, but 200 days old: expired.
+    let key = tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(async {
+            let store = touchline::store::open("sqlite://touchline.db", project.root())
+                .await
+                .expect("open");
+            touchline::with_store!(store, |s| {
+                touchline::store::Store::meta(&s, "unsubscribe_key")
+                    .await
+                    .expect("meta")
+            })
+        })
+        .expect("a key");
+    let old = touchline::delivery::unsubscribe::UnsubscribeKey::new(key.into_bytes()).token(
+        "pat@example.com",
+        chrono::Utc::now().timestamp() - 200 * 86_400,
+    );
+    let (code, page) = service.request("POST", &format!("/unsubscribe?token={old}"), None, "");
+    assert_eq!(code, 410, "{page}");
+    assert!(page.contains("expired"), "{page}");
 
     // Tasks: listed by CSM, reassigned, completed; bad requests get a reason.
     let (code, answer) = service.request("GET", "/v1/tasks?csm=ana", token, "");
