@@ -53,6 +53,8 @@ pub const CONCURRENCY: usize = 16;
 /// How long a claim lasts before another worker may take the record over, unless
 /// `delivery.lease` says otherwise.
 const LEASE: Duration = Duration::from_secs(5 * 60);
+/// Times a task is planned when another engine takes the chosen CSM's last slot first.
+const PLANS: usize = 5;
 /// Why an address can be on the suppression list.
 pub const SUPPRESSION_REASONS: &[&str] = &["unsubscribed", "hard_bounced", "manual"];
 /// Attempts before a record is given up (dead letter).
@@ -353,16 +355,24 @@ impl<S: Store> Deliverer<S> {
         report: &mut DeliveryReport,
     ) -> Result<(), StoreError> {
         let _one_at_a_time = self.assigning.lock().await;
-        let task = tasks::plan(&self.definitions, &self.store, &item.record, now).await?;
-        let notices = notices::for_task(&self.definitions, &item.record, &task);
-        match self
-            .store
-            .deliver_task(item.id, &self.owner, to_millis(now), &task, &notices)
-            .await?
-        {
-            Some(TaskWrite::Created(_)) => report.tasks_created += 1,
-            Some(TaskWrite::Updated(_)) => report.tasks_updated += 1,
-            None => {}
+        for attempt in 1..=PLANS {
+            let mut task = tasks::plan(&self.definitions, &self.store, &item.record, now).await?;
+            if attempt == PLANS {
+                // Slots keep vanishing under other engines: assign as planned.
+                task.capacity = None;
+            }
+            let notices = notices::for_task(&self.definitions, &item.record, &task);
+            match self
+                .store
+                .deliver_task(item.id, &self.owner, to_millis(now), &task, &notices)
+                .await?
+            {
+                Some(TaskWrite::Created(_)) => report.tasks_created += 1,
+                Some(TaskWrite::Updated(_)) => report.tasks_updated += 1,
+                Some(TaskWrite::AssigneeFull) => continue,
+                None => {}
+            }
+            break;
         }
         Ok(())
     }

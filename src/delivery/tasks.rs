@@ -19,7 +19,7 @@ pub async fn plan<S: Store>(
 ) -> Result<NewTask, StoreError> {
     let payload = &record.payload;
     let text = |field: &str| payload[field].as_str().unwrap_or_default().to_string();
-    let assignee = assign(definitions, store, &payload["assign"]).await?;
+    let (assignee, capacity) = assign(definitions, store, &payload["assign"]).await?;
     let csm = assignee
         .as_deref()
         .and_then(|id| definitions.config.csms.iter().find(|c| c.id.value == id));
@@ -43,6 +43,7 @@ pub async fn plan<S: Store>(
         priority: payload["priority"].as_str().unwrap_or("normal").to_string(),
         due_at: due_at.map(|t| t.timestamp_millis()),
         reason: payload["reason"].clone(),
+        capacity,
     })
 }
 
@@ -55,7 +56,7 @@ async fn assign<S: Store>(
     definitions: &Definitions,
     store: &S,
     assign: &serde_json::Value,
-) -> Result<Option<String>, StoreError> {
+) -> Result<(Option<String>, Option<i64>), StoreError> {
     let config = &definitions.config;
     let roster = |id: &str| config.csms.iter().find(|c| c.id.value == id);
     let pool: Vec<&Csm> = assign["pool"]
@@ -70,11 +71,23 @@ async fn assign<S: Store>(
             .map_or(0, |c| c.count)
     };
     let has_room = |csm: &Csm| csm.capacity.is_none_or(|cap| load(csm) < i64::from(cap));
+    // The chosen CSM, and their capacity if the choice counted on one of their free slots.
+    let chosen = |csm: Option<&&Csm>| {
+        let csm = csm.copied();
+        let capacity = csm
+            .filter(|c| has_room(c))
+            .and_then(|c| c.capacity)
+            .map(i64::from);
+        (csm.map(|c| c.id.value.clone()), capacity)
+    };
     match assign["strategy"].as_str() {
-        Some("owner") => Ok(assign["owner"]
-            .as_str()
-            .and_then(roster)
-            .map(|c| c.id.value.clone())),
+        Some("owner") => Ok((
+            assign["owner"]
+                .as_str()
+                .and_then(roster)
+                .map(|c| c.id.value.clone()),
+            None,
+        )),
         Some("round_robin") if !pool.is_empty() => {
             let pool_name = assign["pool"].as_str().unwrap_or_default();
             let turn = store
@@ -82,11 +95,11 @@ async fn assign<S: Store>(
                 .await?;
             let start = (turn - 1).rem_euclid(pool.len() as i64) as usize;
             let order = pool.iter().cycle().skip(start).take(pool.len());
-            let chosen = order
+            let pick = order
                 .clone()
                 .find(|c| has_room(c))
                 .or_else(|| pool.get(start));
-            Ok(chosen.map(|c| c.id.value.clone()))
+            Ok(chosen(pick))
         }
         Some("least_loaded") if !pool.is_empty() => {
             let with_room: Vec<&&Csm> = pool.iter().filter(|c| has_room(c)).collect();
@@ -95,12 +108,9 @@ async fn assign<S: Store>(
             } else {
                 with_room
             };
-            Ok(candidates
-                .into_iter()
-                .min_by_key(|c| load(c))
-                .map(|c| c.id.value.clone()))
+            Ok(chosen(candidates.into_iter().min_by_key(|c| load(c))))
         }
-        _ => Ok(None),
+        _ => Ok((None, None)),
     }
 }
 

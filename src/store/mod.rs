@@ -362,6 +362,10 @@ pub struct NewTask {
     pub due_at: Option<i64>,
     /// Why it was made: journey, step, tier, scores.
     pub reason: serde_json::Value,
+    /// The assignee's capacity, when the assignment counted on a free slot: the task is
+    /// only created if the slot is still free when it is written (another engine process
+    /// may have taken it since).
+    pub capacity: Option<i64>,
 }
 
 /// A CSM task.
@@ -386,6 +390,8 @@ pub enum TaskWrite {
     Created(i64),
     /// An open task with the same key was updated.
     Updated(i64),
+    /// Nothing written: the assignee's last free slot was taken meanwhile; plan again.
+    AssigneeFull,
 }
 
 /// The store interface every database implements.

@@ -412,6 +412,7 @@ macro_rules! store_impl {
                         priority: row.try_get("priority")?,
                         due_at: row.try_get("due_at")?,
                         reason: from_json(&row.try_get::<String, _>("reason")?)?,
+                        capacity: None,
                     },
                     status: row.try_get("status")?,
                     created_at: row.try_get("created_at")?,
@@ -1011,6 +1012,27 @@ macro_rules! store_impl {
                 let write = match updated {
                     Some(row) => TaskWrite::Updated(row.try_get("id")?),
                     None => {
+                        // New tasks are written one at a time across engine processes (this
+                        // row stays locked until commit), so a free slot is counted once.
+                        sqlx::query(
+                            "INSERT INTO counters (key, value) VALUES ('task_assignment', 1) \
+                             ON CONFLICT (key) DO UPDATE SET value = counters.value + 1",
+                        )
+                        .execute(&mut *tx)
+                        .await?;
+                        if let (Some(capacity), Some(assignee)) = (task.capacity, &task.assignee) {
+                            let open: i64 = sqlx::query(
+                                "SELECT COUNT(*) AS n FROM tasks WHERE assignee = $1 AND status = 'open'",
+                            )
+                            .bind(assignee)
+                            .fetch_one(&mut *tx)
+                            .await?
+                            .try_get("n")?;
+                            if open >= capacity {
+                                tx.rollback().await?;
+                                return Ok(Some(TaskWrite::AssigneeFull));
+                            }
+                        }
                         let row = sqlx::query(
                             "INSERT INTO tasks (dedupe_key, account_id, journey_id, step_id, title, description, assignee, \
                              priority, status, due_at, reason, created_at, updated_at, outbox_key) \

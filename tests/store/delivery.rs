@@ -700,3 +700,70 @@ pub async fn an_unreachable_mail_server_is_retried_and_reported<S: Store>(store:
         assert!(error.starts_with("127.0.0.1:9: "), "{error}");
     }
 }
+
+pub async fn a_slot_taken_meanwhile_is_not_given_twice<S: Store>(store: S) {
+    let project = Project::new(&[("handoff", &handoff_without_webhook())]);
+    for id in ["a1", "a2"] {
+        customer(&store, id, 5000.0, 50.0, t0()).await;
+        send_event(&store, id, "account_created", t0()).await;
+    }
+    Engine::new(project.definitions(), store.clone())
+        .tick(t0())
+        .await
+        .expect("tick");
+    // Two engines each claim one task and both planned it for Ana (capacity 1).
+    let claimed = store
+        .claim_outbox(&["task"], to_millis(t0()), "engine-1", 60_000, 10)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 2);
+    let for_ana = |item: &touchline::store::OutboxItem| touchline::store::NewTask {
+        dedupe_key: format!("{}/handoff/kickoff", item.record.account_id),
+        account_id: item.record.account_id.clone(),
+        journey_id: "handoff".into(),
+        step_id: "kickoff".into(),
+        title: "Kickoff".into(),
+        description: String::new(),
+        assignee: Some("ana".into()),
+        priority: "high".into(),
+        due_at: None,
+        reason: serde_json::json!({}),
+        capacity: Some(1),
+    };
+    let at = to_millis(t0());
+    let first = store
+        .deliver_task(claimed[0].id, "engine-1", at, &for_ana(&claimed[0]), &[])
+        .await
+        .expect("deliver");
+    assert!(matches!(
+        first,
+        Some(touchline::store::TaskWrite::Created(_))
+    ));
+    let second = store
+        .deliver_task(claimed[1].id, "engine-1", at, &for_ana(&claimed[1]), &[])
+        .await
+        .expect("deliver");
+    assert_eq!(second, Some(touchline::store::TaskWrite::AssigneeFull));
+    assert_eq!(store.tasks(None, None).await.expect("tasks").len(), 1);
+    // Nothing was written for the second: the record is still held, to be planned again.
+    let mut replanned = for_ana(&claimed[1]);
+    replanned.assignee = Some("ben".into());
+    replanned.capacity = None;
+    let again = store
+        .deliver_task(claimed[1].id, "engine-1", at, &replanned, &[])
+        .await
+        .expect("deliver");
+    assert!(matches!(
+        again,
+        Some(touchline::store::TaskWrite::Created(_))
+    ));
+    let mut assignees: Vec<String> = store
+        .tasks(None, None)
+        .await
+        .expect("tasks")
+        .into_iter()
+        .filter_map(|t| t.task.assignee)
+        .collect();
+    assignees.sort();
+    assert_eq!(assignees, ["ana", "ben"]);
+}
