@@ -435,10 +435,18 @@ async fn tasks<S: Store>(
     }) {
         TaskAction::List { csm, status } => {
             let status = (status != "all").then_some(status);
-            let tasks = store
+            let mut tasks = store
                 .tasks(csm.as_deref(), status.as_deref())
                 .await
                 .map_err(|e| e.to_string())?;
+            // Grouped by CSM (unassigned last), oldest first within each.
+            tasks.sort_by(|a, b| {
+                (a.task.assignee.is_none(), &a.task.assignee, a.id).cmp(&(
+                    b.task.assignee.is_none(),
+                    &b.task.assignee,
+                    b.id,
+                ))
+            });
             let mut current: Option<Option<String>> = None;
             for task in &tasks {
                 if current.as_ref() != Some(&task.task.assignee) {
