@@ -239,6 +239,10 @@ pub struct WebhookEndpoint {
     /// Allow this endpoint to resolve to loopback or private addresses.
     #[serde(default)]
     pub allow_private: bool,
+    /// Extra request headers, each read from an environment variable: header name →
+    /// variable name (e.g. `Authorization: CRM_AUTHORIZATION` for a CRM's API token).
+    #[serde(default)]
+    pub headers_env: BTreeMap<String, String>,
 }
 
 /// HTTP API settings.

@@ -102,6 +102,8 @@ struct Endpoint {
     allow_private: bool,
     /// Signing keys (decoded `whsec_` secrets), or why they could not be read.
     keys: Result<Vec<Vec<u8>>, String>,
+    /// Extra headers from the environment, or why they could not be read.
+    headers: Result<reqwest::header::HeaderMap, String>,
 }
 
 /// Every webhook endpoint of the project.
@@ -135,6 +137,25 @@ fn signing_keys(names: &[String], env: Environment<'_>) -> Result<Vec<Vec<u8>>, 
         .collect()
 }
 
+/// The headers `headers_env` names, each value read from its environment variable.
+fn extra_headers(
+    names: &BTreeMap<String, String>,
+    env: Environment<'_>,
+) -> Result<reqwest::header::HeaderMap, String> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    for (header, var) in names {
+        let value = env(var).ok_or_else(|| format!("set {var} to the value of header {header}"))?;
+        let name = reqwest::header::HeaderName::from_bytes(header.as_bytes())
+            .map_err(|e| format!("`{header}` is not a header name: {e}"))?;
+        let mut value = reqwest::header::HeaderValue::from_str(&value)
+            .map_err(|e| format!("{var} is not a valid header value: {e}"))?;
+        // Kept out of debug output and logs.
+        value.set_sensitive(true);
+        headers.insert(name, value);
+    }
+    Ok(headers)
+}
+
 fn endpoint(settings: &WebhookEndpoint, env: Environment<'_>) -> Result<Endpoint, String> {
     let timeout = settings
         .timeout
@@ -154,6 +175,7 @@ fn endpoint(settings: &WebhookEndpoint, env: Environment<'_>) -> Result<Endpoint
         client,
         allow_private: settings.allow_private,
         keys: signing_keys(&settings.secret_env, env),
+        headers: extra_headers(&settings.headers_env, env),
     })
 }
 
@@ -249,6 +271,12 @@ impl WebhookChannel {
                 return Attempt::Temporary(format!("endpoint `{name}`: {problem}"), None);
             }
         };
+        let extra = match &endpoint.headers {
+            Ok(headers) => headers.clone(),
+            Err(problem) => {
+                return Attempt::Temporary(format!("endpoint `{name}`: {problem}"), None);
+            }
+        };
         if let Some(refusal) = self.literal_refusal(endpoint) {
             return Attempt::Permanent(refusal);
         }
@@ -257,6 +285,7 @@ impl WebhookChannel {
         let mut request = endpoint
             .client
             .post(&endpoint.url)
+            .headers(extra)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header("webhook-id", id)
             .header("webhook-timestamp", timestamp.to_string());

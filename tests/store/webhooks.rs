@@ -47,13 +47,16 @@ async fn setup<S: Store>(store: &S, endpoint: &str, accounts: &[&str]) -> (Proje
     .with_secrets(|name| match name {
         "CRM_OLD" => Some(OLD_SECRET.into()),
         "CRM_NEW" => Some(NEW_SECRET.into()),
+        "CRM_AUTH" => Some("Bearer crm-token".into()),
         _ => None,
     });
     (project, deliverer)
 }
 
 fn allowed(url: &str) -> String {
-    format!("url: \"{url}\", allow_private: true, secret_env: [CRM_OLD, CRM_NEW]")
+    format!(
+        "url: \"{url}\", allow_private: true, secret_env: [CRM_OLD, CRM_NEW], headers_env: {{ Authorization: CRM_AUTH }}"
+    )
 }
 
 pub async fn webhooks_are_signed_and_retried_with_the_same_id<S: Store>(store: S) {
@@ -107,6 +110,12 @@ pub async fn webhooks_are_signed_and_retried_with_the_same_id<S: Store>(store: S
     let received = sink.received();
     assert_eq!(received.len(), 3);
     assert!(received.iter().all(|r| r.verified), "{received:?}");
+    assert!(
+        received
+            .iter()
+            .all(|r| r.authorization.as_deref() == Some("Bearer crm-token")),
+        "the endpoint's own header goes with every request"
+    );
     assert!(
         received.iter().all(|r| r.id == received[0].id),
         "webhook-id stays the same across retries"

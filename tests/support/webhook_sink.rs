@@ -23,6 +23,8 @@ pub struct Received {
     pub verified: bool,
     /// The status the sink answered.
     pub status: u16,
+    /// The `authorization` header, if any.
+    pub authorization: Option<String>,
 }
 
 /// A scripted answer: status and extra headers.
@@ -124,6 +126,10 @@ async fn receive(State(sink): State<WebhookSink>, headers: HeaderMap, body: Byte
         body: serde_json::from_slice(&body).unwrap_or_default(),
         verified,
         status: reply.status,
+        authorization: headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
     });
     let mut response = StatusCode::from_u16(reply.status)
         .expect("status")
