@@ -209,6 +209,10 @@ pub struct Smtp {
     /// Transport security.
     #[serde(default)]
     pub tls: SmtpTls,
+    /// A PEM file of CA certificates to trust besides the system's (a relay with a private
+    /// CA), relative to the project folder.
+    #[serde(default)]
+    pub ca_file: Option<String>,
 }
 
 /// SMTP transport security.

@@ -167,12 +167,9 @@ impl<S: Store> Deliverer<S> {
     /// A worker writing `.eml` files into `outbox_dir` (when no SMTP server is set).
     pub fn new(definitions: Arc<Definitions>, store: S, outbox_dir: PathBuf) -> Self {
         let owner = format!("{}-{}", std::process::id(), rand::random::<u32>());
-        let smtp = definitions
-            .config
-            .email
-            .smtp
-            .as_ref()
-            .map(|server| smtp::SmtpChannel::new(server, concurrency(&definitions)));
+        let smtp = definitions.config.email.smtp.as_ref().map(|server| {
+            smtp::SmtpChannel::new(server, concurrency(&definitions), &definitions.root)
+        });
         let webhooks = webhook::WebhookChannel::new(&definitions.config.webhooks, &|name| {
             std::env::var(name).ok()
         });

@@ -4,8 +4,11 @@
 
 use std::time::Duration;
 
+use std::path::Path;
+
 use lettre::transport::smtp::PoolConfig;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::Attempt;
@@ -30,7 +33,7 @@ impl SmtpChannel {
     /// Connects lazily to the server in `touchline.yaml`, keeping up to `connections` open
     /// (one per delivery in flight); the password comes from the environment variable
     /// `password_env` names.
-    pub fn new(smtp: &Smtp, connections: usize) -> Result<Self, String> {
+    pub fn new(smtp: &Smtp, connections: usize, root: &Path) -> Result<Self, String> {
         let port = smtp.port.unwrap_or(match smtp.tls {
             SmtpTls::Tls => 465,
             SmtpTls::Starttls => 587,
@@ -44,6 +47,24 @@ impl SmtpChannel {
             )),
         }
         .map_err(|e| format!("SMTP server {}: {e}", smtp.host))?;
+        let builder = match (&smtp.ca_file, smtp.tls) {
+            (Some(file), SmtpTls::Tls | SmtpTls::Starttls) => {
+                let path = root.join(file);
+                let pem = std::fs::read(&path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                let ca = Certificate::from_pem(&pem)
+                    .map_err(|e| format!("{} is not a PEM certificate: {e}", path.display()))?;
+                let parameters = TlsParameters::builder(smtp.host.clone())
+                    .add_root_certificate(ca)
+                    .build()
+                    .map_err(|e| format!("SMTP TLS settings: {e}"))?;
+                builder.tls(match smtp.tls {
+                    SmtpTls::Tls => Tls::Wrapper(parameters),
+                    _ => Tls::Required(parameters),
+                })
+            }
+            _ => builder,
+        };
         let pool = PoolConfig::new().max_size(u32::try_from(connections).unwrap_or(u32::MAX));
         let mut builder = builder
             .port(port)

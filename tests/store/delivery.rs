@@ -767,3 +767,80 @@ pub async fn a_slot_taken_meanwhile_is_not_given_twice<S: Store>(store: S) {
     assignees.sort();
     assert_eq!(assignees, ["ana", "ben"]);
 }
+
+/// A CA of the test's own, and a TLS server configuration for `localhost` signed by it.
+fn private_ca() -> (String, std::sync::Arc<tokio_rustls::rustls::ServerConfig>) {
+    use tokio_rustls::rustls;
+    let ca_key = rcgen::KeyPair::generate().expect("key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).expect("CA");
+    let server_key = rcgen::KeyPair::generate().expect("key");
+    let server = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .expect("params")
+        .signed_by(&server_key, &ca, &ca_key)
+        .expect("certificate");
+    let key = rustls::pki_types::PrivatePkcs8KeyDer::from(server_key.serialize_der());
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_no_client_auth()
+    .with_single_cert(vec![server.der().clone()], key.into())
+    .expect("server config");
+    (ca.pem(), std::sync::Arc::new(config))
+}
+
+pub async fn mail_goes_over_tls_to_a_relay_with_a_private_ca<S: Store>(store: S) {
+    let (ca_pem, tls) = private_ca();
+    let (port, inbox) = crate::smtp_sink::start_tls(tls).await;
+    let import = |account: &str| touchline::store::Import {
+        accounts: vec![crate::fixture::account(account, 5000.0)],
+        contacts: vec![crate::fixture::contact(
+            account,
+            &format!("{account}-admin"),
+            "admin",
+        )],
+        events: vec![crate::fixture::event(account, "account_created", t0())],
+        ..Default::default()
+    };
+
+    // Trusting the relay's CA: mail goes over TLS from the first byte.
+    let project = Project::new(&[("handoff", &handoff_without_webhook())]);
+    std::fs::write(project.dir.path().join("relay-ca.pem"), &ca_pem).expect("ca");
+    configure(
+        &project,
+        &format!(
+            "email:\n  smtp: {{ host: localhost, port: {port}, tls: tls, ca_file: relay-ca.pem }}\n"
+        ),
+    );
+    let deliverer = first_pass(&store, &project, &import("a1")).await;
+    let report = deliverer.deliver_due(t0()).await.expect("deliver");
+    assert_eq!((report.emails, report.retried), (2, 0), "{report:?}");
+    let received = inbox.lock().expect("inbox").clone();
+    assert!(
+        received
+            .iter()
+            .any(|m| m.contains("To: a1-admin@example.com")),
+        "{received:?}"
+    );
+
+    // Without the CA the relay's certificate is not trusted: nothing is sent, it is retried.
+    let untrusting = Project::new(&[("handoff", &handoff_without_webhook())]);
+    configure(
+        &untrusting,
+        &format!("email:\n  smtp: {{ host: localhost, port: {port}, tls: tls }}\n"),
+    );
+    let deliverer = first_pass(&store, &untrusting, &import("a2")).await;
+    let report = deliverer.deliver_due(t0()).await.expect("deliver");
+    assert_eq!((report.emails, report.retried), (0, 2), "{report:?}");
+    assert_eq!(
+        inbox.lock().expect("inbox").len(),
+        2,
+        "nothing more arrived"
+    );
+    let pending = store.deliveries(&["pending"], 10).await.expect("list");
+    let error = pending[0].last_error.clone().unwrap_or_default();
+    assert!(error.to_lowercase().contains("certificate"), "{error}");
+}

@@ -215,6 +215,7 @@ fn main() {
         delivery::an_explicit_key_merges_tasks_and_the_csm_hears_on_slack,
         delivery::an_unreachable_mail_server_is_retried_and_reported,
         delivery::a_slot_taken_meanwhile_is_not_given_twice,
+        delivery::mail_goes_over_tls_to_a_relay_with_a_private_ca,
         webhooks::webhooks_are_signed_and_retried_with_the_same_id,
         webhooks::a_wrong_secret_redirects_and_gone_endpoints_fail_for_good,
         webhooks::private_addresses_are_refused_unless_allowed,

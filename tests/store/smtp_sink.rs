@@ -1,9 +1,12 @@
-//! A small SMTP server for tests: accepts mail over TCP, refuses recipients containing
-//! `reject` permanently (550) and `later` temporarily (451), and keeps what it received.
+//! A small SMTP server for tests: accepts mail over TCP (or implicit TLS), refuses
+//! recipients containing `reject` permanently (550) and `later` temporarily (451), and keeps
+//! what it received.
+
+#![allow(dead_code)]
 
 use std::sync::{Arc, Mutex};
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
 /// Messages received, as raw DATA.
@@ -11,6 +14,15 @@ pub type Inbox = Arc<Mutex<Vec<String>>>;
 
 /// Starts the server on a free loopback port; returns the port and the inbox.
 pub async fn start() -> (u16, Inbox) {
+    serve(None).await
+}
+
+/// Starts the server speaking TLS from the first byte with `config` (port 465 style).
+pub async fn start_tls(config: Arc<tokio_rustls::rustls::ServerConfig>) -> (u16, Inbox) {
+    serve(Some(tokio_rustls::TlsAcceptor::from(config))).await
+}
+
+async fn serve(tls: Option<tokio_rustls::TlsAcceptor>) -> (u16, Inbox) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let inbox: Inbox = Arc::default();
@@ -20,42 +32,55 @@ pub async fn start() -> (u16, Inbox) {
             let received = received.clone();
             // Replies go out at once (no Nagle delay), like a real server's.
             let _ = socket.set_nodelay(true);
+            let tls = tls.clone();
             tokio::spawn(async move {
-                let (read, mut write) = socket.into_split();
-                let mut lines = BufReader::new(read).lines();
-                let _ = write.write_all(b"220 sink ESMTP\r\n").await;
-                while let Ok(Some(line)) = lines.next_line().await {
-                    let upper = line.to_ascii_uppercase();
-                    let reply: &[u8] = if upper.starts_with("EHLO") || upper.starts_with("HELO") {
-                        b"250-sink\r\n250 8BITMIME\r\n"
-                    } else if upper.starts_with("RCPT") && line.contains("reject") {
-                        b"550 5.1.1 no such mailbox\r\n"
-                    } else if upper.starts_with("RCPT") && line.contains("later") {
-                        b"451 4.3.0 try again later\r\n"
-                    } else if upper.starts_with("DATA") {
-                        let _ = write.write_all(b"354 go ahead\r\n").await;
-                        let mut data = String::new();
-                        while let Ok(Some(line)) = lines.next_line().await {
-                            if line == "." {
-                                break;
-                            }
-                            data.push_str(&line);
-                            data.push('\n');
+                match tls {
+                    None => session(socket, received).await,
+                    Some(acceptor) => {
+                        // A client that does not trust the certificate hangs up here.
+                        if let Ok(stream) = acceptor.accept(socket).await {
+                            session(stream, received).await;
                         }
-                        received.lock().expect("inbox").push(data);
-                        b"250 2.0.0 queued\r\n"
-                    } else if upper.starts_with("QUIT") {
-                        let _ = write.write_all(b"221 bye\r\n").await;
-                        break;
-                    } else {
-                        b"250 OK\r\n"
-                    };
-                    if write.write_all(reply).await.is_err() {
-                        break;
                     }
                 }
             });
         }
     });
     (port, inbox)
+}
+
+async fn session(stream: impl AsyncRead + AsyncWrite + Unpin, received: Inbox) {
+    let (read, mut write) = tokio::io::split(stream);
+    let mut lines = BufReader::new(read).lines();
+    let _ = write.write_all(b"220 sink ESMTP\r\n").await;
+    while let Ok(Some(line)) = lines.next_line().await {
+        let upper = line.to_ascii_uppercase();
+        let reply: &[u8] = if upper.starts_with("EHLO") || upper.starts_with("HELO") {
+            b"250-sink\r\n250 8BITMIME\r\n"
+        } else if upper.starts_with("RCPT") && line.contains("reject") {
+            b"550 5.1.1 no such mailbox\r\n"
+        } else if upper.starts_with("RCPT") && line.contains("later") {
+            b"451 4.3.0 try again later\r\n"
+        } else if upper.starts_with("DATA") {
+            let _ = write.write_all(b"354 go ahead\r\n").await;
+            let mut data = String::new();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line == "." {
+                    break;
+                }
+                data.push_str(&line);
+                data.push('\n');
+            }
+            received.lock().expect("inbox").push(data);
+            b"250 2.0.0 queued\r\n"
+        } else if upper.starts_with("QUIT") {
+            let _ = write.write_all(b"221 bye\r\n").await;
+            break;
+        } else {
+            b"250 OK\r\n"
+        };
+        if write.write_all(reply).await.is_err() || write.flush().await.is_err() {
+            break;
+        }
+    }
 }
