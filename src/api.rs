@@ -332,11 +332,9 @@ async fn reassign_task<S: Store>(
         }
     };
     if !state.csms.contains(&reassign.csm) {
-        let hint = crate::suggest::hint(&reassign.csm, state.csms.iter().map(String::as_str))
-            .map_or(String::new(), |h| format!(" ({h})"));
         return error(
             StatusCode::UNPROCESSABLE_ENTITY,
-            format!("no CSM `{}` in touchline.yaml{hint}", reassign.csm),
+            crate::definitions::config::no_such_csm(&reassign.csm, &state.csms),
             Vec::new(),
         );
     }
@@ -385,15 +383,8 @@ async fn add_suppression<S: Store>(
         }
     };
     let reason = body.reason.unwrap_or_else(|| "manual".into());
-    if !crate::delivery::SUPPRESSION_REASONS.contains(&reason.as_str()) {
-        return error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!(
-                "unknown reason `{reason}`; use one of {}",
-                crate::delivery::SUPPRESSION_REASONS.join(", ")
-            ),
-            Vec::new(),
-        );
+    if let Err(problem) = crate::delivery::check_suppression_reason(&reason) {
+        return error(StatusCode::UNPROCESSABLE_ENTITY, problem, Vec::new());
     }
     if !email.contains('@') {
         return error(

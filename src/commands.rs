@@ -72,13 +72,7 @@ pub async fn execute(ctx: Context, command: Command, out: &mut dyn Write) -> Res
                 seed,
                 until,
                 snapshots,
-                csms: ctx
-                    .definitions
-                    .config
-                    .csms
-                    .iter()
-                    .map(|c| c.id.value.clone())
-                    .collect(),
+                csms: ctx.definitions.config.csm_ids(),
                 goals: ctx
                     .definitions
                     .config
@@ -387,12 +381,7 @@ async fn suppress<S: Store>(
             reason,
             note,
         } => {
-            if !crate::delivery::SUPPRESSION_REASONS.contains(&reason.as_str()) {
-                return Err(format!(
-                    "unknown reason `{reason}`; use one of {}",
-                    crate::delivery::SUPPRESSION_REASONS.join(", ")
-                ));
-            }
+            crate::delivery::check_suppression_reason(&reason)?;
             let added = store
                 .suppress(&crate::store::Suppression {
                     email: email.clone(),
@@ -450,13 +439,11 @@ async fn tasks<S: Store>(
             let mut current: Option<Option<String>> = None;
             for task in &tasks {
                 if current.as_ref() != Some(&task.task.assignee) {
-                    let who = task.task.assignee.as_deref().and_then(|id| {
-                        ctx.definitions
-                            .config
-                            .csms
-                            .iter()
-                            .find(|c| c.id.value == id)
-                    });
+                    let who = task
+                        .task
+                        .assignee
+                        .as_deref()
+                        .and_then(|id| ctx.definitions.config.csm(id));
                     let heading = who.map_or_else(
                         || "Unassigned".to_string(),
                         |c| format!("{} ({})", c.name, c.id.value),
@@ -497,23 +484,12 @@ async fn tasks<S: Store>(
             }
         }
         TaskAction::Reassign { id, csm } => {
-            if !ctx
-                .definitions
-                .config
-                .csms
-                .iter()
-                .any(|c| c.id.value == csm)
-            {
-                let ids: Vec<&str> = ctx
-                    .definitions
-                    .config
-                    .csms
-                    .iter()
-                    .map(|c| c.id.value.as_str())
-                    .collect();
-                let hint = crate::suggest::hint(&csm, ids.iter().copied())
-                    .map_or(String::new(), |h| format!(" ({h})"));
-                return Err(format!("no CSM `{csm}` in touchline.yaml{hint}"));
+            let config = &ctx.definitions.config;
+            if config.csm(&csm).is_none() {
+                return Err(crate::definitions::config::no_such_csm(
+                    &csm,
+                    &config.csm_ids(),
+                ));
             }
             if store
                 .update_task(id, None, Some(&csm), now)

@@ -115,12 +115,7 @@ pub async fn run<S: Store>(
             token,
             wake: wake.clone(),
             unsubscribe,
-            csms: definitions
-                .config
-                .csms
-                .iter()
-                .map(|c| c.id.value.clone())
-                .collect(),
+            csms: definitions.config.csm_ids(),
         });
         let mut stop = stop_rx.clone();
         let serve = axum::serve(listener, api::router(state)).with_graceful_shutdown(async move {

@@ -142,7 +142,7 @@ pub async fn preview<S: Store>(
         .account
         .owner
         .as_ref()
-        .and_then(|id| definitions.config.csms.iter().find(|c| c.id.value == *id));
+        .and_then(|id| definitions.config.csm(id));
     let data = context::template_data(&state, contact, owner);
     match &step.action {
         Action::Email(email) => {

@@ -76,9 +76,7 @@ pub async fn status<S: Store>(
         for count in &open {
             let name = definitions
                 .config
-                .csms
-                .iter()
-                .find(|c| c.id.value == count.label)
+                .csm(&count.label)
                 .map_or(count.label.as_str(), |c| c.name.as_str());
             let _ = writeln!(out, "  {name:<30} {:>7}", count.count);
         }

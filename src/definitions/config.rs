@@ -67,6 +67,25 @@ pub struct DeliverySettings {
     pub lease: Option<Spanned<DurationSpec>>,
 }
 
+impl Config {
+    /// The CSM with this id.
+    pub fn csm(&self, id: &str) -> Option<&Csm> {
+        self.csms.iter().find(|c| c.id.value == id)
+    }
+
+    /// Ids of every CSM.
+    pub fn csm_ids(&self) -> Vec<String> {
+        self.csms.iter().map(|c| c.id.value.clone()).collect()
+    }
+}
+
+/// Why `id` names no CSM, with a did-you-mean from `ids`.
+pub fn no_such_csm(id: &str, ids: &[String]) -> String {
+    let hint = crate::suggest::hint(id, ids.iter().map(String::as_str))
+        .map_or(String::new(), |h| format!(" ({h})"));
+    format!("no CSM `{id}` in touchline.yaml{hint}")
+}
+
 fn default_roles() -> Vec<String> {
     ["decision_maker", "admin", "end_user", "champion"]
         .map(String::from)

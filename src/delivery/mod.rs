@@ -57,6 +57,18 @@ const LEASE: Duration = Duration::from_secs(5 * 60);
 const PLANS: usize = 5;
 /// Why an address can be on the suppression list.
 pub const SUPPRESSION_REASONS: &[&str] = &["unsubscribed", "hard_bounced", "manual"];
+/// Checks a suppression reason given by a user.
+pub fn check_suppression_reason(reason: &str) -> Result<(), String> {
+    if SUPPRESSION_REASONS.contains(&reason) {
+        Ok(())
+    } else {
+        Err(format!(
+            "unknown reason `{reason}`; use one of {}",
+            SUPPRESSION_REASONS.join(", ")
+        ))
+    }
+}
+
 /// Attempts before a record is given up (dead letter).
 pub const MAX_ATTEMPTS: i64 = 8;
 

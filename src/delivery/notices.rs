@@ -14,7 +14,7 @@ pub fn for_task(
     let Some(csm) = task
         .assignee
         .as_deref()
-        .and_then(|id| definitions.config.csms.iter().find(|c| c.id.value == id))
+        .and_then(|id| definitions.config.csm(id))
     else {
         return Vec::new();
     };

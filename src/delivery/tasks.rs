@@ -22,7 +22,7 @@ pub async fn plan<S: Store>(
     let (assignee, capacity) = assign(definitions, store, &payload["assign"]).await?;
     let csm = assignee
         .as_deref()
-        .and_then(|id| definitions.config.csms.iter().find(|c| c.id.value == id));
+        .and_then(|id| definitions.config.csm(id));
     let due_at = payload["due_seconds"]
         .as_u64()
         .map(|seconds| working_due(now, seconds, zone(definitions, csm)));
@@ -58,7 +58,7 @@ async fn assign<S: Store>(
     assign: &serde_json::Value,
 ) -> Result<(Option<String>, Option<i64>), StoreError> {
     let config = &definitions.config;
-    let roster = |id: &str| config.csms.iter().find(|c| c.id.value == id);
+    let roster = |id: &str| config.csm(id);
     let pool: Vec<&Csm> = assign["pool"]
         .as_str()
         .and_then(|pool| config.pools.get(pool))

@@ -379,7 +379,7 @@ fn render(ctx: &StepContext<'_>, enrollment: &Enrollment, index: usize) -> Vec<O
         .account
         .owner
         .as_ref()
-        .and_then(|id| config.csms.iter().find(|c| c.id.value == *id));
+        .and_then(|id| config.csm(id));
     let record =
         |kind: &str, key: String, contact_id: &str, payload: serde_json::Value| OutboxRecord {
             idempotency_key: key,

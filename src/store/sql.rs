@@ -420,6 +420,19 @@ macro_rules! store_impl {
                 })
             }
 
+            fn outbox_record(row: &<$db as sqlx::Database>::Row) -> Result<OutboxRecord> {
+                Ok(OutboxRecord {
+                    idempotency_key: row.try_get("idempotency_key")?,
+                    enrollment_id: row.try_get("enrollment_id")?,
+                    journey_id: row.try_get("journey_id")?,
+                    step_id: row.try_get("step_id")?,
+                    kind: row.try_get("kind")?,
+                    account_id: row.try_get("account_id")?,
+                    contact_id: row.try_get("contact_id")?,
+                    payload: from_json(&row.try_get::<String, _>("payload")?)?,
+                })
+            }
+
             fn suppression_row(row: &<$db as sqlx::Database>::Row) -> Result<Suppression> {
                 Ok(Suppression {
                     email: row.try_get("email")?,
@@ -896,18 +909,7 @@ macro_rules! store_impl {
                 .fetch_all(&self.pool)
                 .await?;
                 rows.iter()
-                    .map(|r| {
-                        Ok(OutboxRecord {
-                            idempotency_key: r.try_get("idempotency_key")?,
-                            enrollment_id: r.try_get("enrollment_id")?,
-                            journey_id: r.try_get("journey_id")?,
-                            step_id: r.try_get("step_id")?,
-                            kind: r.try_get("kind")?,
-                            account_id: r.try_get("account_id")?,
-                            contact_id: r.try_get("contact_id")?,
-                            payload: from_json(&r.try_get::<String, _>("payload")?)?,
-                        })
-                    })
+                    .map(Self::outbox_record)
                     .collect()
             }
 
@@ -947,16 +949,7 @@ macro_rules! store_impl {
                         Ok(OutboxItem {
                             id: r.try_get("id")?,
                             attempts: r.try_get("attempts")?,
-                            record: OutboxRecord {
-                                idempotency_key: r.try_get("idempotency_key")?,
-                                enrollment_id: r.try_get("enrollment_id")?,
-                                journey_id: r.try_get("journey_id")?,
-                                step_id: r.try_get("step_id")?,
-                                kind: r.try_get("kind")?,
-                                account_id: r.try_get("account_id")?,
-                                contact_id: r.try_get("contact_id")?,
-                                payload: from_json(&r.try_get::<String, _>("payload")?)?,
-                            },
+                            record: Self::outbox_record(r)?,
                         })
                     })
                     .collect::<Result<_>>()?;
@@ -1131,16 +1124,7 @@ macro_rules! store_impl {
                     .map(|r| {
                         Ok(DeliveryRow {
                             id: r.try_get("id")?,
-                            record: OutboxRecord {
-                                idempotency_key: r.try_get("idempotency_key")?,
-                                enrollment_id: r.try_get("enrollment_id")?,
-                                journey_id: r.try_get("journey_id")?,
-                                step_id: r.try_get("step_id")?,
-                                kind: r.try_get("kind")?,
-                                account_id: r.try_get("account_id")?,
-                                contact_id: r.try_get("contact_id")?,
-                                payload: from_json(&r.try_get::<String, _>("payload")?)?,
-                            },
+                            record: Self::outbox_record(r)?,
                             status: r.try_get("status")?,
                             attempts: r.try_get("attempts")?,
                             next_attempt_at: r.try_get("next_attempt_at")?,
