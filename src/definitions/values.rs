@@ -99,14 +99,25 @@ impl JsonSchema for DurationSpec {
     }
 }
 
-/// A cron schedule. Ordinary 5-field crontab (`min hour day month weekday`) or 6 fields
-/// with seconds first.
+/// A cron schedule with crontab's meaning: 5 fields (`min hour day month weekday`), weekdays
+/// 0–7 with 0 and 7 both Sunday and 1 Monday, or names (`MON-FRI`); a day-of-month and a
+/// weekday both restricted match either (as Vixie cron does). 6 fields put seconds first.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CronSpec {
     /// The expression as written.
     pub text: String,
     /// The parsed schedule.
-    pub schedule: cron::Schedule,
+    pub schedule: croner::Cron,
+}
+
+impl CronSpec {
+    /// The latest firing at or before `now`, in the zone the schedule is read in.
+    pub fn latest_at_or_before<Tz: chrono::TimeZone>(
+        &self,
+        now: &chrono::DateTime<Tz>,
+    ) -> Option<chrono::DateTime<Tz>> {
+        self.schedule.find_previous_occurrence(now, true).ok()
+    }
 }
 
 impl FromStr for CronSpec {
@@ -114,26 +125,19 @@ impl FromStr for CronSpec {
 
     fn from_str(text: &str) -> Result<Self, String> {
         let fields = text.split_whitespace().count();
-        let normalized = match fields {
-            5 => format!("0 {text}"),
-            6 | 7 => text.to_string(),
-            _ => {
-                return Err(format!(
-                    "invalid cron schedule `{text}`: expected 5 fields (minute hour day-of-month month day-of-week), found {fields}"
-                ));
-            }
-        };
-        let schedule = cron::Schedule::from_str(&normalized).map_err(|e| {
-            // The parser quotes the expression with a caret on lines of their own; the last
-            // line says what is wrong.
-            let message = e.to_string();
-            let reason = message
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("not a valid schedule");
-            format!("invalid cron schedule `{text}`: {}", reason.trim())
-        })?;
+        if !(5..=6).contains(&fields) {
+            return Err(format!(
+                "invalid cron schedule `{text}`: expected 5 fields (minute hour day-of-month month day-of-week), found {fields}"
+            ));
+        }
+        check_cron_fields(text)?;
+        let parser = croner::parser::CronParser::builder()
+            .seconds(croner::parser::Seconds::Optional)
+            .year(croner::parser::Year::Disallowed)
+            .build();
+        let schedule = parser
+            .parse(text)
+            .map_err(|e| format!("invalid cron schedule `{text}`: {e}"))?;
         Ok(Self {
             text: text.to_string(),
             schedule,
@@ -141,6 +145,67 @@ impl FromStr for CronSpec {
     }
 }
 from_str_deserialize!(CronSpec);
+
+/// The crontab fields: name, range, and the names a field may use instead of numbers.
+const CRON_FIELDS: [(&str, u32, u32, &[&str]); 5] = [
+    ("minute", 0, 59, &[]),
+    ("hour", 0, 23, &[]),
+    ("day-of-month", 1, 31, &[]),
+    (
+        "month",
+        1,
+        12,
+        &[
+            "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
+        ],
+    ),
+    (
+        "day-of-week",
+        0,
+        7,
+        &["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"],
+    ),
+];
+
+/// Names the field and the value a schedule gets wrong, in crontab's terms (the parser's
+/// own messages name neither). Extensions the parser knows (`L`, `W`, `#`) are left to it.
+fn check_cron_fields(text: &str) -> Result<(), String> {
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    let (seconds, rest) = fields.split_at(fields.len() - 5);
+    let named = seconds
+        .iter()
+        .map(|f| (*f, ("second", 0, 59, &[][..])))
+        .chain(rest.iter().copied().zip(CRON_FIELDS));
+    for (field, (name, low, high, names)) in named {
+        for part in field.split(',') {
+            let range = part.split_once('/').map_or(part, |(range, _)| range);
+            if range == "*" || range == "?" || range.contains(['L', 'W', '#', 'l', 'w']) {
+                continue;
+            }
+            for value in range.split('-') {
+                let known = match value.parse::<u32>() {
+                    Ok(n) => (low..=high).contains(&n),
+                    Err(_) => names.iter().any(|n| n.eq_ignore_ascii_case(value)),
+                };
+                if !known {
+                    let names = match names.first().zip(names.last()) {
+                        Some((first, last)) => format!(" or {first}–{last}"),
+                        None => String::new(),
+                    };
+                    let sunday = if name == "day-of-week" {
+                        " (0 and 7 are Sunday)"
+                    } else {
+                        ""
+                    };
+                    return Err(format!(
+                        "invalid cron schedule `{text}`: {name} `{value}` is not valid; use {low}–{high}{sunday}{names}"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
 
 impl JsonSchema for CronSpec {
     fn schema_name() -> Cow<'static, str> {
@@ -278,4 +343,93 @@ fn weekdays() -> Vec<Weekday> {
         Weekday::Thu,
         Weekday::Fri,
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{DateTime, Datelike, Utc, Weekday};
+
+    fn fires(spec: &str, days: &[&str]) -> Vec<Weekday> {
+        let spec: CronSpec = spec.parse().expect("valid schedule");
+        days.iter()
+            .filter_map(|day| {
+                let at: DateTime<Utc> = format!("{day}T09:30:00Z").parse().expect("time");
+                spec.latest_at_or_before(&at)
+                    .filter(|t| t.date_naive() == at.date_naive())
+                    .map(|t| t.weekday())
+            })
+            .collect()
+    }
+
+    /// 2027-03-07 is a Sunday; the week runs to Saturday 03-13.
+    const WEEK: [&str; 7] = [
+        "2027-03-07",
+        "2027-03-08",
+        "2027-03-09",
+        "2027-03-10",
+        "2027-03-11",
+        "2027-03-12",
+        "2027-03-13",
+    ];
+
+    #[test]
+    fn crontab_weekday_numbers_mean_what_crontab_says() {
+        use Weekday::*;
+        assert_eq!(fires("0 9 * * 1", &WEEK), vec![Mon]);
+        assert_eq!(fires("0 9 * * 0", &WEEK), vec![Sun]);
+        assert_eq!(fires("0 9 * * 7", &WEEK), vec![Sun]);
+        assert_eq!(fires("0 9 * * 1-5", &WEEK), vec![Mon, Tue, Wed, Thu, Fri]);
+        assert_eq!(
+            fires("0 9 * * MON-FRI", &WEEK),
+            vec![Mon, Tue, Wed, Thu, Fri]
+        );
+        assert_eq!(fires("0 9 * * 5-7", &WEEK), vec![Sun, Fri, Sat]);
+        assert_eq!(fires("0 9 * * sat,sun", &WEEK), vec![Sun, Sat]);
+        assert_eq!(fires("0 9 * * */2", &WEEK), vec![Sun, Tue, Thu, Sat]);
+        assert_eq!(
+            fires("0 0 9 * * 1", &WEEK),
+            vec![Mon],
+            "six fields, seconds first"
+        );
+    }
+
+    #[test]
+    fn a_restricted_day_of_month_and_weekday_match_either() {
+        // Vixie cron: `1 * MON` means the 1st of the month or any Monday.
+        let spec: CronSpec = "0 9 10 * 1".parse().expect("valid");
+        let monday: DateTime<Utc> = "2027-03-08T10:00:00Z".parse().expect("time");
+        let wednesday_10th: DateTime<Utc> = "2027-03-10T10:00:00Z".parse().expect("time");
+        for at in [monday, wednesday_10th] {
+            let fired = spec.latest_at_or_before(&at).expect("a firing");
+            assert_eq!(fired.date_naive(), at.date_naive());
+        }
+    }
+
+    #[test]
+    fn bad_schedules_say_why() {
+        let cases = [
+            ("0 25 * * MON", "hour `25` is not valid; use 0–23"),
+            (
+                "0 9 * * FUNDAY",
+                "day-of-week `FUNDAY` is not valid; use 0–7 (0 and 7 are Sunday) or SUN–SAT",
+            ),
+            (
+                "0 9 * * 1-8",
+                "day-of-week `8` is not valid; use 0–7 (0 and 7 are Sunday) or SUN–SAT",
+            ),
+            (
+                "0 9 * JANX *",
+                "month `JANX` is not valid; use 1–12 or JAN–DEC",
+            ),
+            (
+                "0 9 * *",
+                "expected 5 fields (minute hour day-of-month month day-of-week), found 4",
+            ),
+        ];
+        for (bad, reason) in cases {
+            let error = bad.parse::<CronSpec>().expect_err(bad);
+            assert_eq!(error, format!("invalid cron schedule `{bad}`: {reason}"));
+        }
+    }
 }

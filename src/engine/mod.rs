@@ -670,14 +670,12 @@ impl<S: Store> Engine<S> {
             // After downtime, only the latest missed firing runs: a sweep, not a flood.
             let Some(fire_at) = schedule
                 .value
-                .schedule
-                .after(&since.with_timezone(&zone))
-                .take_while(|t| *t <= now)
-                .last()
+                .latest_at_or_before(&now.with_timezone(&zone))
+                .map(|t| t.with_timezone(&Utc))
+                .filter(|t| *t > since)
             else {
                 continue;
             };
-            let fire_at = fire_at.with_timezone(&Utc);
             if !self
                 .store
                 .claim_cron_fire(&journey.id, to_millis(fire_at))

@@ -369,6 +369,38 @@ pub async fn schedule_entry_fires_at_its_time<S: Store>(store: S) {
     );
 }
 
+pub async fn crontab_weekdays_fire_on_their_days<S: Store>(store: S) {
+    // `1` is Monday in crontab; `1-5` Monday to Friday.
+    let monday = SWEEP.replace("0 9 * * MON", "0 9 * * 1");
+    let weekdays = SWEEP.replace("0 9 * * MON", "0 9 * * 1-5");
+    let project = Project::new(&[("monday", &monday), ("weekdays", &weekdays)]);
+    customer(&store, "a1", 5000.0, 50.0, t0()).await;
+    let engine = Engine::new(project.definitions(), store);
+    // t0 is Monday 2026-11-02 09:00; first seen on the Saturday before.
+    let saturday = t0() - days(2) - chrono::Duration::hours(1);
+    engine.tick(saturday).await.expect("tick");
+    let mut fired = Vec::new();
+    for day in 0..8 {
+        let at = saturday + days(day) + chrono::Duration::hours(1) + chrono::Duration::minutes(30);
+        let report = engine.tick(at).await.expect("tick");
+        fired.push((at.format("%a").to_string(), report.schedule_fires));
+    }
+    let expected: Vec<(String, u64)> = [
+        ("Sat", 0),
+        ("Sun", 0),
+        ("Mon", 2),
+        ("Tue", 1),
+        ("Wed", 1),
+        ("Thu", 1),
+        ("Fri", 1),
+        ("Sat", 0),
+    ]
+    .iter()
+    .map(|(d, n)| (d.to_string(), *n))
+    .collect();
+    assert_eq!(fired, expected);
+}
+
 pub async fn time_based_conditions_are_rechecked_daily<S: Store>(store: S) {
     let lapsed = "name: Lapsed\naudience: accounts\nentry: { condition: 'days_since(account.last_login_at) > 14' }\nsteps:\n  - id: ping\n    webhook: { endpoint: crm }\n";
     let project = Project::new(&[("lapsed", lapsed)]);

@@ -201,6 +201,7 @@ fn main() {
         engine::edited_journey_keeps_running_enrollments_on_their_version,
         engine::removed_journey_lets_running_enrollments_finish,
         engine::schedule_entry_fires_at_its_time,
+        engine::crontab_weekdays_fire_on_their_days,
         engine::time_based_conditions_are_rechecked_daily,
         delivery::tasks_are_assigned_round_robin_with_capacity,
         delivery::an_open_task_is_updated_not_duplicated,

@@ -60,7 +60,7 @@ journeys/onboarding.yaml:13:15: error: `goto` names a step that does not exist: 
    |               ^^^^^^^
   = help: expected one of `welcome`, `step-2`, `check`, `done`
 
-journeys/rescue.yaml:4:13: error: invalid cron schedule `0 9 * * FUNDAY`: 'FUNDAY' is not a valid day of the week.
+journeys/rescue.yaml:4:13: error: invalid cron schedule `0 9 * * FUNDAY`: day-of-week `FUNDAY` is not valid; use 0–7 (0 and 7 are Sunday) or SUN–SAT
   |
 4 |   schedule: '0 9 * * FUNDAY'
   |             ^^^^^^^^^^^^^^^^
