@@ -17,8 +17,11 @@ pub enum EmailError {
     Temporary(String),
 }
 
-/// A Message-ID that is the same every time the same step's mail is produced.
-pub fn message_id(idempotency_key: &str) -> String {
+/// A Message-ID that is the same every time the same step's mail is produced, and unique
+/// across installations: the record's key, the installation's random id (kept in the
+/// database), at the sender's domain. Mailbox providers drop a message whose Message-ID they
+/// have seen, so two installations (or one after a database reset) must never share one.
+pub fn message_id(idempotency_key: &str, installation: &str, from: &Mailbox) -> String {
     let local: String = idempotency_key
         .chars()
         .map(|c| {
@@ -29,7 +32,7 @@ pub fn message_id(idempotency_key: &str) -> String {
             }
         })
         .collect();
-    format!("<{local}@touchline>")
+    format!("<{local}.{installation}@{}>", from.email.domain())
 }
 
 /// `List-Unsubscribe: <https://…/unsubscribe?token=…>` (RFC 2369).
@@ -79,6 +82,8 @@ pub struct Envelope<'a> {
     pub unsubscribe: Option<String>,
     /// Send to this address instead of the record's recipient (`preview --send-test`).
     pub to_override: Option<&'a str>,
+    /// The installation's id, part of every Message-ID.
+    pub installation: &'a str,
 }
 
 /// Builds the message for an email outbox record.
@@ -103,11 +108,12 @@ pub fn build(
         .unwrap_or("touchline <touchline@localhost>")
         .parse()
         .map_err(|e| EmailError::Permanent(format!("bad sender in touchline.yaml: {e}")))?;
+    let id = message_id(&record.idempotency_key, envelope.installation, &from);
     let mut builder = lettre::Message::builder()
         .from(from)
         .to(to)
         .subject(text("subject"))
-        .message_id(Some(message_id(&record.idempotency_key)));
+        .message_id(Some(id));
     if let Some(reply_to) = envelope.reply_to {
         let reply_to: Mailbox = reply_to
             .parse()

@@ -157,6 +157,9 @@ fn disabled_key(endpoint: &str) -> String {
     format!("webhook_disabled:{endpoint}")
 }
 
+/// The meta key of the installation's random id.
+const INSTALLATION_KEY: &str = "installation_id";
+
 /// Delivers outbox records for one project.
 #[derive(Debug)]
 pub struct Deliverer<S: Store> {
@@ -167,6 +170,7 @@ pub struct Deliverer<S: Store> {
     smtp: Option<Result<smtp::SmtpChannel, String>>,
     webhooks: webhook::WebhookChannel,
     unsubscribe: OnceCell<UnsubscribeKey>,
+    installation: OnceCell<String>,
     /// Tasks are assigned one at a time, so two at once cannot both see a CSM's last free
     /// slot.
     assigning: tokio::sync::Mutex<()>,
@@ -193,6 +197,7 @@ impl<S: Store> Deliverer<S> {
             smtp,
             webhooks,
             unsubscribe: OnceCell::new(),
+            installation: OnceCell::new(),
             assigning: tokio::sync::Mutex::new(()),
             disabled: std::sync::Mutex::new(BTreeMap::new()),
         }
@@ -209,6 +214,21 @@ impl<S: Store> Deliverer<S> {
         self.unsubscribe
             .get_or_try_init(|| UnsubscribeKey::load(&self.definitions.config, &self.store))
             .await
+    }
+
+    /// This installation's random id (made on first use, kept in the database and shared by
+    /// every engine process on it), which makes Message-IDs unique across installations.
+    pub async fn installation_id(&self) -> Result<&str, StoreError> {
+        let id = self
+            .installation
+            .get_or_try_init(|| async {
+                let fresh: String = (0..8)
+                    .map(|_| format!("{:02x}", rand::random::<u8>()))
+                    .collect();
+                self.store.meta_or_insert(INSTALLATION_KEY, &fresh).await
+            })
+            .await?;
+        Ok(id)
     }
 
     /// Delivers everything due at `now`.
@@ -459,6 +479,14 @@ impl<S: Store> Deliverer<S> {
         record: &crate::store::OutboxRecord,
         envelope: &Envelope<'_>,
     ) -> Attempt {
+        let installation = match self.installation_id().await {
+            Ok(id) => id,
+            Err(error) => return Attempt::Temporary(error.to_string(), None),
+        };
+        let envelope = &Envelope {
+            installation,
+            ..envelope.clone()
+        };
         match &self.smtp {
             None => match email_file::write(&self.outbox_dir, record, envelope) {
                 Ok(path) => Attempt::Sent(path.display().to_string()),

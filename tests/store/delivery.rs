@@ -77,11 +77,20 @@ pub async fn tasks_are_assigned_round_robin_with_capacity<S: Store>(store: S) {
         "{mail}"
     );
     assert!(mail.contains("Subject: Welcome, A1-ADMIN\r\n"), "{mail}");
+    // The Message-ID is the record's key and this installation's random id, at the sender's
+    // domain: the same on a retry, never the same in another installation.
     let key = files[0].trim_end_matches(".eml").replace('_', ".");
+    let installation = deliverer.installation_id().await.expect("id").to_string();
+    assert_eq!(installation.len(), 16, "{installation}");
     assert!(
-        mail.contains(&format!("Message-ID: <{key}@touchline>\r\n")),
+        mail.contains(&format!("Message-ID: <{key}.{installation}@localhost>\r\n")),
         "{mail}"
     );
+    let (other_store, _dir) = crate::sqlite().await;
+    let other = Deliverer::new(project.definitions(), other_store, outbox.clone());
+    assert_ne!(other.installation_id().await.expect("id"), installation);
+    let again = Deliverer::new(project.definitions(), store.clone(), outbox.clone());
+    assert_eq!(again.installation_id().await.expect("id"), installation);
 }
 
 pub async fn an_open_task_is_updated_not_duplicated<S: Store>(store: S) {
