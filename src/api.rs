@@ -39,6 +39,8 @@ pub struct ApiState<S: Store> {
     pub unsubscribe: UnsubscribeKey,
     /// Ids of the CSMs in touchline.yaml (tasks can be reassigned to these).
     pub csms: Vec<String>,
+    /// Where "now" comes from (times stored, link expiry).
+    pub clock: Arc<dyn crate::clock::Clock>,
 }
 
 /// The API's routes.
@@ -243,8 +245,10 @@ fn unavailable(e: impl std::fmt::Display) -> Response {
     )
 }
 
-fn now_ms() -> i64 {
-    crate::clock::to_millis(chrono::Utc::now())
+impl<S: Store> ApiState<S> {
+    fn now_ms(&self) -> i64 {
+        crate::clock::to_millis(self.clock.now())
+    }
 }
 
 fn task_json(task: &Task) -> Value {
@@ -300,7 +304,7 @@ async fn complete_task<S: Store>(
 ) -> Response {
     match state
         .store
-        .update_task(id, Some("done"), None, now_ms())
+        .update_task(id, Some("done"), None, state.now_ms())
         .await
     {
         Ok(true) => Json(json!({ "id": id, "status": "done" })).into_response(),
@@ -340,7 +344,7 @@ async fn reassign_task<S: Store>(
     }
     match state
         .store
-        .update_task(id, None, Some(&reassign.csm), now_ms())
+        .update_task(id, None, Some(&reassign.csm), state.now_ms())
         .await
     {
         Ok(true) => Json(json!({ "id": id, "assignee": reassign.csm })).into_response(),
@@ -399,7 +403,7 @@ async fn add_suppression<S: Store>(
         detail: body
             .detail
             .unwrap_or_else(|| "added through the API".into()),
-        created_at: now_ms(),
+        created_at: state.now_ms(),
     };
     match state.store.suppress(&suppression).await {
         Ok(added) => Json(json!({ "email": suppression.email, "added": added })).into_response(),
@@ -452,7 +456,7 @@ fn check_token<S: Store>(
     let token = query.token.as_deref().unwrap_or_default();
     state
         .unsubscribe
-        .verify(token, chrono::Utc::now().timestamp())
+        .verify(token, state.clock.now().timestamp())
 }
 
 /// The page saying why a link does not work: 400 for a missing or mangled token, 403 for a
@@ -499,7 +503,7 @@ async fn unsubscribe<S: Store>(
         email: email.clone(),
         reason: "unsubscribed".into(),
         detail: "unsubscribe link".into(),
-        created_at: now_ms(),
+        created_at: state.now_ms(),
     };
     match state.store.suppress(&suppression).await {
         Ok(_) => page(

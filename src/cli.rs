@@ -335,6 +335,7 @@ fn execute(cli: Cli, out: &mut dyn Write) -> Result<i32, String> {
                 config_path: project.config_path.clone(),
                 root,
                 database: cli.database.clone(),
+                clock: std::sync::Arc::new(crate::clock::SystemClock),
             };
             runtime.block_on(crate::commands::execute(context, cli.command, out))
         }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 
 use crate::cli::{Command, DeliveryAction, SuppressAction, TaskAction};
-use crate::clock::{Clock, SystemClock, parse_time};
+use crate::clock::{Clock, parse_time};
 use crate::definitions::Definitions;
 use crate::delivery::{self, Deliverer, DeliveryReport};
 use crate::engine::{Engine, PassReport};
@@ -26,6 +26,8 @@ pub struct Context {
     pub root: PathBuf,
     /// `--database`, overriding `touchline.yaml`.
     pub database: Option<String>,
+    /// Where "now" comes from when a command is not told a time.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Context {
@@ -47,8 +49,11 @@ fn io(error: std::io::Error) -> String {
     error.to_string()
 }
 
-fn time_or_now(text: Option<&str>) -> Result<DateTime<Utc>, String> {
-    text.map_or_else(|| Ok(Utc::now()), parse_time)
+impl Context {
+    /// `text` as a time, or the clock's now.
+    fn time_or_now(&self, text: Option<&str>) -> Result<DateTime<Utc>, String> {
+        text.map_or_else(|| Ok(self.clock.now()), parse_time)
+    }
 }
 
 /// Runs a database command.
@@ -61,7 +66,7 @@ pub async fn execute(ctx: Context, command: Command, out: &mut dyn Write) -> Res
             until,
             snapshots,
         } => {
-            let until = time_or_now(until.as_deref())?;
+            let until = ctx.time_or_now(until.as_deref())?;
             let dir = if dir.is_absolute() {
                 dir
             } else {
@@ -103,7 +108,7 @@ pub async fn execute(ctx: Context, command: Command, out: &mut dyn Write) -> Res
             with_store!(store, |s| import(&s, kind, &file, skip_bad_rows, out).await)
         }
         Command::Tick { now, full } => {
-            let now = time_or_now(now.as_deref())?;
+            let now = ctx.time_or_now(now.as_deref())?;
             let store = ctx.open(&ctx.database_url()).await?;
             with_store!(store, |s| {
                 let engine = Engine::new(ctx.definitions.clone(), s);
@@ -137,7 +142,7 @@ pub async fn execute(ctx: Context, command: Command, out: &mut dyn Write) -> Res
             })
         }
         Command::Explain { account, now } => {
-            let now = time_or_now(now.as_deref())?;
+            let now = ctx.time_or_now(now.as_deref())?;
             let store = ctx.open(&ctx.database_url()).await?;
             with_store!(store, |s| {
                 match report::explain(&s, &ctx.definitions, &account, now)
@@ -155,7 +160,8 @@ pub async fn execute(ctx: Context, command: Command, out: &mut dyn Write) -> Res
         Command::Demo { days, sample } => demo(&ctx, days, &sample, out).await,
         Command::Deliveries { action } => {
             let store = ctx.open(&ctx.database_url()).await?;
-            with_store!(store, |s| deliveries(&s, action, out).await)
+            with_store!(store, |s| deliveries(&s, action, ctx.clock.now(), out)
+                .await)
         }
         Command::Tasks { action } => {
             let store = ctx.open(&ctx.database_url()).await?;
@@ -163,7 +169,7 @@ pub async fn execute(ctx: Context, command: Command, out: &mut dyn Write) -> Res
         }
         Command::Suppress { action } => {
             let store = ctx.open(&ctx.database_url()).await?;
-            with_store!(store, |s| suppress(&s, action, out).await)
+            with_store!(store, |s| suppress(&s, action, ctx.clock.now(), out).await)
         }
         Command::Preview {
             journey,
@@ -229,7 +235,7 @@ pub async fn execute(ctx: Context, command: Command, out: &mut dyn Write) -> Res
                 listen,
                 token: None,
             };
-            let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+            let clock = ctx.clock.clone();
             with_store!(store, |s| daemon::run(
                 ctx.definitions.clone(),
                 s,
@@ -249,9 +255,10 @@ pub async fn execute(ctx: Context, command: Command, out: &mut dyn Write) -> Res
 async fn deliveries<S: Store>(
     store: &S,
     action: Option<DeliveryAction>,
+    now: DateTime<Utc>,
     out: &mut dyn Write,
 ) -> Result<i32, String> {
-    let now = crate::clock::to_millis(Utc::now());
+    let now = crate::clock::to_millis(now);
     let requeue = |id: i64, from: &'static [&'static str], verb: &'static str| async move {
         match store
             .requeue(id, from, now)
@@ -303,10 +310,16 @@ async fn deliveries<S: Store>(
                             crate::clock::from_millis(t).format("%Y-%m-%d %H:%M UTC")
                         )
                     });
+                let held = row
+                    .held_reason
+                    .as_deref()
+                    .filter(|_| row.status == "pending")
+                    .map_or(String::new(), |why| format!("\n         waiting: {why}"));
                 let error = row
                     .last_error
                     .as_deref()
                     .map_or(String::new(), |e| format!("\n         last error: {e}"));
+                let error = format!("{held}{error}");
                 writeln!(
                     out,
                     "  #{:<6} {:<8} {:<7} {}/{} → {target} ({} attempts{when}){error}",
@@ -355,6 +368,7 @@ async fn deliveries<S: Store>(
 async fn suppress<S: Store>(
     store: &S,
     action: Option<SuppressAction>,
+    now: DateTime<Utc>,
     out: &mut dyn Write,
 ) -> Result<i32, String> {
     match action.unwrap_or(SuppressAction::List) {
@@ -387,7 +401,7 @@ async fn suppress<S: Store>(
                     email: email.clone(),
                     reason,
                     detail: note,
-                    created_at: crate::clock::to_millis(Utc::now()),
+                    created_at: crate::clock::to_millis(now),
                 })
                 .await
                 .map_err(|e| e.to_string())?;
@@ -417,7 +431,7 @@ async fn tasks<S: Store>(
     action: Option<TaskAction>,
     out: &mut dyn Write,
 ) -> Result<i32, String> {
-    let now = crate::clock::to_millis(Utc::now());
+    let now = crate::clock::to_millis(ctx.clock.now());
     match action.unwrap_or(TaskAction::List {
         csm: None,
         status: "open".into(),
@@ -529,12 +543,13 @@ async fn shutdown_signal() {
 
 /// One line saying what a delivery round did.
 pub fn describe_delivery(r: &DeliveryReport) -> String {
+    use crate::text::count;
     format!(
-        "delivered: {} emails, {} webhooks, {} tasks created, {} tasks updated, {} to retry, {} failed, {} held (send window or frequency cap), {} skipped (suppressed or over the cap)",
-        r.emails,
-        r.webhooks,
-        r.tasks_created,
-        r.tasks_updated,
+        "delivered: {}, {}, {} created, {} updated, {} to retry, {} failed, {} held (send window or frequency cap), {} skipped (suppressed or over the cap)",
+        count(r.emails, "email", "emails"),
+        count(r.webhooks, "webhook", "webhooks"),
+        count(r.tasks_created, "task", "tasks"),
+        count(r.tasks_updated, "task", "tasks"),
         r.retried,
         r.failed,
         r.deferred,
@@ -544,19 +559,23 @@ pub fn describe_delivery(r: &DeliveryReport) -> String {
 
 /// One line saying what a pass did.
 pub fn describe_pass(now: DateTime<Utc>, r: &PassReport) -> String {
+    use crate::text::count;
     let mut text = format!(
-        "pass at {}: {} accounts evaluated ({} tier changes), {} events, {} schedule runs, {} enrolled, {} moves, {} outbox records",
+        "pass at {}: {} evaluated ({}), {}, {}, {} enrolled, {}, {}",
         now.format("%Y-%m-%d %H:%M UTC"),
-        r.evaluated,
-        r.tier_changes,
-        r.events,
-        r.schedule_fires,
+        count(r.evaluated, "account", "accounts"),
+        count(r.tier_changes, "tier change", "tier changes"),
+        count(r.events, "event", "events"),
+        count(r.schedule_fires, "schedule run", "schedule runs"),
         r.enrolled,
-        r.moved,
-        r.outbox
+        count(r.moved, "move", "moves"),
+        count(r.outbox, "outbox record", "outbox records"),
     );
     if r.rule_errors > 0 {
-        text.push_str(&format!(", {} rule errors (see the log)", r.rule_errors));
+        text.push_str(&format!(
+            ", {} (see the log)",
+            count(r.rule_errors, "rule error", "rule errors")
+        ));
     }
     if r.full_reevaluation {
         text.push_str(" — definitions changed, every account re-evaluated");
@@ -703,11 +722,11 @@ async fn demo(ctx: &Context, days: i64, sample: &Path, out: &mut dyn Write) -> R
         writeln!(out, "imported {name}: {} rows", outcome.changed).map_err(io)?;
     }
     let start = last_day
-        .unwrap_or_else(Utc::now)
+        .unwrap_or_else(|| ctx.clock.now())
         .date_naive()
         .and_hms_opt(9, 0, 0)
         .map(|t| t.and_utc())
-        .unwrap_or_else(Utc::now);
+        .unwrap_or_else(|| ctx.clock.now());
     let outbox_dir = ctx.root.join("demo-outbox");
     let _ = std::fs::remove_dir_all(&outbox_dir);
     let engine = Engine::new(ctx.definitions.clone(), store.clone());

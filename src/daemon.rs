@@ -116,6 +116,7 @@ pub async fn run<S: Store>(
             wake: wake.clone(),
             unsubscribe,
             csms: definitions.config.csm_ids(),
+            clock: clock.clone(),
         });
         let mut stop = stop_rx.clone();
         let serve = axum::serve(listener, api::router(state)).with_graceful_shutdown(async move {

@@ -18,4 +18,5 @@ pub mod rules;
 pub mod schema;
 pub mod store;
 pub mod suggest;
+pub mod text;
 pub mod yaml;

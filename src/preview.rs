@@ -3,7 +3,6 @@
 //! strictly: a field the template reads that this customer lacks is an error naming the
 //! field, unless the template gives a fallback with `default(...)`.
 
-use chrono::Utc;
 use minijinja::UndefinedBehavior;
 
 use crate::definitions::journey::Audience;
@@ -55,8 +54,8 @@ impl Preview {
         };
         OutboxRecord {
             idempotency_key: format!(
-                "preview-{journey}-{step}-{account}-{}",
-                Utc::now().timestamp_millis()
+                "preview-{journey}-{step}-{account}-{:08x}",
+                rand::random::<u32>()
             ),
             enrollment_id: 0,
             journey_id: journey.into(),

@@ -243,11 +243,14 @@ impl<S: Store> Deliverer<S> {
         let started = std::time::Instant::now();
         loop {
             // The clock moves on during a long round: each claim's lease starts when it is
-            // taken, so a late batch is not already expired for the other engines.
-            let now = now + chrono::Duration::from_std(started.elapsed()).unwrap_or_default();
+            // taken, so a late batch is not already expired for the other engines. Leases
+            // alone follow that monotonic clock; every time stored on a record is `now`, so
+            // a pass at an injected time is reproducible.
+            let lease_clock =
+                now + chrono::Duration::from_std(started.elapsed()).unwrap_or_default();
             let items = self
                 .store
-                .claim_outbox(&kinds, to_millis(now), &self.owner, lease_ms, CLAIM)
+                .claim_outbox(&kinds, to_millis(lease_clock), &self.owner, lease_ms, CLAIM)
                 .await?;
             if items.is_empty() {
                 break;
@@ -419,9 +422,12 @@ impl<S: Store> Deliverer<S> {
         }
         let to = item.record.payload["to"].as_str().unwrap_or_default();
         Ok(match self.hold(item, to, now).await? {
-            Some(Hold::Until(opening)) => {
+            Some(Hold::Until(opening, why)) => {
                 report.deferred += 1;
-                Some(Attempt::Held(DeliveryOutcome::Defer(to_millis(opening))))
+                Some(Attempt::Held(DeliveryOutcome::Defer {
+                    until: to_millis(opening),
+                    why,
+                }))
             }
             Some(Hold::Skip(why)) => {
                 report.skipped += 1;
@@ -529,7 +535,10 @@ impl<S: Store> Deliverer<S> {
             )));
         }
         if let Some(opening) = self.send_window_opening(item, state.as_ref(), now) {
-            return Ok(Some(Hold::Until(opening)));
+            return Ok(Some(Hold::Until(
+                opening,
+                "outside the send window in the recipient's time zone".into(),
+            )));
         }
         self.frequency_cap(item, now).await
     }
@@ -585,16 +594,16 @@ impl<S: Store> Deliverer<S> {
             return Ok(None);
         }
         let why = format!(
-            "frequency cap: {} mails in the last {}",
-            sent.len(),
-            humantime::format_duration(cap.per.value.0)
+            "frequency cap: {} in the last {}",
+            crate::text::count(sent.len() as u64, "mail", "mails"),
+            crate::text::duration(cap.per.value.0)
         );
         Ok(Some(match cap.over_cap {
             OverCap::Skip => Hold::Skip(why),
             OverCap::Wait => {
                 // The cap allows another mail once enough of these have left the period.
                 let frees_at = sent[sent.len() - max] + per + 1;
-                Hold::Until(crate::clock::from_millis(frees_at))
+                Hold::Until(crate::clock::from_millis(frees_at), why)
             }
         }))
     }
@@ -668,8 +677,8 @@ pub async fn enable_endpoint<S: Store>(store: &S, endpoint: &str) -> Result<bool
 
 /// Why a mail is held back.
 enum Hold {
-    /// Until this time.
-    Until(DateTime<Utc>),
+    /// Until this time; why.
+    Until(DateTime<Utc>, String),
     /// For good: why.
     Skip(String),
 }

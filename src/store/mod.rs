@@ -303,8 +303,13 @@ pub enum DeliveryOutcome {
     Failed(String),
     /// Out of attempts.
     Dead(String),
-    /// Not yet: held until this time (ms) without using up an attempt (a send window).
-    Defer(i64),
+    /// Not yet: held without using up an attempt (a send window, the frequency cap).
+    Defer {
+        /// Until when (ms).
+        until: i64,
+        /// Why, as shown by `touchline deliveries`.
+        why: String,
+    },
     /// Not sent on purpose (a suppressed recipient, a mail over the frequency cap); why.
     Skipped(String),
 }
@@ -337,6 +342,10 @@ pub struct DeliveryRow {
     pub next_attempt_at: Option<i64>,
     /// The last failure.
     pub last_error: Option<String>,
+    /// Why a pending record waits (a send window, the frequency cap).
+    pub held_reason: Option<String>,
+    /// When it was delivered (ms).
+    pub delivered_at: Option<i64>,
 }
 
 /// A CSM task to create (or to update, if an open one has the same key).

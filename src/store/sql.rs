@@ -444,21 +444,22 @@ macro_rules! store_impl {
 
             /// Marks how one claimed delivery ended, on `conn`.
             async fn finish_one(conn: &mut <$db as sqlx::Database>::Connection, id: i64, owner: &str, now: i64, outcome: &DeliveryOutcome) -> Result<bool> {
-                if let DeliveryOutcome::Defer(at) = outcome {
+                if let DeliveryOutcome::Defer { until, why } = outcome {
                     let done = sqlx::query(
-                        "UPDATE outbox SET status = 'pending', next_attempt_at = $3, attempts = attempts - 1, \
+                        "UPDATE outbox SET status = 'pending', next_attempt_at = $3, held_reason = $4, attempts = attempts - 1, \
                          claimed_by = NULL, lease_until = NULL WHERE id = $1 AND claimed_by = $2 AND status = 'sending'",
                     )
                     .bind(id)
                     .bind(owner)
-                    .bind(*at)
+                    .bind(*until)
+                    .bind(why)
                     .execute(&mut *conn)
                     .await?
                     .rows_affected();
                     return Ok(done == 1);
                 }
                 let (status, next, error, result) = match outcome {
-                    DeliveryOutcome::Defer(_) => unreachable!("handled above"),
+                    DeliveryOutcome::Defer { .. } => unreachable!("handled above"),
                     DeliveryOutcome::Sent(result) => ("sent", None, None, Some(result.as_str())),
                     DeliveryOutcome::Retry { at, error } => ("pending", Some(*at), Some(error.as_str()), None),
                     DeliveryOutcome::Failed(error) => ("failed", None, Some(error.as_str()), None),
@@ -467,7 +468,7 @@ macro_rules! store_impl {
                 };
                 let done = sqlx::query(
                     "UPDATE outbox SET status = $3, next_attempt_at = COALESCE($4, next_attempt_at), \
-                     last_error = COALESCE($5, last_error), result = $6, \
+                     last_error = COALESCE($5, last_error), result = $6, held_reason = NULL, \
                      delivered_at = CASE WHEN $3 = 'sent' THEN $7 ELSE delivered_at END, \
                      claimed_by = NULL, lease_until = NULL \
                      WHERE id = $1 AND claimed_by = $2 AND status = 'sending'",
@@ -1112,7 +1113,7 @@ macro_rules! store_impl {
                 }
                 let mut query = QueryBuilder::<$db>::new(
                     "SELECT id, idempotency_key, enrollment_id, journey_id, step_id, kind, account_id, contact_id, payload, \
-                     status, attempts, next_attempt_at, last_error FROM outbox WHERE status IN (",
+                     status, attempts, next_attempt_at, last_error, held_reason, delivered_at FROM outbox WHERE status IN (",
                 );
                 let mut list = query.separated(", ");
                 for status in statuses {
@@ -1129,6 +1130,8 @@ macro_rules! store_impl {
                             attempts: r.try_get("attempts")?,
                             next_attempt_at: r.try_get("next_attempt_at")?,
                             last_error: r.try_get("last_error")?,
+                            held_reason: r.try_get("held_reason")?,
+                            delivered_at: r.try_get("delivered_at")?,
                         })
                     })
                     .collect()

@@ -561,11 +561,19 @@ pub async fn the_frequency_cap_holds_or_skips_mail<S: Store>(store: S) {
                     Some(to_millis(t0() + days(7)) + 1),
                     "it goes once the first mail is 7 days old"
                 );
+                assert_eq!(
+                    held.held_reason.as_deref(),
+                    Some("frequency cap: 1 mail in the last 7 days"),
+                    "the wait says why"
+                );
                 let report = deliverer
                     .deliver_due(t0() + days(7) + chrono::Duration::minutes(1))
                     .await
                     .expect("deliver");
                 assert_eq!(report.emails, 1, "{report:?}");
+                let sent =
+                    tips(store.deliveries(&["sent"], 10).await.expect("list")).expect("sent mail");
+                assert_eq!(sent.held_reason, None, "a sent mail no longer waits");
             }
             _ => {
                 assert_eq!((report.emails, report.skipped), (0, 1), "{report:?}");
@@ -573,7 +581,7 @@ pub async fn the_frequency_cap_holds_or_skips_mail<S: Store>(store: S) {
                     .expect("skipped mail");
                 assert_eq!(
                     skipped.last_error.as_deref(),
-                    Some("frequency cap: 1 mails in the last 7days")
+                    Some("frequency cap: 1 mail in the last 7 days")
                 );
             }
         }
@@ -852,4 +860,45 @@ pub async fn mail_goes_over_tls_to_a_relay_with_a_private_ca<S: Store>(store: S)
     let pending = store.deliveries(&["pending"], 10).await.expect("list");
     let error = pending[0].last_error.clone().unwrap_or_default();
     assert!(error.to_lowercase().contains("certificate"), "{error}");
+}
+
+pub async fn delivery_times_are_the_pass_time<S: Store>(store: S) {
+    // More mail than one claim takes, so the round runs long enough for the wall clock to
+    // move on; every time stored is still the pass's own.
+    let project = Project::new(&[("welcome", crate::fixture::WELCOME)]);
+    let mut import = touchline::store::Import::default();
+    for n in 0..450 {
+        let id = format!("a{n:03}");
+        import.accounts.push(crate::fixture::account(&id, 5000.0));
+        import.contacts.push(crate::fixture::contact(
+            &id,
+            &format!("{id}-admin"),
+            "admin",
+        ));
+        import
+            .events
+            .push(crate::fixture::event(&id, "account_created", t0()));
+    }
+    store.import(&import).await.expect("import");
+    let definitions = project.definitions();
+    Engine::new(definitions.clone(), store.clone())
+        .tick(t0())
+        .await
+        .expect("tick");
+    let deliverer = Deliverer::new(
+        definitions,
+        store.clone(),
+        project.dir.path().join("outbox"),
+    );
+    let report = deliverer.deliver_due(t0()).await.expect("deliver");
+    assert_eq!(report.emails, 450, "{report:?}");
+    let sent = store.deliveries(&["sent"], 1000).await.expect("list");
+    let times: std::collections::BTreeSet<Option<i64>> =
+        sent.iter().map(|d| d.delivered_at).collect();
+    assert_eq!(
+        times,
+        [Some(to_millis(t0()))].into(),
+        "{} records",
+        sent.len()
+    );
 }

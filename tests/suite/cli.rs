@@ -279,7 +279,7 @@ fn a_bad_import_row_rejects_the_whole_file() {
     let tick = touchline(&project, &["tick", "--now", "2026-11-23T09:00:00Z"]);
     assert!(
         tick.stdout
-            .starts_with("pass at 2026-11-23 09:00 UTC: 1 accounts evaluated"),
+            .starts_with("pass at 2026-11-23 09:00 UTC: 1 account evaluated"),
         "{}",
         tick.stdout
     );

@@ -161,7 +161,7 @@ fn the_service_takes_data_over_http_and_stops_cleanly() {
         (code, body.as_str()),
         (200, r#"{"changed":1,"received":1,"unchanged":0}"#)
     );
-    service.wait_for("1 accounts evaluated");
+    service.wait_for("1 account evaluated");
     assert!(
         status(&project).starts_with("Accounts by tier (1 accounts)\n  tech "),
         "{}",
@@ -229,7 +229,7 @@ fn unsubscribe_links_and_the_task_api_work_over_http() {
         let (code, answer) = service.request("POST", path, token, body);
         assert_eq!(code, 200, "{path}: {answer}");
     }
-    service.wait_for("1 tasks created");
+    service.wait_for("1 task created");
 
     // The step mail carries a one-click link; a GET shows a button, a POST unsubscribes.
     let mails: Vec<String> = std::fs::read_dir(project.path("outbox"))
