@@ -174,7 +174,8 @@ pub async fn explain<S: Store>(
     }
 
     let score_names: Vec<&str> = definitions.scores.iter().map(|s| s.name.as_str()).collect();
-    let mut bindings = Bindings::new(context::account_map(&state, &score_names), now);
+    let account_map = context::account_map(&state, &score_names);
+    let mut bindings = Bindings::new(account_map.clone(), now);
     let scored = scoring::score(definitions, &state.scores, &mut bindings);
     let _ = writeln!(out, "\nScores (as of {})", now.format("%Y-%m-%d %H:%M UTC"));
     for score in &definitions.scores {
@@ -183,7 +184,7 @@ pub async fn explain<S: Store>(
             .rule
             .reads()
             .iter()
-            .map(|path| format!("{path} = {}", lookup(&state, path)))
+            .map(|path| format!("{path} = {}", lookup(&account_map, path)))
             .collect();
         let _ = writeln!(
             out,
@@ -237,6 +238,7 @@ pub async fn explain<S: Store>(
 
     let _ = writeln!(out, "\nJourneys");
     let enrollments = store.enrollments_of(&[account_id.to_string()]).await?;
+    let edges = store.edges_of(&[account_id.to_string()]).await?;
     for journey in definitions.journeys.values() {
         let _ = writeln!(out, "  {} — {}", journey.id, journey.file.name);
         let subjects: Vec<Option<&crate::model::Contact>> = match journey.file.audience {
@@ -271,42 +273,58 @@ pub async fn explain<S: Store>(
                     from_millis(active.entered_at).format("%Y-%m-%d")
                 )
             } else {
-                match journeys::segment_check(
+                let held = edges
+                    .iter()
+                    .any(|edge| edge.journey_id == journey.id && edge.contact_id == contact_id);
+                let verdict = journeys::entry_verdict(
                     &definitions.engine,
                     journey,
                     &state,
-                    state.tier.as_deref(),
                     &mut bindings,
-                ) {
-                    Err(why) => format!("not in segment: {why}"),
-                    Ok(()) => {
-                        let earlier: Vec<&crate::store::Enrollment> = mine.clone();
-                        match journeys::reentry_check(journey, &earlier, now) {
-                            Err(why) => {
-                                let last = earlier.iter().max_by_key(|e| e.entered_at);
-                                let ended = last.map_or(String::new(), |e| {
-                                    format!(" (last: {} {})", e.status, e.ended_at.map(|t| from_millis(t).format("%Y-%m-%d").to_string()).unwrap_or_default())
-                                });
-                                format!("in segment, but {why}{ended}")
-                            }
-                            Ok(()) => match &journey.file.entry {
-                                Entry::Event(name) => format!("in segment; enters on event `{}`", name.value),
-                                Entry::Schedule(s) => format!("in segment; enters at the next `{}` run", s.value.text),
-                                Entry::Condition(_) => match journey.entry_rule.as_ref().map(|r| definitions.engine.run_bool(r, &mut bindings)) {
-                                    Some(Ok(true)) => "in segment and the entry condition holds; enters on the next pass".to_string(),
-                                    Some(Ok(false)) => "in segment; entry condition is false".to_string(),
-                                    Some(Err(error)) => format!("in segment; entry condition failed: {}", error.reason),
-                                    None => "in segment".to_string(),
-                                },
-                            },
-                        }
-                    }
-                }
+                    &mine,
+                    held,
+                    now,
+                );
+                entry_text(journey, &verdict, &mine)
             };
             let _ = writeln!(out, "      {who}{verdict}");
         }
     }
     Ok(Some(out))
+}
+
+/// What the engine's entry verdict means for this subject, in words.
+fn entry_text(
+    journey: &crate::definitions::Journey,
+    verdict: &journeys::EntryVerdict,
+    earlier: &[&crate::store::Enrollment],
+) -> String {
+    use journeys::EntryVerdict::*;
+    match verdict {
+        NotInSegment(why) => format!("not in segment: {why}"),
+        ConditionFailed(why) => format!("in segment; entry condition failed: {why}"),
+        ConditionFalse => "in segment; entry condition is false".into(),
+        ConditionStillTrue => "in segment and the entry condition holds, but it already held at \
+             the last evaluation: enters only when it turns false, then true again"
+            .into(),
+        ReentryBlocked(why) => {
+            let last = earlier.iter().max_by_key(|e| e.entered_at);
+            let ended = last.map_or(String::new(), |e| {
+                let at = e
+                    .ended_at
+                    .map(|t| from_millis(t).format(" %Y-%m-%d").to_string());
+                format!(" (last: {}{})", e.status, at.unwrap_or_default())
+            });
+            format!("in segment, but {why}{ended}")
+        }
+        Enters => match &journey.file.entry {
+            Entry::Event(name) => format!("in segment; enters on event `{}`", name.value),
+            Entry::Schedule(s) => format!("in segment; enters at the next `{}` run", s.value.text),
+            Entry::Condition(_) => {
+                "in segment and the entry condition became true; enters on the next pass".into()
+            }
+        },
+    }
 }
 
 fn trim(value: f64) -> String {
@@ -317,28 +335,101 @@ fn trim(value: f64) -> String {
     }
 }
 
-/// The value of a dotted path on an account, for showing a rule's inputs.
-fn lookup(state: &crate::model::AccountState, path: &str) -> String {
-    let a = &state.account;
-    match path.split_once('.') {
-        Some(("metrics", name)) => state
-            .metrics
-            .get(name)
-            .map_or("(missing)".into(), |v| trim(*v)),
-        Some(("scores", name)) => state.scores.get(name).map_or("0".into(), |v| trim(*v)),
-        Some(("attributes", name)) => a
-            .attributes
-            .get(name)
-            .map_or("(missing)".into(), |v| v.to_string()),
-        _ => match path {
-            "arr" => a.arr.map_or("0".into(), trim),
-            "mrr" => a.mrr.map_or("0".into(), trim),
-            "plan" => a.plan.clone().unwrap_or_default(),
-            "status" => a.status.clone(),
-            "last_login_at" => date(a.last_login_at),
-            "contract_end" => date(a.contract_end),
-            "metrics" | "scores" | "attributes" => "…".into(),
-            other => format!("({other})"),
-        },
+/// The value of a dotted path as rules see it (the same map the engine evaluates), for
+/// showing a rule's inputs.
+fn lookup(account: &Dynamic, path: &str) -> String {
+    let mut value = account.clone();
+    for part in path.split('.') {
+        let next = value
+            .read_lock::<rhai::Map>()
+            .and_then(|map| map.get(part).cloned());
+        match next {
+            Some(found) => value = found,
+            None => return "(missing)".into(),
+        }
+    }
+    show(&value)
+}
+
+/// A rule value as people read it: dates as dates, whole numbers without decimals.
+fn show(value: &Dynamic) -> String {
+    if value.is_unit() {
+        return "(not set)".into();
+    }
+    if let Some(t) = value.read_lock::<crate::rules::Timestamp>() {
+        return t.0.format("%Y-%m-%d").to_string();
+    }
+    if let Ok(n) = value.as_float() {
+        return trim(n);
+    }
+    if let Some(items) = value.read_lock::<rhai::Array>() {
+        let items: Vec<String> = items.iter().map(show).collect();
+        return format!("[{}]", items.join(", "));
+    }
+    if let Ok(text) = value.clone().into_string() {
+        return if text.is_empty() {
+            "(empty)".into()
+        } else {
+            text
+        };
+    }
+    value.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Account, AccountState};
+
+    #[test]
+    fn rule_inputs_show_dates_lists_and_text_as_values() {
+        let at = |text: &str| crate::clock::parse_time(text).ok();
+        let state = AccountState {
+            account: Account {
+                id: "a1".into(),
+                owner: Some("ana".into()),
+                goals: vec!["fleet".into(), "safety".into()],
+                contract_start: at("2026-01-15"),
+                created_at: at("2025-12-01"),
+                arr: Some(12000.0),
+                ..Account::default()
+            },
+            tier: Some("low".into()),
+            metrics: [("logins".to_string(), 1400.0)].into(),
+            ..AccountState::default()
+        };
+        let map = context::account_map(&state, &["utilization"]);
+        let shown: Vec<String> = [
+            "contract_start",
+            "created_at",
+            "contract_end",
+            "owner",
+            "industry",
+            "goals",
+            "tier",
+            "arr",
+            "metrics.logins",
+            "metrics.seats",
+            "scores.utilization",
+        ]
+        .iter()
+        .map(|path| format!("{path} = {}", lookup(&map, path)))
+        .collect();
+        assert_eq!(
+            shown,
+            [
+                "contract_start = 2026-01-15",
+                "created_at = 2025-12-01",
+                "contract_end = (not set)",
+                "owner = ana",
+                "industry = (empty)",
+                "goals = [fleet, safety]",
+                "tier = low",
+                "arr = 12000",
+                "metrics.logins = 1400",
+                "metrics.seats = (missing)",
+                "scores.utilization = 0",
+            ]
+        );
     }
 }

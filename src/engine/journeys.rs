@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use minijinja::Environment;
 
 use crate::clock::{from_millis, to_millis};
-use crate::definitions::journey::{Assign, Audience, Reentry};
+use crate::definitions::journey::{Assign, Audience, Entry, Reentry};
 use crate::definitions::{Action, Definitions, Journey};
 use crate::model::{AccountState, Contact};
 use crate::rules::{Bindings, RuleEngine};
@@ -58,6 +58,66 @@ pub fn segment_check(
         }
     }
     Ok(())
+}
+
+/// The engine's verdict on one subject's entry into a journey, as the engine acts on it and
+/// `explain` tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryVerdict {
+    /// Not in the segment: why.
+    NotInSegment(String),
+    /// The entry condition could not be evaluated: why.
+    ConditionFailed(String),
+    /// The entry condition is false.
+    ConditionFalse,
+    /// The entry condition held at the last evaluation too: entry waits for it to turn
+    /// false, then true again.
+    ConditionStillTrue,
+    /// Entry is due (the condition became true, or the event or schedule came), but earlier
+    /// enrollments forbid it: why.
+    ReentryBlocked(String),
+    /// Enters: now for a condition that became true, else when the event or schedule comes.
+    Enters,
+}
+
+impl EntryVerdict {
+    /// Whether segment and entry condition hold together (the edge the engine stores, so a
+    /// condition enrolls when it *becomes* true).
+    pub fn condition_holds(&self) -> bool {
+        matches!(
+            self,
+            Self::ConditionStillTrue | Self::ReentryBlocked(_) | Self::Enters
+        )
+    }
+}
+
+/// Decides whether a subject enters `journey`: its segment, its entry condition (if the
+/// journey starts on one) against `condition_held` (the stored edge), and re-entry.
+/// `bindings` must hold the subject.
+pub fn entry_verdict(
+    engine: &RuleEngine,
+    journey: &Journey,
+    state: &AccountState,
+    bindings: &mut Bindings,
+    earlier: &[&Enrollment],
+    condition_held: bool,
+    now: DateTime<Utc>,
+) -> EntryVerdict {
+    if let Err(why) = segment_check(engine, journey, state, state.tier.as_deref(), bindings) {
+        return EntryVerdict::NotInSegment(why);
+    }
+    if let (Entry::Condition(_), Some(rule)) = (&journey.file.entry, &journey.entry_rule) {
+        match engine.run_bool(rule, bindings) {
+            Err(error) => return EntryVerdict::ConditionFailed(error.reason),
+            Ok(false) => return EntryVerdict::ConditionFalse,
+            Ok(true) if condition_held => return EntryVerdict::ConditionStillTrue,
+            Ok(true) => {}
+        }
+    }
+    match reentry_check(journey, earlier, now) {
+        Err(why) => EntryVerdict::ReentryBlocked(why),
+        Ok(()) => EntryVerdict::Enters,
+    }
 }
 
 /// Whether a subject may enter again, given its earlier enrollments in this journey.

@@ -482,33 +482,23 @@ impl<S: Store> Engine<S> {
             };
             for contact in subjects(journey, state) {
                 bindings.set_contact(contact.map_or(Dynamic::UNIT, context::contact_map));
-                let eligible = journeys::segment_check(
-                    engine,
-                    journey,
-                    state,
-                    state.tier.as_deref(),
-                    bindings,
-                )
-                .is_ok()
-                    && engine.run_bool(rule, bindings).unwrap_or(false);
                 let key = subject_key(&journey.id, &state.account.id, contact);
                 let was = edges.contains(&key);
-                if eligible && !was {
-                    let earlier: Vec<&Enrollment> = enrollments
-                        .iter()
-                        .filter(|e| e.journey_id == journey.id && e.contact_id == key.contact_id)
-                        .collect();
-                    if journeys::reentry_check(journey, &earlier, now).is_ok() {
-                        changes.new_enrollments.push(NewEnrollment {
-                            key: key.clone(),
-                            version_hash: journey.hash.clone(),
-                            entered_at: to_millis(now),
-                            reason: format!("entry condition became true: {}", rule.source.trim()),
-                        });
-                    }
-                    changes.edges_set.push(key);
-                } else if !eligible && was {
-                    changes.edges_cleared.push(key);
+                let earlier = earlier_enrollments(enrollments, &key);
+                let verdict =
+                    journeys::entry_verdict(engine, journey, state, bindings, &earlier, was, now);
+                if verdict == journeys::EntryVerdict::Enters {
+                    changes.new_enrollments.push(NewEnrollment {
+                        key: key.clone(),
+                        version_hash: journey.hash.clone(),
+                        entered_at: to_millis(now),
+                        reason: format!("entry condition became true: {}", rule.source.trim()),
+                    });
+                }
+                match (verdict.condition_holds(), was) {
+                    (true, false) => changes.edges_set.push(key),
+                    (false, true) => changes.edges_cleared.push(key),
+                    _ => {}
                 }
             }
         }
@@ -618,18 +608,12 @@ impl<S: Store> Engine<S> {
         let engine = &self.definitions.engine;
         for contact in candidates {
             bindings.set_contact(contact.map_or(Dynamic::UNIT, context::contact_map));
-            if journeys::segment_check(engine, journey, state, state.tier.as_deref(), bindings)
-                .is_err()
-            {
-                continue;
-            }
             let key = subject_key(&journey.id, &state.account.id, contact);
-            let earlier: Vec<&Enrollment> = existing
-                .iter()
-                .filter(|e| e.journey_id == journey.id && e.contact_id == key.contact_id)
-                .collect();
+            let earlier = earlier_enrollments(existing, &key);
             let queued = changes.new_enrollments.iter().any(|n| n.key == key);
-            if queued || journeys::reentry_check(journey, &earlier, now).is_err() {
+            let verdict =
+                journeys::entry_verdict(engine, journey, state, bindings, &earlier, false, now);
+            if queued || verdict != journeys::EntryVerdict::Enters {
                 continue;
             }
             changes.new_enrollments.push(NewEnrollment {
@@ -887,6 +871,14 @@ fn failed(enrollment: &Enrollment, reason: &str) -> EnrollmentUpdate {
             detail: reason.into(),
         }],
     }
+}
+
+/// A subject's enrollments in the journey `key` names.
+fn earlier_enrollments<'a>(enrollments: &'a [Enrollment], key: &SubjectKey) -> Vec<&'a Enrollment> {
+    enrollments
+        .iter()
+        .filter(|e| e.journey_id == key.journey_id && e.contact_id == key.contact_id)
+        .collect()
 }
 
 fn group_by_account(enrollments: Vec<Enrollment>) -> BTreeMap<String, Vec<Enrollment>> {

@@ -155,6 +155,38 @@ pub async fn condition_entry_fires_once_on_the_edge<S: Store>(store: S) {
     assert_eq!(enrollments(engine.store(), "a1").await.len(), 2);
 }
 
+pub async fn explain_gives_the_engines_own_entry_verdict<S: Store>(store: S) {
+    let project = Project::new(&[("rescue", RESCUE)]);
+    customer(&store, "a1", 5000.0, 20.0, t0()).await;
+    let definitions = project.definitions();
+    let engine = Engine::new(definitions.clone(), store);
+    engine.tick(t0()).await.expect("tick");
+    set_usage(engine.store(), "a1", 70.0, t0() + days(2)).await;
+    engine.tick(t0() + days(2)).await.expect("tick");
+    // Utilization falls again within the re-entry period: the condition's edge is taken
+    // while re-entry is still blocked, so the engine waits for it to turn false, then true.
+    set_usage(engine.store(), "a1", 10.0, t0() + days(3)).await;
+    engine.tick(t0() + days(3)).await.expect("tick");
+    let later = t0() + days(35);
+    let explained = touchline::report::explain(engine.store(), &definitions, "a1", later)
+        .await
+        .expect("explain")
+        .expect("account");
+    let line = explained
+        .lines()
+        .find(|l| l.contains("entry condition"))
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    assert_eq!(
+        line,
+        "in segment and the entry condition holds, but it already held at the last evaluation: \
+         enters only when it turns false, then true again"
+    );
+    let report = engine.tick(later).await.expect("tick");
+    assert_eq!(report.enrolled, 0, "the engine does what explain said");
+}
+
 pub async fn wait_until_times_out<S: Store>(store: S) {
     let project = Project::new(&[("rescue", RESCUE)]);
     customer(&store, "a1", 5000.0, 35.0, t0()).await;
