@@ -7,7 +7,6 @@ use minijinja::UndefinedBehavior;
 
 use crate::definitions::journey::Audience;
 use crate::definitions::{Action, Definitions};
-use crate::engine::context;
 use crate::model::Contact;
 use crate::store::{OutboxRecord, Store};
 use crate::suggest;
@@ -137,88 +136,65 @@ pub async fn preview<S: Store>(
         &step.action,
         contact_id,
     )?;
-    let owner = state
-        .account
-        .owner
-        .as_ref()
-        .and_then(|id| definitions.config.csm(id));
-    let data = context::template_data(&state, contact, owner);
-    match &step.action {
-        Action::Email(email) => {
-            let template = definitions
-                .template_files
-                .get(&email.template.value)
-                .ok_or_else(|| format!("template `{}` does not load", email.template.value))?;
-            let to = contact.map_or_else(String::new, |c| c.email.clone());
-            let mut parts = vec![
-                ("subject", render("subject", &template.subject, &data)?),
-                ("text", render("text", &template.text, &data)?),
-            ];
-            if let Some(html) = &template.html {
-                parts.push(("html", render("html", html, &data)?));
-            }
-            Ok(Preview {
-                kind: "email",
-                to,
-                parts,
-            })
-        }
-        Action::Task(task) => {
-            let mut parts = vec![("title", render("title", &task.title, &data)?)];
-            if let Some(description) = &task.description {
-                parts.push(("description", render("description", description, &data)?));
-            }
-            let to = match &task.assign {
-                crate::definitions::journey::Assign::Owner => format!(
+    if let Action::Email(email) = &step.action
+        && !definitions
+            .template_files
+            .contains_key(&email.template.value)
+    {
+        return Err(format!("template `{}` does not load", email.template.value));
+    }
+    let strict = |what: &str, source: &str, data: &serde_json::Value| render(what, source, data);
+    let rendered = crate::engine::journeys::step_payload(
+        definitions,
+        journey_id,
+        step,
+        &state,
+        contact,
+        &strict,
+    )?;
+    let Some((kind, payload)) = rendered else {
+        return Err(format!(
+            "step `{step_id}` sends nothing (only email, task and webhook steps can be previewed)"
+        ));
+    };
+    let text = |field: &str| payload[field].as_str().map(str::to_string);
+    let labelled = |fields: &[&'static str]| -> Vec<(&'static str, String)> {
+        fields
+            .iter()
+            .filter_map(|field| text(field).map(|value| (*field, value)))
+            .collect()
+    };
+    Ok(match kind {
+        "email" => Preview {
+            kind: "email",
+            to: text("to").unwrap_or_default(),
+            parts: labelled(&["subject", "text", "html"]),
+        },
+        "task" => {
+            let assign = &payload["assign"];
+            let pool = assign["pool"].as_str().unwrap_or_default();
+            let to = match assign["strategy"].as_str() {
+                Some("round_robin") => format!("pool `{pool}`, round robin"),
+                Some("least_loaded") => format!("pool `{pool}`, least loaded"),
+                _ => format!(
                     "the account's owner ({})",
                     state.account.owner.as_deref().unwrap_or("none set")
                 ),
-                crate::definitions::journey::Assign::RoundRobin(pool) => {
-                    format!("pool `{}`, round robin", pool.value)
-                }
-                crate::definitions::journey::Assign::LeastLoaded(pool) => {
-                    format!("pool `{}`, least loaded", pool.value)
-                }
             };
-            Ok(Preview {
+            Preview {
                 kind: "task",
                 to,
-                parts,
-            })
+                parts: labelled(&["title", "description"]),
+            }
         }
-        Action::Webhook(webhook) => {
-            let body = match &webhook.body {
-                Some(body) => render_json(body, &data)?,
-                None => serde_json::Value::Null,
-            };
-            let text = serde_json::to_string_pretty(&body).map_err(|e| e.to_string())?;
-            Ok(Preview {
+        _ => {
+            let body = serde_json::to_string_pretty(&payload["body"]).map_err(|e| e.to_string())?;
+            Preview {
                 kind: "webhook",
-                to: format!("endpoint `{}`", webhook.endpoint.value),
-                parts: vec![("body", format!("{text}\n"))],
-            })
+                to: format!("endpoint `{}`", text("endpoint").unwrap_or_default()),
+                parts: vec![("body", format!("{body}\n"))],
+            }
         }
-        _ => Err(format!(
-            "step `{step_id}` sends nothing (only email, task and webhook steps can be previewed)"
-        )),
-    }
-}
-
-fn render_json(
-    value: &serde_json::Value,
-    data: &serde_json::Value,
-) -> Result<serde_json::Value, String> {
-    Ok(match value {
-        serde_json::Value::String(s) => serde_json::Value::String(render("body", s, data)?),
-        serde_json::Value::Array(items) => items
-            .iter()
-            .map(|v| render_json(v, data))
-            .collect::<Result<_, _>>()?,
-        serde_json::Value::Object(map) => map
-            .iter()
-            .map(|(k, v)| Ok((k.clone(), render_json(v, data)?)))
-            .collect::<Result<_, String>>()?,
-        other => other.clone(),
     })
 }
 

@@ -430,95 +430,127 @@ fn step_wait_text(duration: std::time::Duration) -> String {
     humantime::format_duration(duration).to_string()
 }
 
-/// The outbox records of an email, webhook or task step.
-fn render(ctx: &StepContext<'_>, enrollment: &Enrollment, index: usize) -> Vec<OutboxRecord> {
-    let step = &ctx.journey.steps[index];
-    let config = &ctx.definitions.config;
-    let owner = ctx
-        .state
+/// Renders one template text: `what` names the part (`subject`, `html`, `title`, `body`, …;
+/// `html` is auto-escaped), `source` is the template, `data` what it sees. The engine's
+/// renderer is lenient (a broken template shows its error in the record), preview's strict.
+pub type TextRenderer<'r> = dyn Fn(&str, &str, &serde_json::Value) -> Result<String, String> + 'r;
+
+/// What an email, webhook or task step sends to one recipient (the contact, for mail), as
+/// the outbox record's kind and payload; `None` for steps that send nothing. The one
+/// rendering of a step, used by the engine and by `touchline preview`.
+pub fn step_payload(
+    definitions: &Definitions,
+    journey_id: &str,
+    step: &crate::definitions::compile::StepDef,
+    state: &AccountState,
+    contact: Option<&Contact>,
+    render: &TextRenderer<'_>,
+) -> Result<Option<(&'static str, serde_json::Value)>, String> {
+    let owner = state
         .account
         .owner
         .as_ref()
-        .and_then(|id| config.csm(id));
-    let record =
-        |kind: &str, key: String, contact_id: &str, payload: serde_json::Value| OutboxRecord {
-            idempotency_key: key,
-            enrollment_id: enrollment.id,
-            journey_id: enrollment.journey_id.clone(),
-            step_id: step.id.clone(),
-            kind: kind.into(),
-            account_id: enrollment.account_id.clone(),
-            contact_id: contact_id.into(),
-            payload,
-        };
-    let key = format!("{}:{}", enrollment.id, step.id);
-    match &step.action {
+        .and_then(|id| definitions.config.csm(id));
+    let data = context::template_data(state, contact, owner);
+    let text = |what: &str, source: &str| render(what, source, &data);
+    let optional = |what: &str, source: Option<&String>| source.map(|s| text(what, s)).transpose();
+    Ok(Some(match &step.action {
         Action::Email(email) => {
-            let recipients: Vec<&Contact> = match (ctx.journey.file.audience, ctx.contact) {
-                (Audience::Contacts, Some(contact)) => vec![contact],
-                _ => addressed(&ctx.state.contacts, email),
-            };
-            let template = ctx.definitions.template_files.get(&email.template.value);
-            recipients
-                .into_iter()
-                .map(|contact| {
-                    let data = context::template_data(ctx.state, Some(contact), owner);
-                    let part = |source: Option<&String>| {
-                        source.map(|s| render_text(ctx.templates, s, &data))
-                    };
-                    let html = |source: Option<&String>| {
-                        source.map(|s| render_text(ctx.templates, &html_name(s), &data))
-                    };
-                    let payload = serde_json::json!({
-                        "template": email.template.value,
-                        "to": contact.email,
-                        "subject": part(template.map(|t| &t.subject)),
-                        "text": part(template.map(|t| &t.text)),
-                        "html": html(template.and_then(|t| t.html.as_ref())),
-                    });
-                    let key = match ctx.journey.file.audience {
-                        Audience::Contacts => key.clone(),
-                        Audience::Accounts => format!("{key}:{}", contact.id),
-                    };
-                    record("email", key, &contact.id, payload)
-                })
-                .collect()
+            let template = definitions.template_files.get(&email.template.value);
+            let payload = serde_json::json!({
+                "template": email.template.value,
+                "to": contact.map(|c| c.email.as_str()),
+                "subject": optional("subject", template.map(|t| &t.subject))?,
+                "text": optional("text", template.map(|t| &t.text))?,
+                "html": optional("html", template.and_then(|t| t.html.as_ref()))?,
+            });
+            ("email", payload)
         }
         Action::Webhook(webhook) => {
-            let data = context::template_data(ctx.state, ctx.contact, owner);
-            let body = webhook
-                .body
-                .clone()
-                .map(|b| render_json(ctx.templates, b, &data));
+            let body = match &webhook.body {
+                Some(body) => Some(render_json(&text, body)?),
+                None => None,
+            };
             let payload = serde_json::json!({ "endpoint": webhook.endpoint.value, "body": body });
-            vec![record("webhook", key, &enrollment.contact_id, payload)]
+            ("webhook", payload)
         }
         Action::Task(task) => {
-            let data = context::template_data(ctx.state, ctx.contact, owner);
             let (strategy, pool) = match &task.assign {
                 Assign::Owner => ("owner", None),
                 Assign::RoundRobin(pool) => ("round_robin", Some(pool.value.clone())),
                 Assign::LeastLoaded(pool) => ("least_loaded", Some(pool.value.clone())),
             };
             let payload = serde_json::json!({
-                "title": render_text(ctx.templates, &task.title, &data),
-                "description": task.description.as_ref().map(|d| render_text(ctx.templates, d, &data)),
-                "assign": { "strategy": strategy, "pool": pool, "owner": ctx.state.account.owner },
+                "title": text("title", &task.title)?,
+                "description": optional("description", task.description.as_ref())?,
+                "assign": { "strategy": strategy, "pool": pool, "owner": state.account.owner },
                 "due": task.due.as_ref().map(|d| step_wait_text(d.value.0)),
                 "due_seconds": task.due.as_ref().map(|d| d.value.0.as_secs()),
                 "priority": format!("{:?}", task.priority).to_lowercase(),
-                "key": task.key.as_ref().map(|k| render_text(ctx.templates, k, &data)),
+                "key": optional("key", task.key.as_ref())?,
                 "reason": {
-                    "journey": enrollment.journey_id,
+                    "journey": journey_id,
                     "step": step.id,
-                    "tier": ctx.state.tier,
-                    "scores": ctx.state.scores,
+                    "tier": state.tier,
+                    "scores": state.scores,
                 },
             });
-            vec![record("task", key, &enrollment.contact_id, payload)]
+            ("task", payload)
         }
-        _ => Vec::new(),
-    }
+        _ => return Ok(None),
+    }))
+}
+
+/// The outbox records of an email, webhook or task step.
+fn render(ctx: &StepContext<'_>, enrollment: &Enrollment, index: usize) -> Vec<OutboxRecord> {
+    let step = &ctx.journey.steps[index];
+    let renderer = |what: &str, source: &str, data: &serde_json::Value| {
+        let name = if what == "html" {
+            html_name(source)
+        } else {
+            source.to_string()
+        };
+        Ok(render_text(ctx.templates, &name, data))
+    };
+    let recipients: Vec<Option<&Contact>> = match (&step.action, ctx.journey.file.audience) {
+        (Action::Email(_), Audience::Contacts) if ctx.contact.is_some() => vec![ctx.contact],
+        (Action::Email(email), _) => addressed(&ctx.state.contacts, email)
+            .into_iter()
+            .map(Some)
+            .collect(),
+        _ => vec![ctx.contact],
+    };
+    let key = format!("{}:{}", enrollment.id, step.id);
+    recipients
+        .into_iter()
+        .filter_map(|contact| {
+            let rendered = step_payload(
+                ctx.definitions,
+                &enrollment.journey_id,
+                step,
+                ctx.state,
+                contact,
+                &renderer,
+            );
+            // The lenient renderer never fails.
+            let (kind, payload) = rendered.ok().flatten()?;
+            let (key, contact_id) = match (kind, ctx.journey.file.audience, contact) {
+                ("email", Audience::Accounts, Some(c)) => (format!("{key}:{}", c.id), c.id.clone()),
+                ("email", _, Some(c)) => (key.clone(), c.id.clone()),
+                _ => (key.clone(), enrollment.contact_id.clone()),
+            };
+            Some(OutboxRecord {
+                idempotency_key: key,
+                enrollment_id: enrollment.id,
+                journey_id: enrollment.journey_id.clone(),
+                step_id: step.id.clone(),
+                kind: kind.into(),
+                account_id: enrollment.account_id.clone(),
+                contact_id,
+                payload,
+            })
+        })
+        .collect()
 }
 
 /// The contacts an account journey's mail goes to: those with one of its `to:` roles.
@@ -567,20 +599,19 @@ fn render_text(env: &Environment<'static>, name: &str, data: &serde_json::Value)
 }
 
 fn render_json(
-    env: &Environment<'static>,
-    value: serde_json::Value,
-    data: &serde_json::Value,
-) -> serde_json::Value {
-    match value {
-        serde_json::Value::String(s) => serde_json::Value::String(render_text(env, &s, data)),
+    text: &dyn Fn(&str, &str) -> Result<String, String>,
+    value: &serde_json::Value,
+) -> Result<serde_json::Value, String> {
+    Ok(match value {
+        serde_json::Value::String(s) => serde_json::Value::String(text("body", s)?),
         serde_json::Value::Array(items) => items
-            .into_iter()
-            .map(|v| render_json(env, v, data))
-            .collect(),
+            .iter()
+            .map(|v| render_json(text, v))
+            .collect::<Result<_, _>>()?,
         serde_json::Value::Object(map) => map
-            .into_iter()
-            .map(|(k, v)| (k, render_json(env, v, data)))
-            .collect(),
-        other => other,
-    }
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), render_json(text, v)?)))
+            .collect::<Result<_, String>>()?,
+        other => other.clone(),
+    })
 }

@@ -187,6 +187,41 @@ pub async fn explain_gives_the_engines_own_entry_verdict<S: Store>(store: S) {
     assert_eq!(report.enrolled, 0, "the engine does what explain said");
 }
 
+pub async fn preview_renders_what_the_engine_sends<S: Store>(store: S) {
+    let project = Project::new(&[("welcome", WELCOME)]);
+    customer(&store, "a1", 5000.0, 50.0, t0()).await;
+    send_event(&store, "a1", "account_created", t0()).await;
+    let definitions = project.definitions();
+    let engine = Engine::new(definitions.clone(), store);
+    engine.tick(t0()).await.expect("tick");
+    let records = engine.store().recent_outbox(10).await.expect("outbox");
+    let sent = &records[0].payload;
+    let preview = touchline::preview::preview(
+        &definitions,
+        engine.store(),
+        "welcome",
+        "hello",
+        "a1",
+        Some("a1-admin"),
+    )
+    .await
+    .expect("preview");
+    assert_eq!(preview.to, sent["to"].as_str().unwrap_or_default());
+    let parts: Vec<(&str, &str)> = preview
+        .parts
+        .iter()
+        .map(|(label, text)| (*label, text.as_str()))
+        .collect();
+    assert_eq!(
+        parts,
+        [
+            ("subject", sent["subject"].as_str().unwrap_or_default()),
+            ("text", sent["text"].as_str().unwrap_or_default()),
+        ]
+    );
+    assert_eq!(parts[0], ("subject", "Welcome, A1-ADMIN"));
+}
+
 pub async fn wait_until_times_out<S: Store>(store: S) {
     let project = Project::new(&[("rescue", RESCUE)]);
     customer(&store, "a1", 5000.0, 35.0, t0()).await;
