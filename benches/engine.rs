@@ -133,7 +133,7 @@ async fn bare_evaluation(
         let ids = engine.store().account_ids(&after, 500).await.expect("ids");
         let Some(last) = ids.last() else { break };
         after = last.clone();
-        let batch = engine.load_batch(&ids).await.expect("load");
+        let batch = engine.load_batch(&ids, now).await.expect("load");
         let started = Instant::now();
         let changes = engine
             .evaluate_loaded(batch, now, &mut report)

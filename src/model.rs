@@ -122,6 +122,11 @@ pub struct AccountState {
     pub tier: Option<String>,
     /// Bumped on every change to the account's inputs.
     pub data_version: i64,
+    /// When its latest metric value is dated (ms); later than a pass means the pass must
+    /// read the values as they were at its time.
+    pub metrics_latest_at: i64,
+    /// When data dated after the pass that read this state comes due (ms), if any.
+    pub next_change_at: Option<i64>,
     /// The account's contacts.
     pub contacts: Vec<Contact>,
 }

@@ -133,10 +133,10 @@ pub async fn explain<S: Store>(
     account_id: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<String>, StoreError> {
-    let Some(mut state) = store
-        .load_accounts(&[account_id.to_string()], true)
-        .await?
-        .pop()
+    let Some(mut state) =
+        crate::engine::as_of::load_accounts(store, &[account_id.to_string()], true, now)
+            .await?
+            .pop()
     else {
         return Ok(None);
     };

@@ -52,6 +52,11 @@ pub struct Config {
     /// The outbox worker.
     #[serde(default)]
     pub delivery: DeliverySettings,
+    /// How often an account is evaluated again while nothing about it changes, when rules
+    /// read the time (`now`, `days_since`, `days_until`): the longest a time-based condition
+    /// lags (default 1h).
+    #[serde(default)]
+    pub recheck_interval: Option<Spanned<DurationSpec>>,
 }
 
 /// Outbox worker settings.

@@ -59,6 +59,34 @@ impl Definitions {
     }
 }
 
+impl Definitions {
+    /// Every compiled rule: score formulas, tier rules, and each journey's conditions.
+    pub fn rules(&self) -> impl Iterator<Item = &crate::rules::Rule> {
+        let scores = self.scores.iter().map(|s| &s.rule);
+        let tiers = self.tiers.iter().filter_map(|t| t.rule.as_ref());
+        let journeys = self.journeys.values().flat_map(Journey::rules);
+        scores.chain(tiers).chain(journeys)
+    }
+}
+
+impl Journey {
+    /// The journey's conditions: segment, entry, goal, exit, waits and branches.
+    pub fn rules(&self) -> impl Iterator<Item = &crate::rules::Rule> {
+        let own = [
+            &self.segment_rule,
+            &self.entry_rule,
+            &self.goal_rule,
+            &self.exit_rule,
+        ];
+        let steps = self.steps.iter().flat_map(|step| match &step.action {
+            Action::WaitUntil { rule, .. } => vec![rule],
+            Action::Branch(arms) => arms.iter().filter_map(|(rule, _)| rule.as_ref()).collect(),
+            _ => Vec::new(),
+        });
+        own.into_iter().flatten().chain(steps)
+    }
+}
+
 /// Everything a project defines, compiled and checked.
 #[derive(Debug, Clone)]
 pub struct Definitions {

@@ -14,6 +14,7 @@
 //! Work is incremental: nothing is read for accounts that did not change and enrollments
 //! that are not due. Running a pass again at the same time finds nothing to do.
 
+pub mod as_of;
 pub mod context;
 pub mod journeys;
 pub mod scoring;
@@ -28,8 +29,8 @@ use rhai::Dynamic;
 use crate::clock::{from_millis, to_millis};
 use crate::definitions::journey::{Audience, Entry};
 use crate::definitions::{Definitions, Journey};
-use crate::model::{AccountState, Contact};
-use crate::rules::Bindings;
+use crate::model::{AccountState, Contact, Event};
+use crate::rules::{Bindings, Rule};
 use crate::store::{
     self, Changes, CursorMove, Enrollment, EnrollmentUpdate, NewEnrollment, Store, SubjectKey,
 };
@@ -41,7 +42,9 @@ pub const BATCH: usize = 500;
 
 const EVENTS_CURSOR: &str = "events_cursor";
 const FINGERPRINT: &str = "definitions_fingerprint";
-const EVALUATED_DAY: &str = "evaluated_day";
+/// How long an account may go unevaluated when rules read the time, unless
+/// `recheck_interval` says otherwise.
+const DEFAULT_RECHECK: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// What a pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -109,6 +112,8 @@ pub struct Engine<S: Store> {
     store: S,
     versions: Mutex<VersionCache>,
     templates: Environment<'static>,
+    /// How long an account may go unevaluated when rules read the time (`None`: no rule does).
+    time_recheck: Option<chrono::Duration>,
 }
 
 impl<S: Store> std::fmt::Debug for Engine<S> {
@@ -157,11 +162,20 @@ impl<S: Store> Engine<S> {
                 tracing::warn!("template does not compile: {error}");
             }
         }
+        let time_recheck = definitions.rules().any(Rule::reads_time).then(|| {
+            let interval = definitions
+                .config
+                .recheck_interval
+                .as_ref()
+                .map_or(DEFAULT_RECHECK, |d| d.value.0);
+            chrono::Duration::from_std(interval).unwrap_or(chrono::Duration::hours(1))
+        });
         Self {
             definitions,
             store,
             versions: Mutex::new(HashMap::new()),
             templates,
+            time_recheck,
         }
     }
 
@@ -188,7 +202,7 @@ impl<S: Store> Engine<S> {
         let mut report = PassReport::default();
         self.remember_versions(now).await?;
         report.full_reevaluation = self.reevaluate_if_definitions_changed().await?;
-        self.reevaluate_on_a_new_day(now).await?;
+        self.store.mark_due_rechecks(to_millis(now)).await?;
         let mut started = std::time::Instant::now();
         let mut lap = |report: &mut PassReport, phase: usize| {
             report.phase_ms[phase] = started.elapsed().as_millis() as u64;
@@ -226,19 +240,6 @@ impl<S: Store> Engine<S> {
                     versions.insert(key, Some(Arc::new(journey.clone())));
                 }
             }
-        }
-        Ok(())
-    }
-
-    /// Rules read the time (`now`, `days_since`, `days_until`), so their answers change
-    /// without any data changing: every account is re-evaluated once a day, at the first
-    /// pass of the day in the configured time zone.
-    async fn reevaluate_on_a_new_day(&self, now: DateTime<Utc>) -> Result<(), EngineError> {
-        let zone = self.definitions.config.timezone.value.0;
-        let today = now.with_timezone(&zone).date_naive().to_string();
-        if self.store.meta(EVALUATED_DAY).await?.as_deref() != Some(today.as_str()) {
-            self.store.mark_all_dirty().await?;
-            self.store.set_meta(EVALUATED_DAY, &today).await?;
         }
         Ok(())
     }
@@ -293,15 +294,14 @@ impl<S: Store> Engine<S> {
     async fn states_by_id<'a>(
         &self,
         account_ids: impl Iterator<Item = &'a str>,
+        now: DateTime<Utc>,
     ) -> Result<(Vec<String>, HashMap<String, AccountState>), EngineError> {
         let ids: Vec<String> = account_ids
             .map(String::from)
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
-        let states = self
-            .store
-            .load_accounts(&ids, true)
+        let states = as_of::load_accounts(&self.store, &ids, true, now)
             .await?
             .into_iter()
             .map(|s| (s.account.id.clone(), s))
@@ -350,6 +350,7 @@ impl<S: Store> Engine<S> {
             self.store.clone(),
             ids.clone(),
             self.contact_rules(),
+            now,
         ));
         let mut writing: Option<
             tokio::task::JoinHandle<Result<store::Applied, store::StoreError>>,
@@ -363,6 +364,7 @@ impl<S: Store> Engine<S> {
                     self.store.clone(),
                     ids.clone(),
                     self.contact_rules(),
+                    now,
                 ))
             });
             let changes = self.evaluate_loaded(batch, now, report).await?;
@@ -391,8 +393,12 @@ impl<S: Store> Engine<S> {
     }
 
     /// Reads what evaluating these accounts needs: their data, enrollments and entry edges.
-    pub async fn load_batch(&self, ids: &[String]) -> Result<LoadedBatch, EngineError> {
-        load_batch(self.store.clone(), ids.to_vec(), self.contact_rules()).await
+    pub async fn load_batch(
+        &self,
+        ids: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<LoadedBatch, EngineError> {
+        load_batch(self.store.clone(), ids.to_vec(), self.contact_rules(), now).await
     }
 
     /// Evaluates loaded accounts: scores, tier, goal and exit of running enrollments, and
@@ -420,13 +426,14 @@ impl<S: Store> Engine<S> {
             for error in &scored.errors {
                 tracing::warn!(account = %state.account.id, "{error}");
             }
-            let evaluation = scoring::evaluation(
+            let mut evaluation = scoring::evaluation(
                 &state.account.id,
                 state.data_version,
                 &state.scores,
                 state.tier.as_deref(),
                 &scored,
             );
+            evaluation.recheck_at = self.recheck_at(&state, now);
             report.evaluated += 1;
             // A first tier is recorded in the history but is not a change.
             report.tier_changes += u64::from(matches!(evaluation.tier_changed_from, Some(Some(_))));
@@ -462,6 +469,16 @@ impl<S: Store> Engine<S> {
             );
         }
         Ok(changes)
+    }
+
+    /// When to evaluate the account again while nothing about it changes: when data dated
+    /// later comes due, or after the recheck interval when rules read the time.
+    fn recheck_at(&self, state: &AccountState, now: DateTime<Utc>) -> Option<i64> {
+        let by_time = self.time_recheck.map(|interval| to_millis(now + interval));
+        match (state.next_change_at, by_time) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Entry conditions: enroll where (segment and condition) went from false to true.
@@ -520,6 +537,27 @@ impl<S: Store> Engine<S> {
                     .push(journey);
             }
         }
+        // Events read before their time (they wait in the store), whose time has come.
+        loop {
+            let due = self
+                .store
+                .due_future_events(to_millis(now), BATCH as i64)
+                .await?;
+            if due.is_empty() {
+                break;
+            }
+            let mut changes = Changes {
+                now: to_millis(now),
+                events_released: due.iter().map(|(seq, _)| *seq).collect(),
+                ..Changes::default()
+            };
+            let events: Vec<&Event> = due.iter().map(|(_, e)| e).collect();
+            self.enroll_on_events(&by_event, &events, now, &mut changes)
+                .await?;
+            report.events += due.len() as u64;
+            report.add(self.store.apply(&changes).await?);
+        }
+        // New events, in the order they arrived; those dated after the pass wait for their time.
         loop {
             let cursor = self.store.meta(EVENTS_CURSOR).await?;
             let after: i64 = cursor.as_deref().and_then(|c| c.parse().ok()).unwrap_or(0);
@@ -527,6 +565,7 @@ impl<S: Store> Engine<S> {
             let Some((last_seq, _)) = events.last() else {
                 break;
             };
+            let (ready, later): (Vec<_>, Vec<_>) = events.iter().partition(|(_, e)| e.at <= now);
             let mut changes = Changes {
                 now: to_millis(now),
                 cursor: Some(CursorMove {
@@ -534,60 +573,72 @@ impl<S: Store> Engine<S> {
                     from: cursor.clone(),
                     to: last_seq.to_string(),
                 }),
+                events_deferred: later
+                    .iter()
+                    .map(|(seq, e)| (*seq, to_millis(e.at)))
+                    .collect(),
                 ..Changes::default()
             };
-            report.events += events.len() as u64;
-            let relevant: Vec<_> = events
-                .iter()
-                .filter(|(_, e)| by_event.contains_key(e.name.as_str()))
-                .collect();
-            let (ids, states) = self
-                .states_by_id(relevant.iter().map(|(_, e)| e.account_id.as_str()))
+            let ready: Vec<&Event> = ready.iter().map(|(_, e)| e).collect();
+            self.enroll_on_events(&by_event, &ready, now, &mut changes)
                 .await?;
-            let enrollments = group_by_account(self.store.enrollments_of(&ids).await?);
-            // Each account's rule data is built once per batch, however many events it has.
-            let mut bindings_by_account: HashMap<&str, Bindings> = HashMap::new();
-            for (_, event) in relevant {
-                let Some(state) = states.get(&event.account_id) else {
-                    continue;
-                };
-                let bindings = bindings_by_account
-                    .entry(state.account.id.as_str())
-                    .or_insert_with(|| self.bindings(state, now));
-                let empty = Vec::new();
-                let existing = enrollments.get(&state.account.id).unwrap_or(&empty);
-                for journey in &by_event[event.name.as_str()] {
-                    let candidates: Vec<Option<&Contact>> =
-                        match (journey.file.audience, &event.contact_id) {
-                            (Audience::Contacts, Some(id)) => state
-                                .contacts
-                                .iter()
-                                .filter(|c| c.id == *id)
-                                .map(Some)
-                                .collect(),
-                            _ => subjects(journey, state),
-                        };
-                    let reason = format!(
-                        "event `{}` at {}",
-                        event.name,
-                        event.at.format("%Y-%m-%d %H:%M UTC")
-                    );
-                    self.enroll_if_eligible(
-                        journey,
-                        state,
-                        candidates,
-                        existing,
-                        bindings,
-                        now,
-                        &reason,
-                        &mut changes,
-                    );
-                }
-            }
+            report.events += ready.len() as u64;
             let applied = self.store.apply(&changes).await?;
             report.add(applied);
             if applied.cursor_lost {
                 continue;
+            }
+        }
+        Ok(())
+    }
+
+    /// Enrolls the subjects of these events into the journeys that start on them.
+    async fn enroll_on_events(
+        &self,
+        by_event: &HashMap<&str, Vec<&Journey>>,
+        events: &[&Event],
+        now: DateTime<Utc>,
+        changes: &mut Changes,
+    ) -> Result<(), EngineError> {
+        let relevant: Vec<&Event> = events
+            .iter()
+            .copied()
+            .filter(|e| by_event.contains_key(e.name.as_str()))
+            .collect();
+        let (ids, states) = self
+            .states_by_id(relevant.iter().map(|e| e.account_id.as_str()), now)
+            .await?;
+        let enrollments = group_by_account(self.store.enrollments_of(&ids).await?);
+        // Each account's rule data is built once per batch, however many events it has.
+        let mut bindings_by_account: HashMap<&str, Bindings> = HashMap::new();
+        for event in relevant {
+            let Some(state) = states.get(&event.account_id) else {
+                continue;
+            };
+            let bindings = bindings_by_account
+                .entry(state.account.id.as_str())
+                .or_insert_with(|| self.bindings(state, now));
+            let empty = Vec::new();
+            let existing = enrollments.get(&state.account.id).unwrap_or(&empty);
+            for journey in &by_event[event.name.as_str()] {
+                let candidates: Vec<Option<&Contact>> =
+                    match (journey.file.audience, &event.contact_id) {
+                        (Audience::Contacts, Some(id)) => state
+                            .contacts
+                            .iter()
+                            .filter(|c| c.id == *id)
+                            .map(Some)
+                            .collect(),
+                        _ => subjects(journey, state),
+                    };
+                let reason = format!(
+                    "event `{}` at {}",
+                    event.name,
+                    event.at.format("%Y-%m-%d %H:%M UTC")
+                );
+                self.enroll_if_eligible(
+                    journey, state, candidates, existing, bindings, now, &reason, changes,
+                );
             }
         }
         Ok(())
@@ -679,7 +730,7 @@ impl<S: Store> Engine<S> {
                 let Some(last) = ids.last() else { break };
                 after = last.clone();
                 let with_contacts = journey.file.audience == Audience::Contacts;
-                let states = self.store.load_accounts(&ids, with_contacts).await?;
+                let states = as_of::load_accounts(&self.store, &ids, with_contacts, now).await?;
                 let enrollments = group_by_account(self.store.enrollments_of(&ids).await?);
                 let mut changes = Changes {
                     now: to_millis(now),
@@ -728,7 +779,7 @@ impl<S: Store> Engine<S> {
                 break;
             }
             let (_, states) = self
-                .states_by_id(due.iter().map(|e| e.account_id.as_str()))
+                .states_by_id(due.iter().map(|e| e.account_id.as_str()), now)
                 .await?;
             let mut changes = Changes {
                 now: to_millis(now),
@@ -782,6 +833,7 @@ async fn load_batch<S: Store>(
     store: S,
     ids: Vec<String>,
     contact_rules: bool,
+    now: DateTime<Utc>,
 ) -> Result<LoadedBatch, EngineError> {
     let enrollments = group_by_account(store.enrollments_of(&ids).await?);
     let mut states = store.load_accounts(&ids, contact_rules).await?;
@@ -810,6 +862,7 @@ async fn load_batch<S: Store>(
             }
         }
     }
+    as_of::see_as_of(&store, &mut states, now).await?;
     Ok(LoadedBatch {
         states,
         enrollments,

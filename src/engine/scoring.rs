@@ -130,5 +130,6 @@ pub fn evaluation(
         changed_scores,
         tier: scored.tier.clone(),
         tier_changed_from,
+        recheck_at: None,
     }
 }

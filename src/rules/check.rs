@@ -125,6 +125,24 @@ fn chain(expr: &Expr) -> Vec<(String, Position)> {
     }
 }
 
+/// Whether a rule reads `now` or calls a helper that does.
+pub fn reads_time(ast: &AST) -> bool {
+    let mut found = false;
+    ast.walk(&mut |path: &[ASTNode]| {
+        match path.last() {
+            Some(ASTNode::Expr(Expr::Variable(var, ..))) if var.1.as_str() == "now" => found = true,
+            Some(ASTNode::Expr(Expr::FnCall(call, ..)))
+                if matches!(call.name.as_str(), "days_since" | "days_until") =>
+            {
+                found = true
+            }
+            _ => {}
+        }
+        !found
+    });
+    found
+}
+
 /// The account and contact fields a rule reads, as dotted paths (`metrics.logins_30d`,
 /// `contact.role`), following `let m = account.metrics;` aliases. For `explain`.
 pub fn reads(ast: &AST) -> Vec<String> {

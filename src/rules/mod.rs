@@ -90,6 +90,12 @@ pub struct Rule {
 }
 
 impl Rule {
+    /// Whether the rule reads the time (`now`, `days_since`, `days_until`), so its answer can
+    /// change while no data does.
+    pub fn reads_time(&self) -> bool {
+        check::reads_time(&self.ast)
+    }
+
     /// The account and contact fields the rule reads (`arr`, `metrics.logins_30d`, …).
     pub fn reads(&self) -> Vec<String> {
         check::reads(&self.ast)

@@ -128,6 +128,9 @@ pub struct Evaluation {
     pub tier: Option<(String, String)>,
     /// The previous tier, when the tier changed.
     pub tier_changed_from: Option<Option<String>>,
+    /// When to evaluate again even if nothing changes (ms): a value dated later coming due,
+    /// or rules that read the time.
+    pub recheck_at: Option<i64>,
 }
 
 /// A new enrollment.
@@ -214,6 +217,32 @@ pub struct Changes {
     /// A work cursor (kept in `meta`) that must move from `from` to `to` for this batch to
     /// count; if another process moved it first, the whole batch is dropped.
     pub cursor: Option<CursorMove>,
+    /// Events read before their time: (sequence number, time), kept until it comes.
+    pub events_deferred: Vec<(i64, i64)>,
+    /// Deferred events acted on now; if another process took one first, the whole batch is
+    /// dropped.
+    pub events_released: Vec<i64>,
+}
+
+/// Metric values as they were at a time: the latest per (account, metric), and per account
+/// when its next value is dated (ms).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MetricsAsOf {
+    /// The latest value of each metric at or before the time.
+    pub values: Vec<MetricValue>,
+    /// Per account, the time of its first value after the time.
+    pub next_at: Vec<(String, i64)>,
+}
+
+/// An account's logins around a time (ms).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginsAsOf {
+    /// The account.
+    pub account_id: String,
+    /// Its latest login at or before the time.
+    pub latest: Option<i64>,
+    /// Its first login after the time.
+    pub next: Option<i64>,
 }
 
 /// A compare-and-set move of a cursor kept in `meta`.
@@ -236,6 +265,8 @@ impl Changes {
             && self.edges_set.is_empty()
             && self.edges_cleared.is_empty()
             && self.cursor.is_none()
+            && self.events_deferred.is_empty()
+            && self.events_released.is_empty()
     }
 }
 
@@ -460,6 +491,28 @@ pub trait Store: Clone + Send + Sync + 'static {
         after: i64,
         limit: i64,
     ) -> impl Future<Output = Result<Vec<(i64, Event)>>> + Send;
+    /// Events a pass read before their time (see [`Changes::events_deferred`]) whose time
+    /// has come by `at`, earliest first.
+    fn due_future_events(
+        &self,
+        at: i64,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<(i64, Event)>>> + Send;
+    /// Each metric's latest value at or before `at` for these accounts, and per account the
+    /// time of its next value after `at`.
+    fn metrics_as_of(
+        &self,
+        account_ids: &[String],
+        at: i64,
+    ) -> impl Future<Output = Result<MetricsAsOf>> + Send;
+    /// Per account: its latest `login` event at or before `at`, and its next one after.
+    fn logins_as_of(
+        &self,
+        account_ids: &[String],
+        at: i64,
+    ) -> impl Future<Output = Result<Vec<LoginsAsOf>>> + Send;
+    /// Marks for evaluation the accounts whose `recheck_at` has come; how many.
+    fn mark_due_rechecks(&self, at: i64) -> impl Future<Output = Result<u64>> + Send;
     /// Claims one firing of a journey's schedule; false if it was claimed before.
     fn claim_cron_fire(
         &self,

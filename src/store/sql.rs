@@ -11,8 +11,8 @@ use sqlx::{QueryBuilder, Row};
 
 use super::{
     Applied, Changes, Count, DeliveryOutcome, DeliveryRow, Enrollment, Import, ImportOutcome,
-    LogEntry, NewTask, OutboxItem, OutboxRecord, Result, Store, StoreError, SubjectKey,
-    Suppression, Task, TaskWrite, TierChange, millis,
+    LogEntry, LoginsAsOf, MetricsAsOf, NewTask, OutboxItem, OutboxRecord, Result, Store,
+    StoreError, SubjectKey, Suppression, Task, TaskWrite, TierChange, millis,
 };
 use crate::clock::{from_millis, to_millis};
 use crate::model::{Account, AccountState, Contact, Event, MetricValue};
@@ -21,7 +21,7 @@ use crate::model::{Account, AccountState, Contact, Event, MetricValue};
 const CHUNK: usize = 500;
 
 const ACCOUNT_COLUMNS: &str = "id, name, plan, arr, mrr, industry, owner, timezone, goals, status, contract_start, \
-     contract_end, created_at, last_login_at, attributes, row_hash, metrics, scores, tier, data_version";
+     contract_end, created_at, last_login_at, attributes, row_hash, metrics, scores, tier, data_version, metrics_latest_at";
 
 const CONTACT_COLUMNS: &str = "id, account_id, email, name, first_name, role, locale, timezone, subscribed, created_at, last_login_at, attributes";
 
@@ -108,6 +108,20 @@ macro_rules! store_impl {
                 })
             }
 
+            fn event_row(row: &<$db as sqlx::Database>::Row) -> Result<(i64, Event)> {
+                Ok((
+                    row.try_get("seq")?,
+                    Event {
+                        key: row.try_get("event_key")?,
+                        account_id: row.try_get("account_id")?,
+                        contact_id: row.try_get("contact_id")?,
+                        name: row.try_get("name")?,
+                        at: from_millis(row.try_get("at")?),
+                        properties: from_json(&row.try_get::<String, _>("properties")?)?,
+                    },
+                ))
+            }
+
             fn contact(row: &<$db as sqlx::Database>::Row) -> Result<Contact> {
                 let time = |column: &str| -> Result<_> { Ok(row.try_get::<Option<i64>, _>(column)?.map(from_millis)) };
                 Ok(Contact {
@@ -151,6 +165,8 @@ macro_rules! store_impl {
                     scores: from_json(&row.try_get::<String, _>("scores")?)?,
                     tier: row.try_get("tier")?,
                     data_version: row.try_get("data_version")?,
+                    metrics_latest_at: row.try_get("metrics_latest_at")?,
+                    next_change_at: None,
                     contacts: Vec::new(),
                 })
             }
@@ -292,7 +308,8 @@ macro_rules! store_impl {
                 for chunk in ids.chunks(CHUNK) {
                     let sql = format!(
                         "UPDATE accounts SET data_version = data_version + 1, metrics = \
-                         (SELECT {} FROM account_metrics m WHERE m.account_id = accounts.id) WHERE id",
+                         (SELECT {} FROM account_metrics m WHERE m.account_id = accounts.id), \
+                         metrics_latest_at = (SELECT MAX(m.at) FROM account_metrics m WHERE m.account_id = accounts.id) WHERE id",
                         $metrics_json
                     );
                     let mut query = Self::in_list(&sql, chunk);
@@ -351,16 +368,46 @@ macro_rules! store_impl {
                 Ok(changed)
             }
 
+            /// Keeps events read before their time, and takes those acted on now; false when
+            /// another process took one of them first.
+            async fn apply_deferred_events(tx: &mut sqlx::Transaction<'_, $db>, changes: &Changes) -> Result<bool> {
+                for chunk in changes.events_deferred.chunks(CHUNK) {
+                    let mut query = QueryBuilder::<$db>::new("INSERT INTO future_events (seq, at) ");
+                    query.push_values(chunk, |mut row, (seq, at)| {
+                        row.push_bind(*seq).push_bind(*at);
+                    });
+                    query.push(" ON CONFLICT DO NOTHING");
+                    query.build().execute(&mut **tx).await?;
+                }
+                for chunk in changes.events_released.chunks(CHUNK) {
+                    let mut query = QueryBuilder::<$db>::new("DELETE FROM future_events WHERE seq IN (");
+                    let mut list = query.separated(", ");
+                    for seq in chunk {
+                        list.push_bind(*seq);
+                    }
+                    query.push(")");
+                    if query.build().execute(&mut **tx).await?.rows_affected() != chunk.len() as u64 {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            }
+
             /// Writes evaluations with one multi-row statement per chunk.
             async fn apply_evaluations(tx: &mut sqlx::Transaction<'_, $db>, changes: &Changes) -> Result<()> {
                 for chunk in changes.evaluations.chunks(CHUNK) {
-                    let mut query = QueryBuilder::<$db>::new("WITH v (id, scores, tier, tier_rule, version) AS (");
+                    let mut query = QueryBuilder::<$db>::new("WITH v (id, scores, tier, tier_rule, version, recheck_at) AS (");
                     query.push_values(chunk, |mut row, e| {
                         let (tier, rule) = e.tier.clone().unzip();
-                        row.push_bind(e.account_id.clone()).push_bind(to_json(&e.scores)).push_bind(tier).push_bind(rule).push_bind(e.data_version);
+                        row.push_bind(e.account_id.clone())
+                            .push_bind(to_json(&e.scores))
+                            .push_bind(tier)
+                            .push_bind(rule)
+                            .push_bind(e.data_version)
+                            .push_bind(e.recheck_at);
                     });
                     query.push(
-                        ") UPDATE accounts SET scores = v.scores, tier = v.tier, tier_rule = v.tier_rule, \
+                        ") UPDATE accounts SET scores = v.scores, tier = v.tier, tier_rule = v.tier_rule, recheck_at = v.recheck_at, \
                          evaluated_version = CASE WHEN accounts.evaluated_version > v.version \
                          THEN accounts.evaluated_version ELSE v.version END \
                          FROM v WHERE accounts.id = v.id",
@@ -659,21 +706,90 @@ macro_rules! store_impl {
                 .bind(limit)
                 .fetch_all(&self.pool)
                 .await?;
-                rows.iter()
-                    .map(|row| {
-                        Ok((
-                            row.try_get("seq")?,
-                            Event {
-                                key: row.try_get("event_key")?,
-                                account_id: row.try_get("account_id")?,
-                                contact_id: row.try_get("contact_id")?,
-                                name: row.try_get("name")?,
-                                at: from_millis(row.try_get("at")?),
-                                properties: from_json(&row.try_get::<String, _>("properties")?)?,
-                            },
-                        ))
-                    })
-                    .collect()
+                rows.iter().map(Self::event_row).collect()
+            }
+
+            async fn due_future_events(&self, at: i64, limit: i64) -> Result<Vec<(i64, Event)>> {
+                let rows = sqlx::query(
+                    "SELECT e.seq, e.event_key, e.account_id, e.contact_id, e.name, e.at, e.properties \
+                     FROM future_events f JOIN events e ON e.seq = f.seq \
+                     WHERE f.at <= $1 ORDER BY f.at, f.seq LIMIT $2",
+                )
+                .bind(at)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(Self::event_row).collect()
+            }
+
+            async fn metrics_as_of(&self, account_ids: &[String], at: i64) -> Result<MetricsAsOf> {
+                let mut out = MetricsAsOf::default();
+                for chunk in account_ids.chunks(CHUNK) {
+                    let mut query = QueryBuilder::<$db>::new(
+                        "SELECT h.account_id, h.name, h.value, h.at FROM metric_history h JOIN \
+                         (SELECT account_id, name, MAX(at) AS at FROM metric_history WHERE at <= ",
+                    );
+                    query.push_bind(at).push(" AND account_id IN (");
+                    let mut list = query.separated(", ");
+                    for id in chunk {
+                        list.push_bind(id.as_str());
+                    }
+                    query.push(
+                        ") GROUP BY account_id, name) l \
+                         ON h.account_id = l.account_id AND h.name = l.name AND h.at = l.at",
+                    );
+                    for row in query.build().fetch_all(&self.pool).await? {
+                        out.values.push(MetricValue {
+                            account_id: row.try_get("account_id")?,
+                            name: row.try_get("name")?,
+                            value: row.try_get("value")?,
+                            at: from_millis(row.try_get("at")?),
+                        });
+                    }
+                    let mut query = QueryBuilder::<$db>::new("SELECT account_id, MIN(at) AS next_at FROM metric_history WHERE at > ");
+                    query.push_bind(at).push(" AND account_id IN (");
+                    let mut list = query.separated(", ");
+                    for id in chunk {
+                        list.push_bind(id.as_str());
+                    }
+                    query.push(") GROUP BY account_id");
+                    for row in query.build().fetch_all(&self.pool).await? {
+                        out.next_at.push((row.try_get("account_id")?, row.try_get("next_at")?));
+                    }
+                }
+                Ok(out)
+            }
+
+            async fn logins_as_of(&self, account_ids: &[String], at: i64) -> Result<Vec<LoginsAsOf>> {
+                let mut out = Vec::new();
+                for chunk in account_ids.chunks(CHUNK) {
+                    let mut query = QueryBuilder::<$db>::new("SELECT account_id, MAX(CASE WHEN at <= ");
+                    query.push_bind(at).push(" THEN at END) AS latest, MIN(CASE WHEN at > ");
+                    query.push_bind(at).push(" THEN at END) AS next FROM events WHERE name = 'login' AND account_id IN (");
+                    let mut list = query.separated(", ");
+                    for id in chunk {
+                        list.push_bind(id.as_str());
+                    }
+                    query.push(") GROUP BY account_id");
+                    for row in query.build().fetch_all(&self.pool).await? {
+                        out.push(LoginsAsOf {
+                            account_id: row.try_get("account_id")?,
+                            latest: row.try_get("latest")?,
+                            next: row.try_get("next")?,
+                        });
+                    }
+                }
+                Ok(out)
+            }
+
+            async fn mark_due_rechecks(&self, at: i64) -> Result<u64> {
+                let result = sqlx::query(
+                    "UPDATE accounts SET data_version = data_version + 1, recheck_at = NULL WHERE recheck_at <= $1",
+                )
+                .bind(at)
+                .execute(&self.pool)
+                .await?;
+                Ok(result.rows_affected())
             }
 
             async fn claim_cron_fire(&self, journey_id: &str, fire_at: i64) -> Result<bool> {
@@ -720,6 +836,10 @@ macro_rules! store_impl {
                         tx.rollback().await?;
                         return Ok(Applied { cursor_lost: true, ..applied });
                     }
+                }
+                if !Self::apply_deferred_events(&mut tx, changes).await? {
+                    tx.rollback().await?;
+                    return Ok(Applied { cursor_lost: true, ..applied });
                 }
                 Self::apply_evaluations(&mut tx, changes).await?;
                 for chunk in changes.edges_set.chunks(CHUNK) {

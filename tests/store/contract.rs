@@ -49,6 +49,7 @@ fn evaluation(id: &str, data_version: i64) -> Evaluation {
         changed_scores: vec![("utilization".into(), 40.0)],
         tier: Some(("tech".into(), "tier rule 3 (tech): everyone else".into())),
         tier_changed_from: Some(None),
+        recheck_at: None,
     }
 }
 

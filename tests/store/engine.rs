@@ -468,21 +468,72 @@ pub async fn crontab_weekdays_fire_on_their_days<S: Store>(store: S) {
     assert_eq!(fired, expected);
 }
 
-pub async fn time_based_conditions_are_rechecked_daily<S: Store>(store: S) {
+pub async fn time_based_conditions_are_rechecked_within_the_hour<S: Store>(store: S) {
     let lapsed = "name: Lapsed\naudience: accounts\nentry: { condition: 'days_since(account.last_login_at) > 14' }\nsteps:\n  - id: ping\n    webhook: { endpoint: crm }\n";
     let project = Project::new(&[("lapsed", lapsed)]);
     customer(&store, "a1", 5000.0, 50.0, t0()).await;
-    send_event(&store, "a1", "login", t0() - days(10)).await;
+    // The last login turns 14 days old 20 minutes after t0.
+    let minutes = chrono::Duration::minutes;
+    send_event(&store, "a1", "login", t0() - days(14) + minutes(20)).await;
     let engine = Engine::new(project.definitions(), store);
     let report = engine.tick(t0()).await.expect("tick");
-    assert_eq!(report.enrolled, 0, "last login 10 days ago");
-    let report = engine
-        .tick(t0() + chrono::Duration::hours(3))
-        .await
-        .expect("tick");
-    assert_eq!(report.evaluated, 0, "nothing changed the same day");
-    // No data changes, but five days later the last login is 15 days old.
-    let report = engine.tick(t0() + days(5)).await.expect("tick");
+    assert_eq!(report.enrolled, 0, "last login not quite 14 days ago");
+    let report = engine.tick(t0() + minutes(30)).await.expect("tick");
+    assert_eq!(
+        report.evaluated, 0,
+        "nothing changed, and the hour is not over"
+    );
+    // No data changes, but within the hour (the default recheck interval) it is noticed.
+    let report = engine.tick(t0() + minutes(60)).await.expect("tick");
     assert_eq!((report.evaluated, report.enrolled), (1, 1), "{report:?}");
     assert_eq!(outbox(engine.store()).await, ["lapsed/ping webhook "]);
+    let report = engine.tick(t0() + minutes(90)).await.expect("tick");
+    assert_eq!(
+        report.evaluated, 0,
+        "the next check is an hour after the last"
+    );
+}
+
+pub async fn a_pass_sees_only_data_dated_at_or_before_it<S: Store>(store: S) {
+    let project = Project::new(&[("welcome", WELCOME)]);
+    customer(&store, "a1", 5000.0, 50.0, t0()).await;
+    // Usage 50 now, 10 in ten days; the account is created (an event) in twenty days.
+    set_usage(&store, "a1", 10.0, t0() + days(10)).await;
+    send_event(&store, "a1", "account_created", t0() + days(20)).await;
+    let definitions = project.definitions();
+    let engine = Engine::new(definitions.clone(), store);
+    let report = engine.tick(t0() + days(1)).await.expect("tick");
+    assert_eq!(report.enrolled, 0, "the event has not happened yet");
+    let tier = |text: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with("utilization"))
+            .map(|l| l.split_whitespace().nth(1).unwrap_or_default().to_string())
+    };
+    let explain = |at| {
+        let definitions = definitions.clone();
+        let store = engine.store().clone();
+        async move {
+            touchline::report::explain(&store, &definitions, "a1", at)
+                .await
+                .expect("explain")
+                .expect("account")
+        }
+    };
+    assert_eq!(tier(&explain(t0() + days(5)).await).as_deref(), Some("50"));
+    assert_eq!(tier(&explain(t0() + days(11)).await).as_deref(), Some("10"));
+    // The later value comes due without any new import: the account is evaluated again.
+    let report = engine.tick(t0() + days(10)).await.expect("tick");
+    assert_eq!(
+        (report.evaluated, report.tier_changes),
+        (1, 1),
+        "{report:?}"
+    );
+    let report = engine.tick(t0() + days(20)).await.expect("tick");
+    assert_eq!((report.events, report.enrolled), (1, 1), "{report:?}");
+    assert_eq!(
+        outbox(engine.store()).await,
+        ["welcome/hello email a1-admin"]
+    );
+    let report = engine.tick(t0() + days(21)).await.expect("tick");
+    assert_eq!((report.events, report.enrolled), (0, 0), "{report:?}");
 }
