@@ -2,6 +2,7 @@
 //! the whole program in-process.
 
 use std::ffi::OsString;
+use std::io::IsTerminal;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -167,10 +168,9 @@ pub enum Command {
 pub enum DeliveryAction {
     /// List records.
     List {
-        /// `pending`, `sending`, `sent`, `failed`, `dead`, or `all` (default: the ones that
-        /// need attention: pending, failed, dead).
-        #[arg(long)]
-        status: Option<String>,
+        /// Which records (default: the ones that need attention: pending, failed, dead).
+        #[arg(long, value_enum)]
+        status: Option<DeliveryStatusFilter>,
         /// Most records to show.
         #[arg(long, default_value_t = 50)]
         limit: i64,
@@ -223,9 +223,9 @@ pub enum TaskAction {
         /// Only this CSM's tasks.
         #[arg(long)]
         csm: Option<String>,
-        /// `open` (default), `done` or `all`.
-        #[arg(long, default_value = "open")]
-        status: String,
+        /// Which tasks.
+        #[arg(long, value_enum, default_value_t = TaskStatusFilter::Open)]
+        status: TaskStatusFilter,
     },
     /// Mark a task done.
     Done {
@@ -239,6 +239,62 @@ pub enum TaskAction {
         /// The CSM's id.
         csm: String,
     },
+}
+
+/// Which records `touchline deliveries list` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DeliveryStatusFilter {
+    /// Waiting for their time (a retry, a send window, the frequency cap).
+    Pending,
+    /// Being delivered now.
+    Sending,
+    /// Delivered.
+    Sent,
+    /// Not sent on purpose (suppressed, over the frequency cap).
+    Skipped,
+    /// Failed for good.
+    Failed,
+    /// Out of attempts.
+    Dead,
+    /// Every record.
+    All,
+}
+
+impl DeliveryStatusFilter {
+    /// The stored statuses it selects.
+    pub fn stored(self) -> &'static [&'static str] {
+        match self {
+            Self::Pending => &["pending"],
+            Self::Sending => &["sending"],
+            Self::Sent => &["sent"],
+            Self::Skipped => &["skipped"],
+            Self::Failed => &["failed"],
+            Self::Dead => &["dead"],
+            Self::All => &["pending", "sending", "sent", "skipped", "failed", "dead"],
+        }
+    }
+}
+
+/// Which tasks `touchline tasks list` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TaskStatusFilter {
+    /// Open tasks.
+    Open,
+    /// Done tasks.
+    Done,
+    /// Every task.
+    All,
+}
+
+impl TaskStatusFilter {
+    /// The stored status to filter on (`None`: all).
+    pub fn stored(self) -> Option<&'static str> {
+        match self {
+            Self::Open => Some("open"),
+            Self::Done => Some("done"),
+            Self::All => None,
+        }
+    }
 }
 
 /// Output format for `validate`.
@@ -260,7 +316,17 @@ pub fn run(
         Ok(cli) => cli,
         Err(error) => {
             let code = if error.use_stderr() { 2 } else { 0 };
-            let text = error.render().ansi().to_string();
+            let terminal = if code == 0 {
+                std::io::stdout().is_terminal()
+            } else {
+                std::io::stderr().is_terminal()
+            };
+            let rendered = error.render();
+            let text = if colour(terminal) {
+                rendered.ansi().to_string()
+            } else {
+                rendered.to_string()
+            };
             let _ = if code == 0 {
                 write!(out, "{text}")
             } else {
@@ -380,12 +446,24 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 }
 
 /// Logs go to stderr; `RUST_LOG` overrides the level (info for `run`, warnings otherwise).
+/// Whether to colour output going to a terminal (`terminal`) or elsewhere: `NO_COLOR` turns
+/// colour off, `CLICOLOR_FORCE` on even into a pipe or file (<https://no-color.org>,
+/// <https://bixense.com/clicolors/>).
+pub fn colour(terminal: bool) -> bool {
+    let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty() && v != "0");
+    if set("CLICOLOR_FORCE") {
+        return true;
+    }
+    terminal && !set("NO_COLOR")
+}
+
 fn init_logging(service: bool) {
     let default = if service { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour(std::io::stderr().is_terminal()))
         .with_writer(std::io::stderr)
         .try_init();
 }

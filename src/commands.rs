@@ -276,20 +276,9 @@ async fn deliveries<S: Store>(
         limit: 50,
     }) {
         DeliveryAction::List { status, limit } => {
-            const ALL: [&str; 6] = ["pending", "sending", "sent", "skipped", "failed", "dead"];
-            let statuses: Vec<&str> = match status.as_deref() {
-                None => vec!["pending", "failed", "dead"],
-                Some("all") => ALL.to_vec(),
-                Some(one) if ALL.contains(&one) => vec![one],
-                Some(other) => {
-                    return Err(format!(
-                        "unknown status `{other}`; use one of {}, or all",
-                        ALL.join(", ")
-                    ));
-                }
-            };
+            let statuses: &[&str] = status.map_or(&["pending", "failed", "dead"], |s| s.stored());
             let rows = store
-                .deliveries(&statuses, limit)
+                .deliveries(statuses, limit)
                 .await
                 .map_err(|e| e.to_string())?;
             for row in &rows {
@@ -434,12 +423,11 @@ async fn tasks<S: Store>(
     let now = crate::clock::to_millis(ctx.clock.now());
     match action.unwrap_or(TaskAction::List {
         csm: None,
-        status: "open".into(),
+        status: crate::cli::TaskStatusFilter::Open,
     }) {
         TaskAction::List { csm, status } => {
-            let status = (status != "all").then_some(status);
             let mut tasks = store
-                .tasks(csm.as_deref(), status.as_deref())
+                .tasks(csm.as_deref(), status.stored())
                 .await
                 .map_err(|e| e.to_string())?;
             // Grouped by CSM (unassigned last), oldest first within each.

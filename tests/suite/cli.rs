@@ -444,3 +444,56 @@ fn preview_renders_a_step_strictly_and_sends_a_test_once() {
         mails[0]
     );
 }
+
+#[test]
+fn a_misspelt_status_is_refused_with_the_choices() {
+    let project = Project::new();
+    for args in [
+        &["tasks", "list", "--status", "opne"][..],
+        &["deliveries", "list", "--status", "faild"][..],
+    ] {
+        let output = touchline(&project, args);
+        assert_eq!(output.code, 2, "{args:?}: {}", output.stderr);
+        assert!(output.stdout.is_empty(), "{}", output.stdout);
+        assert!(
+            output
+                .stderr
+                .contains(&format!("invalid value '{}'", args[3])),
+            "{}",
+            output.stderr
+        );
+        assert!(
+            output.stderr.contains("a similar value exists"),
+            "{}",
+            output.stderr
+        );
+    }
+}
+
+#[test]
+fn help_and_errors_into_a_pipe_have_no_colour_codes_unless_forced() {
+    let project = Project::new();
+    let run = |args: &[&str], force: bool| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_touchline"));
+        command.args(args).current_dir(project.root());
+        command.env_remove("CLICOLOR_FORCE").env_remove("NO_COLOR");
+        if force {
+            command.env("CLICOLOR_FORCE", "1");
+        }
+        let output = command.output().expect("touchline runs");
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    };
+    for args in [&["--help"][..], &["tasks", "list", "--status", "opne"][..]] {
+        let plain = run(args, false);
+        assert!(plain.contains("tasks") || plain.contains("opne"), "{plain}");
+        assert!(!plain.contains('\u{1b}'), "{args:?}: {plain:?}");
+        assert!(
+            run(args, true).contains('\u{1b}'),
+            "{args:?} with CLICOLOR_FORCE"
+        );
+    }
+}
