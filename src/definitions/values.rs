@@ -259,8 +259,15 @@ impl JsonSchema for TimeZone {
 pub struct HourRange {
     /// Opening time (inclusive).
     pub start: NaiveTime,
-    /// Closing time (exclusive).
-    pub end: NaiveTime,
+    /// Closing time (exclusive); `None` for `24:00`, the end of the day.
+    pub end: Option<NaiveTime>,
+}
+
+impl HourRange {
+    /// Whether a local time of day is inside the range.
+    pub fn contains(&self, time: NaiveTime) -> bool {
+        time >= self.start && self.end.is_none_or(|end| time < end)
+    }
 }
 
 impl FromStr for HourRange {
@@ -270,8 +277,12 @@ impl FromStr for HourRange {
         let invalid = || format!("invalid hours `{text}`: write them like `09:00-17:00`");
         let (start, end) = text.split_once('-').ok_or_else(invalid)?;
         let time = |t: &str| NaiveTime::parse_from_str(t.trim(), "%H:%M").map_err(|_| invalid());
-        let (start, end) = (time(start)?, time(end)?);
-        if start >= end {
+        let start = time(start)?;
+        let end = match end.trim() {
+            "24:00" => None,
+            end => Some(time(end)?),
+        };
+        if end.is_some_and(|end| start >= end) {
             return Err(format!(
                 "invalid hours `{text}`: the window must open before it closes"
             ));
@@ -289,7 +300,7 @@ impl JsonSchema for HourRange {
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({
             "type": "string",
-            "description": "Local opening hours, e.g. `09:00-17:00`.",
+            "description": "Local opening hours, e.g. `09:00-17:00`; `00:00-24:00` is the whole day.",
             "pattern": "^[0-2][0-9]:[0-5][0-9]-[0-2][0-9]:[0-5][0-9]$"
         })
     }

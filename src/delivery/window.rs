@@ -37,7 +37,7 @@ fn opening_of(now: DateTime<Utc>, zone: Tz, window: &SendWindow) -> Option<DateT
     let local = now.with_timezone(&zone);
     let allowed = |date: NaiveDate| window.days.iter().any(|d| d.to_chrono() == date.weekday());
     let time = local.time();
-    if allowed(local.date_naive()) && time >= window.hours.start && time < window.hours.end {
+    if allowed(local.date_naive()) && window.hours.contains(time) {
         return Some(now);
     }
     let first_day = if time < window.hours.start { 0 } else { 1 };
@@ -163,6 +163,24 @@ mod tests {
             &[&early],
         );
         assert_eq!(next, Some(utc(2026, 3, 8, 7, 0)));
+    }
+
+    #[test]
+    fn a_whole_day_window_holds_only_on_other_days() {
+        let weekend = SendWindow {
+            days: vec![Weekday::Sat, Weekday::Sun],
+            hours: "00:00-24:00".parse().expect("hours"),
+        };
+        // Saturday 23:59 UTC goes at once; Friday 23:30 waits for Saturday 00:00.
+        let saturday = utc(2026, 11, 28, 23, 59);
+        assert_eq!(next_opening(saturday, chrono_tz::UTC, &[&weekend]), None);
+        let friday = utc(2026, 11, 27, 23, 30);
+        assert_eq!(
+            next_opening(friday, chrono_tz::UTC, &[&weekend]),
+            Some(utc(2026, 11, 28, 0, 0))
+        );
+        assert!("09:00-24:30".parse::<HourRange>().is_err());
+        assert!("17:00-09:00".parse::<HourRange>().is_err());
     }
 
     #[test]
