@@ -1110,7 +1110,7 @@ macro_rules! store_impl {
                 };
                 let outbox_key: String = held.try_get("idempotency_key")?;
                 let updated = sqlx::query(
-                    "UPDATE tasks SET title = $2, description = $3, priority = $4, due_at = $5, reason = $6, \
+                    "UPDATE tasks SET title = $2, description = $3, priority = $4, due_at = COALESCE(due_at, $5), reason = $6, \
                      updated_at = $7, outbox_key = $8 WHERE dedupe_key = $1 AND status = 'open' RETURNING id",
                 )
                 .bind(&task.dedupe_key)

@@ -112,6 +112,8 @@ pub async fn an_open_task_is_updated_not_duplicated<S: Store>(store: S) {
     );
     engine.tick(t0()).await.expect("tick");
     deliverer.deliver_due(t0()).await.expect("deliver");
+    let first_due = store.tasks(None, None).await.expect("tasks")[0].task.due_at;
+    assert!(first_due.is_some());
     // The same account re-enters two days later while its first task is still open.
     send_event(&store, "a1", "account_created", t0() + days(2)).await;
     engine.tick(t0() + days(2)).await.expect("tick");
@@ -124,7 +126,12 @@ pub async fn an_open_task_is_updated_not_duplicated<S: Store>(store: S) {
         (0, 1),
         "{report:?}"
     );
-    assert_eq!(store.tasks(None, None).await.expect("tasks").len(), 1);
+    let tasks = store.tasks(None, None).await.expect("tasks");
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(
+        tasks[0].task.due_at, first_due,
+        "an ignored task keeps its first due date, so it becomes overdue"
+    );
     // Once done, the next one is a new task.
     let id = store.tasks(None, None).await.expect("tasks")[0].id;
     assert!(
