@@ -96,6 +96,16 @@ pub fn template_data(
     data
 }
 
+/// A number as templates print it: whole numbers without a decimal point (`1400`, not
+/// `1400.0`), others as they are. Scores are rounded before they get here.
+fn number(value: f64) -> serde_json::Value {
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        serde_json::json!(value as i64)
+    } else {
+        serde_json::json!(value)
+    }
+}
+
 fn strip_nulls(value: &mut serde_json::Value) {
     if let serde_json::Value::Object(map) = value {
         map.retain(|_, v| !v.is_null());
@@ -112,13 +122,13 @@ fn template_data_with_nulls(
     let date = |t: Option<DateTime<Utc>>| t.map(|t| t.format("%Y-%m-%d").to_string());
     serde_json::json!({
         "account": {
-            "id": a.id, "name": a.name, "plan": a.plan, "arr": a.arr, "mrr": a.mrr,
+            "id": a.id, "name": a.name, "plan": a.plan, "arr": a.arr.map(number), "mrr": a.mrr.map(number),
             "industry": a.industry, "owner": a.owner, "timezone": a.timezone, "goals": a.goals,
             "status": a.status, "contract_start": date(a.contract_start), "contract_end": date(a.contract_end),
             "created_at": date(a.created_at), "last_login_at": date(a.last_login_at),
             "tier": state.tier,
-            "scores": state.scores.iter().map(|(k, v)| (k.clone(), serde_json::json!(v.round()))).collect::<serde_json::Map<_, _>>(),
-            "metrics": state.metrics,
+            "scores": state.scores.iter().map(|(k, v)| (k.clone(), number(v.round()))).collect::<serde_json::Map<_, _>>(),
+            "metrics": state.metrics.iter().map(|(k, v)| (k.clone(), number(*v))).collect::<serde_json::Map<_, _>>(),
             "attributes": a.attributes,
         },
         "contact": contact.map(|c| serde_json::json!({
@@ -127,4 +137,36 @@ fn template_data_with_nulls(
         })),
         "owner": owner.map(|o| serde_json::json!({ "id": o.id.value, "name": o.name, "email": o.email })),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Account;
+
+    #[test]
+    fn templates_print_whole_numbers_without_decimals() {
+        let state = AccountState {
+            account: Account {
+                arr: Some(12000.0),
+                mrr: Some(1000.5),
+                ..Account::default()
+            },
+            scores: [("utilization".to_string(), 23.4)].into(),
+            metrics: [("logins".to_string(), 1400.0), ("ratio".to_string(), 0.25)].into(),
+            ..AccountState::default()
+        };
+        let data = template_data(&state, None, None);
+        let mut env = minijinja::Environment::new();
+        env.add_template(
+            "t",
+            "{{ account.scores.utilization }} {{ account.metrics.logins }} {{ account.metrics.ratio }} {{ account.arr }} {{ account.mrr }}",
+        )
+        .expect("template");
+        let text = env
+            .get_template("t")
+            .and_then(|t| t.render(&data))
+            .expect("render");
+        assert_eq!(text, "23 1400 0.25 12000 1000.5");
+    }
 }
