@@ -90,6 +90,9 @@ async fn assign<S: Store>(
         )),
         Some("round_robin") if !pool.is_empty() => {
             let pool_name = assign["pool"].as_str().unwrap_or_default();
+            // The turn is taken before the task is written: a crash in between passes one
+            // CSM over once (the rotation stays fair within one task); the task itself is
+            // still written exactly once, when the record is delivered again.
             let turn = store
                 .next_counter(&format!("round_robin:{pool_name}"))
                 .await?;
