@@ -32,16 +32,19 @@ pub struct Options {
     pub token: Option<String>,
 }
 
-/// Files whose change means the definitions must be reloaded: their paths, sizes and
-/// modification times.
-fn stamp(root: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
-    let mut files = vec![root.join(definitions::CONFIG_FILE)];
-    for folder in ["journeys", "scripts", "templates"] {
-        if let Ok(entries) = std::fs::read_dir(root.join(folder)) {
-            files.extend(entries.filter_map(|e| e.ok().map(|e| e.path())));
+/// Files whose change means the definitions must be reloaded — every file they were read
+/// from, and the files in the folders they were listed from — with sizes and modification
+/// times.
+fn stamp(watched: &[PathBuf]) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+    let mut files: Vec<PathBuf> = Vec::new();
+    for path in watched {
+        match std::fs::read_dir(path) {
+            Ok(entries) => files.extend(entries.filter_map(|e| e.ok().map(|e| e.path()))),
+            Err(_) => files.push(path.clone()),
         }
     }
     files.sort();
+    files.dedup();
     files
         .into_iter()
         .map(|path| {
@@ -125,12 +128,8 @@ pub async fn run<S: Store>(
         tokio::spawn(async move { serve.await })
     };
 
-    let root = options
-        .config_path
-        .parent()
-        .unwrap_or(Path::new("."))
-        .to_path_buf();
-    let mut files = stamp(&root);
+    let mut watched = definitions.watched.clone();
+    let mut files = stamp(&watched);
     let outbox_dir = crate::delivery::outbox_dir(&definitions);
     let mut engine = Engine::new(definitions.clone(), store.clone());
     let mut deliverer = Deliverer::new(definitions, store.clone(), outbox_dir);
@@ -156,14 +155,21 @@ pub async fn run<S: Store>(
             _ = tokio::time::sleep(options.interval) => {}
             _ = wake.notified() => {}
         }
-        let current = stamp(&root);
+        let current = stamp(&watched);
         if current != files {
             files = current;
             match reload(&options.config_path) {
                 Ok(definitions) => {
+                    // A new script or template folder is watched from now on.
+                    watched = definitions.watched.clone();
+                    files = stamp(&watched);
                     tracing::info!(
-                        "definitions changed: reloaded {} journeys",
-                        definitions.journeys.len()
+                        "definitions changed: reloaded {}",
+                        crate::text::count(
+                            definitions.journeys.len() as u64,
+                            "journey",
+                            "journeys"
+                        )
                     );
                     let definitions = Arc::new(definitions);
                     let outbox_dir = crate::delivery::outbox_dir(&definitions);

@@ -163,6 +163,11 @@ impl SourceMap {
         crate::definitions::compile::content_hash(&joined)
     }
 
+    /// The paths of every file read.
+    pub fn paths(&self) -> impl Iterator<Item = &Path> {
+        self.files.keys().map(PathBuf::as_path)
+    }
+
     /// Line `line` (1-based) of `path`.
     pub fn line(&self, path: &Path, line: usize) -> Option<&str> {
         self.get(path)?.lines().nth(line.checked_sub(1)?)

@@ -134,13 +134,14 @@ fn load_with(config_path: &Path, display_root: &Path, extra_journey: Option<&Pat
     let definitions = match (config, compiled) {
         (Some(config), Some(compiled)) if !has_errors => Some(Definitions {
             root,
-            config,
             scores: compiled.scores,
             tiers: compiled.tiers,
             journeys: compiled.journeys,
             templates,
             template_files,
             engine,
+            watched: reader.watched(&config),
+            config,
             fingerprint: reader.sources.fingerprint(),
         }),
         _ => None,
@@ -162,6 +163,24 @@ struct Reader {
 impl Reader {
     fn display(&self, relative: &Path) -> PathBuf {
         self.display_root.join(relative)
+    }
+
+    /// The files read (their shown paths are under the display root) and the folders new
+    /// journeys and templates appear in.
+    fn watched(&self, config: &Config) -> Vec<PathBuf> {
+        let templates = config.email.templates.as_deref().unwrap_or("templates");
+        let mut paths: Vec<PathBuf> = self
+            .sources
+            .paths()
+            .map(|shown| {
+                let relative = shown.strip_prefix(&self.display_root).unwrap_or(shown);
+                self.root.join(relative)
+            })
+            .chain([self.root.join("journeys"), self.root.join(templates)])
+            .collect();
+        paths.sort();
+        paths.dedup();
+        paths
     }
 
     fn read(&mut self, path: &Path, shown: &Path) -> Option<String> {

@@ -108,4 +108,7 @@ pub struct Definitions {
     pub engine: Arc<RuleEngine>,
     /// A hash of every definitions file: when it changes, every account is re-evaluated.
     pub fingerprint: String,
+    /// Every file the definitions were read from, and the folders whose new files would
+    /// join them (journeys, templates): what `touchline run` watches for edits.
+    pub watched: Vec<PathBuf>,
 }

@@ -176,7 +176,7 @@ fn the_service_takes_data_over_http_and_stops_cleanly() {
         journey_with_steps("  - wait: 1d\n"),
     )
     .expect("write");
-    service.wait_for("definitions changed: reloaded 1 journeys");
+    service.wait_for("definitions changed: reloaded 1 journey");
 
     let killed = Command::new("kill")
         .args(["-TERM", &service.child.id().to_string()])

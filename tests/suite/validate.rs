@@ -1,6 +1,6 @@
 //! Every kind of definitions error, with its message and exact position.
 
-use crate::common::{Project, assert_diagnostics, journey_with_steps};
+use crate::common::{CONFIG, Project, assert_diagnostics, journey_with_steps};
 
 #[test]
 fn the_bundled_example_project_is_valid() {
@@ -405,5 +405,48 @@ fn templates_reading_unknown_fields_fail_validation() {
             "  help: expected one of `account`, `contact`, `owner`",
             "templates/welcome.yaml:6:8: error: template does not compile: unexpected end of block",
         ],
+    );
+}
+
+#[test]
+fn every_file_the_definitions_read_is_watched() {
+    let config = CONFIG.replace(
+        "utilization: { script: scripts/utilization.rhai }",
+        "utilization: { script: formulas/utilization.rhai }",
+    ) + "email:\n  templates: mail\n";
+    let project = Project::new()
+        .file("touchline.yaml", &config)
+        .file(
+            "formulas/utilization.rhai",
+            "let m = account.metrics;\nratio(m.logins, 10) * 100.0\n",
+        )
+        .file("mail/welcome.yaml", "subject: Hi\ntext: Hello\n")
+        .journey(
+            "hello",
+            &journey_with_steps("  - email: { template: welcome }\n"),
+        );
+    let loaded = project.load();
+    let definitions = loaded.definitions.expect("valid");
+    let mut watched: Vec<String> = definitions
+        .watched
+        .iter()
+        .map(|p| {
+            p.strip_prefix(project.root())
+                .unwrap_or(p)
+                .display()
+                .to_string()
+        })
+        .collect();
+    watched.sort();
+    assert_eq!(
+        watched,
+        [
+            "formulas/utilization.rhai",
+            "journeys",
+            "journeys/hello.yaml",
+            "mail",
+            "mail/welcome.yaml",
+            "touchline.yaml",
+        ]
     );
 }
