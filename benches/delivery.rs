@@ -6,7 +6,7 @@
 //! sinks accept, in the same run, from a bare client (lettre with the same pool, reqwest with
 //! the same signing) at the same concurrency.
 
-#[path = "../tests/store/smtp_sink.rs"]
+#[path = "../tests/support/smtp_sink.rs"]
 mod smtp_sink;
 #[path = "../tests/support/webhook_sink.rs"]
 mod webhook_sink;

@@ -9,6 +9,7 @@ mod crash;
 mod delivery;
 mod engine;
 mod fixture;
+#[path = "../support/smtp_sink.rs"]
 mod smtp_sink;
 #[path = "../support/webhook_sink.rs"]
 mod webhook_sink;

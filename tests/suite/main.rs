@@ -1,6 +1,8 @@
 //! touchline's integration tests, in one test binary.
 
 mod common;
+#[path = "../support/smtp_sink.rs"]
+mod smtp_sink;
 #[path = "../support/webhook_sink.rs"]
 mod webhook_sink;
 

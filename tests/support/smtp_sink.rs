@@ -64,12 +64,19 @@ async fn session(stream: impl AsyncRead + AsyncWrite + Unpin, received: Inbox) {
         } else if upper.starts_with("DATA") {
             let _ = write.write_all(b"354 go ahead\r\n").await;
             let mut data = String::new();
+            let mut complete = false;
             while let Ok(Some(line)) = lines.next_line().await {
                 if line == "." {
+                    complete = true;
                     break;
                 }
                 data.push_str(&line);
                 data.push('\n');
+            }
+            // A client that died mid-message sent nothing: a server only queues what ends
+            // with the final dot.
+            if !complete {
+                break;
             }
             received.lock().expect("inbox").push(data);
             b"250 2.0.0 queued\r\n"
