@@ -204,6 +204,7 @@ fn retry_after(response: &reqwest::Response) -> Option<Duration> {
     let wait = match value.trim().parse::<u64>() {
         Ok(seconds) => Duration::from_secs(seconds),
         Err(_) => {
+            // An HTTP date is the receiver's wall clock; compare it with ours.
             let at = chrono::DateTime::parse_from_rfc2822(value.trim()).ok()?;
             (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
                 .to_std()
@@ -281,6 +282,8 @@ impl WebhookChannel {
             return Attempt::Permanent(refusal);
         }
         let body = serde_json::to_vec(body).unwrap_or_default();
+        // The wall clock, not the pass's: receivers reject a signature whose timestamp is
+        // far from their own clock (replay protection), whatever time touchline simulates.
         let timestamp = chrono::Utc::now().timestamp();
         let mut request = endpoint
             .client
