@@ -122,7 +122,7 @@ pub async fn webhooks_are_signed_and_retried_with_the_same_id<S: Store>(store: S
     );
     assert_eq!(
         received[0].body,
-        serde_json::json!({ "account": "a1", "arr": "5000.0" })
+        serde_json::json!({ "account": "a1", "arr": "5000" })
     );
     assert_eq!(sink.accepted_ids().len(), 1);
     assert!(
