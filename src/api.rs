@@ -21,7 +21,7 @@ use tokio::sync::Notify;
 
 use crate::delivery::unsubscribe::{TokenError, UnsubscribeKey};
 use crate::ingest::{self, Kind};
-use crate::store::{Store, Suppression, Task};
+use crate::store::{Store, Suppression};
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
@@ -37,8 +37,8 @@ pub struct ApiState<S: Store> {
     pub wake: Arc<Notify>,
     /// Checks unsubscribe tokens.
     pub unsubscribe: UnsubscribeKey,
-    /// Ids of the CSMs in touchline.yaml (tasks can be reassigned to these).
-    pub csms: Vec<String>,
+    /// The settings: the CSMs tasks can be reassigned to, and their names.
+    pub config: Arc<crate::definitions::Config>,
     /// Where "now" comes from (times stored, link expiry).
     pub clock: Arc<dyn crate::clock::Clock>,
 }
@@ -152,7 +152,7 @@ async fn store_objects<S: Store>(
     kind: Kind,
     objects: Vec<Map<String, Value>>,
 ) -> Response {
-    let parsed = ingest::parse_objects(kind, objects);
+    let parsed = ingest::parse_objects(kind, objects, state.clock.now());
     if !parsed.bad.is_empty() {
         let problems = parsed.bad.iter().map(ToString::to_string).collect();
         let message = format!(
@@ -251,24 +251,6 @@ impl<S: Store> ApiState<S> {
     }
 }
 
-fn task_json(task: &Task) -> Value {
-    json!({
-        "id": task.id,
-        "status": task.status,
-        "assignee": task.task.assignee,
-        "account_id": task.task.account_id,
-        "journey_id": task.task.journey_id,
-        "step_id": task.task.step_id,
-        "title": task.task.title,
-        "description": task.task.description,
-        "priority": task.task.priority,
-        "due_at": task.task.due_at.map(crate::clock::from_millis),
-        "created_at": crate::clock::from_millis(task.created_at),
-        "closed_reason": task.closed_reason,
-        "reason": task.task.reason,
-    })
-}
-
 /// Filters for `GET /v1/tasks`.
 #[derive(Debug, serde::Deserialize)]
 struct TaskFilter {
@@ -292,8 +274,10 @@ async fn list_tasks<S: Store>(
             );
         }
     };
-    match state.store.tasks(filter.csm.as_deref(), status).await {
-        Ok(tasks) => Json(tasks.iter().map(task_json).collect::<Vec<_>>()).into_response(),
+    match crate::views::tasks::build(&state.store, &state.config, filter.csm.as_deref(), status)
+        .await
+    {
+        Ok(tasks) => Json(tasks).into_response(),
         Err(e) => unavailable(e),
     }
 }
@@ -335,10 +319,10 @@ async fn reassign_task<S: Store>(
             );
         }
     };
-    if !state.csms.contains(&reassign.csm) {
+    if state.config.csm(&reassign.csm).is_none() {
         return error(
             StatusCode::UNPROCESSABLE_ENTITY,
-            crate::definitions::config::no_such_csm(&reassign.csm, &state.csms),
+            crate::definitions::config::no_such_csm(&reassign.csm, &state.config.csm_ids()),
             Vec::new(),
         );
     }
@@ -354,13 +338,8 @@ async fn reassign_task<S: Store>(
 }
 
 async fn list_suppressions<S: Store>(State(state): State<Arc<ApiState<S>>>) -> Response {
-    match state.store.suppressions().await {
-        Ok(list) => Json(
-            list.iter()
-                .map(|s| json!({ "email": s.email, "reason": s.reason, "detail": s.detail, "created_at": crate::clock::from_millis(s.created_at) }))
-                .collect::<Vec<_>>(),
-        )
-        .into_response(),
+    match crate::views::suppressions::build(&state.store).await {
+        Ok(list) => Json(list).into_response(),
         Err(e) => unavailable(e),
     }
 }

@@ -118,7 +118,7 @@ pub async fn run<S: Store>(
             token,
             wake: wake.clone(),
             unsubscribe,
-            csms: definitions.config.csm_ids(),
+            config: Arc::new(definitions.config.clone()),
             clock: clock.clone(),
         });
         let mut stop = stop_rx.clone();
@@ -138,14 +138,14 @@ pub async fn run<S: Store>(
         let now = clock.now();
         match engine.tick(now).await {
             Ok(report) if !report.is_idle() => {
-                tracing::info!("{}", crate::commands::describe_pass(now, &report))
+                tracing::info!("{}", report.describe(now))
             }
             Ok(_) => tracing::debug!("pass at {now}: nothing to do"),
             Err(e) => tracing::error!("pass at {now} failed: {e}"),
         }
         match deliverer.deliver_due(now).await {
             Ok(report) if !report.is_idle() => {
-                tracing::info!("{}", crate::commands::describe_delivery(&report))
+                tracing::info!("{}", report.describe())
             }
             Ok(_) => {}
             Err(e) => tracing::error!("delivery at {now} failed: {e}"),

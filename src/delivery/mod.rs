@@ -112,6 +112,22 @@ pub struct DeliveryReport {
 }
 
 impl DeliveryReport {
+    /// One line saying what the delivery round did.
+    pub fn describe(&self) -> String {
+        use crate::text::count;
+        format!(
+            "delivered: {}, {}, {} created, {} updated, {} to retry, {} failed, {} held (send window or frequency cap), {} skipped (suppressed or over the cap)",
+            count(self.emails, "email", "emails"),
+            count(self.webhooks, "webhook", "webhooks"),
+            count(self.tasks_created, "task", "tasks"),
+            count(self.tasks_updated, "task", "tasks"),
+            self.retried,
+            self.failed,
+            self.deferred,
+            self.skipped
+        )
+    }
+
     /// Adds another round's counts.
     pub fn add(&mut self, other: &DeliveryReport) {
         self.emails += other.emails;

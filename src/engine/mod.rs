@@ -74,6 +74,32 @@ pub struct PassReport {
 }
 
 impl PassReport {
+    /// One line saying what the pass at `now` did.
+    pub fn describe(&self, now: DateTime<Utc>) -> String {
+        use crate::text::count;
+        let mut text = format!(
+            "pass at {}: {} evaluated ({}), {}, {}, {} enrolled, {}, {}",
+            now.format("%Y-%m-%d %H:%M UTC"),
+            count(self.evaluated, "account", "accounts"),
+            count(self.tier_changes, "tier change", "tier changes"),
+            count(self.events, "event", "events"),
+            count(self.schedule_fires, "schedule run", "schedule runs"),
+            self.enrolled,
+            count(self.moved, "move", "moves"),
+            count(self.outbox, "outbox record", "outbox records"),
+        );
+        if self.rule_errors > 0 {
+            text.push_str(&format!(
+                ", {} (see the log)",
+                count(self.rule_errors, "rule error", "rule errors")
+            ));
+        }
+        if self.full_reevaluation {
+            text.push_str(" — definitions changed, every account re-evaluated");
+        }
+        text
+    }
+
     /// True when the pass changed nothing.
     pub fn is_idle(&self) -> bool {
         self.evaluated == 0

@@ -250,12 +250,15 @@ pub fn metric(f: &Fields) -> Checked<MetricValue> {
     })
 }
 
-pub fn event(f: &Fields) -> Checked<Event> {
+/// An event; without `at` it happened when it was received (`received`), as event APIs
+/// people know (Segment, Customer.io) take it.
+pub fn event(f: &Fields, received: Option<DateTime<Utc>>) -> Checked<Event> {
     let account_id = f.required("account_id")?;
     let contact_id = f.text("contact_id")?;
     let name = f.required("name")?;
     let at = f
         .time("at")?
+        .or(received)
         .ok_or_else(|| problem("at", &Value::Null, "is required but empty"))?;
     let mut properties = f.rest(&["id", "account_id", "contact_id", "name", "at", "properties"]);
     if let Value::Object(extra) = f.get("properties") {

@@ -13,6 +13,8 @@ use std::fmt;
 use std::io::BufRead;
 use std::path::Path;
 
+use chrono::{DateTime, Utc};
+
 use crate::model::{Account, Contact, Event, MetricValue};
 use crate::store::Import;
 
@@ -37,7 +39,7 @@ impl Kind {
             Kind::Accounts => &["id", "name"],
             Kind::Contacts => &["id", "account_id", "email"],
             Kind::Metrics => &["account_id", "name", "value", "at"],
-            Kind::Events => &["account_id", "name", "at"],
+            Kind::Events => &["account_id", "name"],
         }
     }
 }
@@ -112,9 +114,11 @@ pub struct Parsed {
 
 /// Parses records that arrived as JSON objects (the HTTP API); rows are named `item N`
 /// (0-based, as in the request's array).
+/// Events without `at` happened at `received`.
 pub fn parse_objects(
     kind: Kind,
     objects: Vec<serde_json::Map<String, serde_json::Value>>,
+    received: DateTime<Utc>,
 ) -> Parsed {
     let mut parsed = Parsed::default();
     let mut seen = Duplicates::default();
@@ -125,6 +129,7 @@ pub fn parse_objects(
             &Fields::from_json(object),
             &format!("item {index}"),
             &mut seen,
+            Some(received),
         ) {
             Ok(record) => record.add_to(&mut parsed.import),
             Err(bad) => parsed.bad.push(bad),
@@ -155,6 +160,7 @@ pub struct FileReader {
     kind: Kind,
     rows: Box<dyn Iterator<Item = (String, Result<Fields, BadRow>)> + Send>,
     seen: Duplicates,
+    received: Option<DateTime<Utc>>,
     /// Rows read so far.
     pub rows_read: usize,
 }
@@ -188,15 +194,26 @@ impl FileReader {
             kind,
             rows,
             seen: Duplicates::default(),
+            received: None,
             rows_read: 0,
         })
+    }
+
+    /// Events without `at` happened at `at` (the time the file is imported).
+    pub fn received_at(mut self, at: DateTime<Utc>) -> Self {
+        self.received = Some(at);
+        self
     }
 
     /// The next row: its label and the record, or why it is bad.
     pub fn next_record(&mut self) -> Option<Result<Record, BadRow>> {
         let (row, fields) = self.rows.next()?;
         self.rows_read += 1;
-        Some(fields.and_then(|fields| parse_row(self.kind, &fields, &row, &mut self.seen)))
+        Some(
+            fields.and_then(|fields| {
+                parse_row(self.kind, &fields, &row, &mut self.seen, self.received)
+            }),
+        )
     }
 
     /// Reads the whole file, keeping nothing but the count and the bad rows.
@@ -354,6 +371,7 @@ fn parse_row(
     fields: &Fields,
     row: &str,
     seen: &mut Duplicates,
+    received: Option<DateTime<Utc>>,
 ) -> Result<Record, BadRow> {
     let bad = |Problem {
                    column,
@@ -369,7 +387,7 @@ fn parse_row(
         Kind::Accounts => fields::account(fields).map(Record::Account),
         Kind::Contacts => fields::contact(fields).map(Record::Contact),
         Kind::Metrics => fields::metric(fields).map(Record::Metric),
-        Kind::Events => fields::event(fields).map(Record::Event),
+        Kind::Events => fields::event(fields, received).map(Record::Event),
     }
     .map_err(bad)?;
     match &record {

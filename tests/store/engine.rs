@@ -168,16 +168,11 @@ pub async fn explain_gives_the_engines_own_entry_verdict<S: Store>(store: S) {
     set_usage(engine.store(), "a1", 10.0, t0() + days(3)).await;
     engine.tick(t0() + days(3)).await.expect("tick");
     let later = t0() + days(35);
-    let explained = touchline::report::explain(engine.store(), &definitions, "a1", later)
+    let explained = touchline::views::explain::build(engine.store(), &definitions, "a1", later)
         .await
         .expect("explain")
         .expect("account");
-    let line = explained
-        .lines()
-        .find(|l| l.contains("entry condition"))
-        .unwrap_or_default()
-        .trim()
-        .to_string();
+    let line = &explained.journeys[0].subjects[0].verdict;
     assert_eq!(
         line,
         "in segment and the entry condition holds, but it already held at the last evaluation: \
@@ -504,23 +499,23 @@ pub async fn a_pass_sees_only_data_dated_at_or_before_it<S: Store>(store: S) {
     let engine = Engine::new(definitions.clone(), store);
     let report = engine.tick(t0() + days(1)).await.expect("tick");
     assert_eq!(report.enrolled, 0, "the event has not happened yet");
-    let tier = |text: &str| {
-        text.lines()
-            .find(|l| l.trim_start().starts_with("utilization"))
-            .map(|l| l.split_whitespace().nth(1).unwrap_or_default().to_string())
-    };
-    let explain = |at| {
+    let utilization = |at| {
         let definitions = definitions.clone();
         let store = engine.store().clone();
         async move {
-            touchline::report::explain(&store, &definitions, "a1", at)
+            let view = touchline::views::explain::build(&store, &definitions, "a1", at)
                 .await
                 .expect("explain")
-                .expect("account")
+                .expect("account");
+            let score = view.scores.iter().find(|s| s.name == "utilization");
+            score.map(|s| (s.value, s.inputs.clone()))
         }
     };
-    assert_eq!(tier(&explain(t0() + days(5)).await).as_deref(), Some("50"));
-    assert_eq!(tier(&explain(t0() + days(11)).await).as_deref(), Some("10"));
+    let usage = |value: &str| Some(vec![("metrics.usage".to_string(), value.to_string())]);
+    let (value, inputs) = utilization(t0() + days(5)).await.expect("score");
+    assert_eq!((value, Some(inputs)), (50.0, usage("50")));
+    let (value, inputs) = utilization(t0() + days(11)).await.expect("score");
+    assert_eq!((value, Some(inputs)), (10.0, usage("10")));
     // The later value comes due without any new import: the account is evaluated again.
     let report = engine.tick(t0() + days(10)).await.expect("tick");
     assert_eq!(

@@ -302,14 +302,14 @@ fn a_bad_import_row_rejects_the_whole_file() {
 fn a_bad_jsonl_line_names_its_line_and_field() {
     let project = Project::new().file(
         "events.jsonl",
-        "{\"account_id\": \"a1\", \"name\": \"login\", \"at\": \"2026-11-20T10:00:00Z\"}\n\n{\"account_id\": \"a1\", \"name\": \"login\"}\nnot json\n",
+        "{\"account_id\": \"a1\", \"name\": \"login\", \"at\": \"2026-11-20T10:00:00Z\"}\n\n{\"account_id\": \"a1\", \"name\": \"login\", \"at\": \"soon\"}\nnot json\n",
     );
     let output = touchline(&project, &["import", "events", "events.jsonl"]);
     assert_eq!(output.code, 1);
     let lines: Vec<&str> = output.stdout.lines().collect();
     assert_eq!(
         lines[0],
-        "events.jsonl: line 3, column `at`: is required but empty"
+        "events.jsonl: line 3, column `at`: `soon` is not a date (write 2026-11-23 or 2026-11-23T09:00:00Z)"
     );
     assert!(
         lines[1].starts_with("events.jsonl: line 4, column `(line)`: is not a JSON object: "),

@@ -163,7 +163,7 @@ fn the_service_takes_data_over_http_and_stops_cleanly() {
     );
     service.wait_for("1 account evaluated");
     assert!(
-        status(&project).starts_with("Accounts by tier (1 accounts)\n  tech "),
+        status(&project).starts_with("Accounts by tier (1 account)\n  tech "),
         "{}",
         status(&project)
     );
