@@ -497,3 +497,164 @@ fn help_and_errors_into_a_pipe_have_no_colour_codes_unless_forced() {
         );
     }
 }
+
+/// A project with one account that a journey gave a mail and a task, and a suppressed address.
+fn project_with_work() -> Project {
+    let journey = "name: Hello\naudience: accounts\nentry: { event: account_created }\nsteps:\n  \
+                   - id: mail\n    email: { template: welcome, to: [admin] }\n  \
+                   - id: call\n    task: { title: 'Call {{ account.name }}', assign: owner, due: 2d }\n";
+    let project = Project::new()
+        .journey("hello", journey)
+        .file(
+            "accounts.csv",
+            "id,name,arr,owner,goals\na1,Acme,12000,ana,cost_reduction\n",
+        )
+        .file(
+            "contacts.csv",
+            "id,account_id,email,role\nc1,a1,pat@example.com,admin\n",
+        )
+        .file(
+            "events.csv",
+            "account_id,name,at\na1,account_created,2026-11-23T08:00:00Z\n",
+        );
+    for (kind, file) in [
+        ("accounts", "accounts.csv"),
+        ("contacts", "contacts.csv"),
+        ("events", "events.csv"),
+    ] {
+        assert_eq!(
+            touchline(&project, &["import", kind, file]).code,
+            0,
+            "{kind}"
+        );
+    }
+    let tick = touchline(&project, &["tick", "--now", "2026-11-23T09:00:00Z"]);
+    assert_eq!(tick.code, 0, "{}", tick.stderr);
+    let suppress = touchline(&project, &["suppress", "add", "gone@example.com"]);
+    assert_eq!(suppress.code, 0, "{}", suppress.stderr);
+    project
+}
+
+fn json(project: &Project, args: &[&str]) -> serde_json::Value {
+    let output = touchline(project, args);
+    assert_eq!(output.code, 0, "{args:?}: {}", output.stderr);
+    serde_json::from_str(&output.stdout)
+        .unwrap_or_else(|e| panic!("{args:?} did not print JSON ({e}): {}", output.stdout))
+}
+
+#[test]
+fn every_listing_command_prints_json_on_request() {
+    let project = project_with_work();
+
+    let status = json(&project, &["status", "--format", "json"]);
+    assert_eq!(status["accounts"], 1);
+    assert_eq!(status["tiers"][0]["tier"], "tech");
+    assert_eq!(status["enrollments"][0]["journey_id"], "hello");
+    let outbox: Vec<(String, i64)> = status["outbox"]
+        .as_array()
+        .expect("outbox")
+        .iter()
+        .map(|c| {
+            (
+                format!(
+                    "{} {}",
+                    c["kind"].as_str().unwrap_or(""),
+                    c["status"].as_str().unwrap_or("")
+                ),
+                c["count"].as_i64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outbox,
+        [("email sent".to_string(), 2), ("task sent".to_string(), 1)],
+        "the step mail, the CSM's notice, the task"
+    );
+    assert_eq!(status["open_tasks"][0]["csm"], "ana");
+
+    let tasks = json(&project, &["tasks", "list", "--format", "json"]);
+    assert_eq!(tasks[0]["title"], "Call Acme");
+    assert_eq!(tasks[0]["assignee"], "ana");
+    assert_eq!(tasks[0]["assignee_name"], "Ana");
+    assert_eq!(tasks[0]["status"], "open");
+    assert!(tasks[0]["due_at"].is_string());
+
+    let sent = json(
+        &project,
+        &["deliveries", "list", "--status", "sent", "--format", "json"],
+    );
+    let targets: Vec<&str> = sent
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|d| d["target"].as_str())
+        .collect();
+    assert!(targets.contains(&"pat@example.com"), "{sent}");
+    assert!(sent[0]["delivered_at"].is_string(), "{sent}");
+
+    let explain = json(
+        &project,
+        &[
+            "explain",
+            "a1",
+            "--now",
+            "2026-11-23T10:00:00Z",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(explain["account"]["id"], "a1");
+    assert_eq!(explain["tier"], "tech");
+    assert_eq!(explain["journeys"][0]["id"], "hello");
+    assert_eq!(
+        explain["journeys"][0]["subjects"][0]["verdict"],
+        "in segment, but was enrolled before and re-entry is `never` (last: completed 2026-11-23)"
+    );
+
+    let suppressed = json(&project, &["suppress", "list", "--format", "json"]);
+    assert_eq!(suppressed[0]["email"], "gone@example.com");
+    assert_eq!(suppressed[0]["reason"], "manual");
+}
+
+#[test]
+fn init_makes_a_project_that_validates_and_runs_and_never_overwrites() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let run = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_touchline"))
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .expect("touchline runs");
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = run(&["init"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, _) = run(&["validate", "--deny-warnings"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.starts_with("valid: 1 journey, 4 scores, 3 tier rules, 2 templates"),
+        "{out}"
+    );
+    let (code, out, err) = run(&["tick", "--now", "2026-11-23T09:00:00Z"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("pass at 2026-11-23 09:00 UTC"), "{out}");
+    let ignored = std::fs::read_to_string(dir.path().join(".gitignore")).expect("gitignore");
+    assert!(
+        ignored.contains("touchline.db") && ignored.contains("outbox/"),
+        "{ignored}"
+    );
+
+    std::fs::write(dir.path().join("touchline.yaml"), "# mine\n").expect("write");
+    let (code, _, err) = run(&["init"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("not overwriting") && err.contains("touchline.yaml"),
+        "{err}"
+    );
+    let kept = std::fs::read_to_string(dir.path().join("touchline.yaml")).expect("read");
+    assert_eq!(kept, "# mine\n", "an existing file is left as it was");
+}

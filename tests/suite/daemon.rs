@@ -18,8 +18,13 @@ struct Service {
 
 impl Service {
     fn start(project: &Project) -> Self {
+        Self::start_with(project, &[])
+    }
+
+    fn start_with(project: &Project, extra: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_touchline"))
             .args(["run", "--interval", "300ms", "--listen", "127.0.0.1:0"])
+            .args(extra)
             .current_dir(project.root())
             .env("TOUCHLINE_API_TOKEN", "s3cret")
             .env("RUST_LOG", "info")
@@ -168,6 +173,30 @@ fn the_service_takes_data_over_http_and_stops_cleanly() {
         status(&project)
     );
 
+    // An event without `at` happened when it was received.
+    let before = chrono::Utc::now() - chrono::Duration::seconds(1);
+    let (code, body) = service.request(
+        "POST",
+        "/v1/events",
+        Some("s3cret"),
+        r#"{"account_id": "a1", "name": "login"}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+    let explain = Command::new(env!("CARGO_BIN_EXE_touchline"))
+        .args(["explain", "a1", "--format", "json"])
+        .current_dir(project.root())
+        .output()
+        .expect("explain");
+    let explain: serde_json::Value = serde_json::from_slice(&explain.stdout).expect("json");
+    let login: chrono::DateTime<chrono::Utc> = explain["account"]["last_login_at"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .expect("a login time");
+    assert!(
+        login >= before && login <= chrono::Utc::now(),
+        "{login} is the time of receipt"
+    );
+
     // A broken edit is rejected and the previous definitions keep running; a fix is picked up.
     std::fs::write(project.path("journeys/hello.yaml"), "name: [broken\n").expect("write");
     service.wait_for("definitions changed but do not validate; the previous version keeps running");
@@ -186,6 +215,25 @@ fn the_service_takes_data_over_http_and_stops_cleanly() {
     service.wait_for("stopping");
     let exit = service.child.wait().expect("exit");
     assert!(exit.success(), "{exit:?}");
+    assert!(
+        !service.seen.iter().any(|line| line.contains('\u{1b}')),
+        "a log written to a pipe has no colour codes"
+    );
+}
+
+#[test]
+fn the_log_can_be_json_for_log_shippers() {
+    let project = Project::new();
+    let service = Service::start_with(&project, &["--log-format", "json"]);
+    let line = service.seen.last().expect("the line announcing the API");
+    let entry: serde_json::Value = serde_json::from_str(line).expect("a JSON log line");
+    assert_eq!(entry["level"], "INFO", "{line}");
+    assert!(
+        entry["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("HTTP API listening on http://")),
+        "{line}"
+    );
 }
 
 /// The `List-Unsubscribe` link's path and query (`/unsubscribe?token=…`) in a mail.
