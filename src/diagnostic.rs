@@ -160,7 +160,7 @@ impl SourceMap {
             .iter()
             .map(|(p, t)| format!("{}\0{t}\0", p.display()))
             .collect();
-        crate::definitions::compile::content_hash(&joined)
+        content_hash(&joined)
     }
 
     /// The paths of every file read.
@@ -193,4 +193,14 @@ pub fn sort(diagnostics: &mut [Diagnostic]) {
             b.severity,
         ))
     });
+}
+
+/// A short, stable hash of some text (journey versions, the definitions' fingerprint).
+pub fn content_hash(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

@@ -797,15 +797,7 @@ impl<'a> Compiler<'a> {
     }
 }
 
-/// A short, stable hash of some text (journey versions, rule fingerprints).
-pub fn content_hash(text: &str) -> String {
-    use sha2::{Digest, Sha256};
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+pub use crate::diagnostic::content_hash;
 
 /// Maps a position inside a rule to the file (see [`Span::locate_inside`]).
 fn locate(

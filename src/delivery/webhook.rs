@@ -61,6 +61,15 @@ impl Resolve for PublicOnly {
     fn resolve(&self, name: Name) -> Resolving {
         Box::pin(async move {
             let host = name.as_str().to_string();
+            // `localhost` and its subdomains are loopback by definition (RFC 6761), with or
+            // without the root's trailing dot, whatever the local resolver answers.
+            let bare = host.trim_end_matches('.').to_ascii_lowercase();
+            if bare == "localhost" || bare.ends_with(".localhost") {
+                return Err(Box::new(Refused(format!(
+                    "{host} names this machine (a private address); set `allow_private: true` on the endpoint to allow it"
+                )))
+                    as Box<dyn std::error::Error + Send + Sync>);
+            }
             let found: Vec<SocketAddr> =
                 tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let public: Vec<SocketAddr> = found

@@ -223,16 +223,18 @@ pub async fn a_wrong_secret_redirects_and_gone_endpoints_fail_for_good<S: Store>
 
 pub async fn private_addresses_are_refused_unless_allowed<S: Store>(store: S) {
     let sink = WebhookSink::start(NEW_SECRET, vec![]).await;
-    // By IP literal, and by a name that resolves to loopback.
+    // By IP literal, and by names that are loopback (with the root's trailing dot too):
+    // refused for good at once, never retried.
     let by_name = sink.url.replace("127.0.0.1", "localhost");
-    for (account, url) in [("a1", sink.url.clone()), ("a2", by_name)] {
+    let rooted = sink.url.replace("127.0.0.1", "localhost.");
+    for (account, url) in [("a1", sink.url.clone()), ("a2", by_name), ("a3", rooted)] {
         let endpoint = format!("url: \"{url}\", secret_env: [CRM_NEW]");
         let (_project, deliverer) = setup(&store, &endpoint, &[account]).await;
         let report = deliverer.deliver_due(t0()).await.expect("deliver");
         assert_eq!(report.failed, 1, "{url}: {report:?}");
     }
     let failed = store.deliveries(&["failed"], 10).await.expect("list");
-    assert_eq!(failed.len(), 2);
+    assert_eq!(failed.len(), 3);
     for record in &failed {
         let error = record.last_error.as_deref().unwrap_or_default();
         assert!(error.contains("private address"), "{error}");
