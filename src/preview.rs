@@ -8,7 +8,7 @@ use minijinja::UndefinedBehavior;
 use crate::definitions::journey::Audience;
 use crate::definitions::{Action, Definitions};
 use crate::model::Contact;
-use crate::store::{OutboxRecord, Store};
+use crate::store::{EmailPayload, OutboxRecord, Payload, Store, Strategy};
 use crate::suggest;
 
 /// A rendered step.
@@ -20,6 +20,8 @@ pub struct Preview {
     pub to: String,
     /// The rendered parts, labelled (`subject`, `text`, `html`, `title`, …).
     pub parts: Vec<(&'static str, String)>,
+    /// What the step would hand to delivery.
+    pub payload: Payload,
 }
 
 impl Preview {
@@ -44,14 +46,11 @@ impl Preview {
         step: &str,
         account: &str,
         address: &str,
-    ) -> OutboxRecord {
-        let part = |name: &str| {
-            self.parts
-                .iter()
-                .find(|(label, _)| *label == name)
-                .map(|(_, text)| serde_json::Value::String(text.clone()))
+    ) -> Option<OutboxRecord> {
+        let Payload::Email(mail) = &self.payload else {
+            return None;
         };
-        OutboxRecord {
+        Some(OutboxRecord {
             idempotency_key: format!(
                 "preview-{journey}-{step}-{account}-{:08x}",
                 rand::random::<u32>()
@@ -59,16 +58,14 @@ impl Preview {
             enrollment_id: 0,
             journey_id: journey.into(),
             step_id: step.into(),
-            kind: "email".into(),
             account_id: account.into(),
             contact_id: String::new(),
-            payload: serde_json::json!({
-                "to": address,
-                "subject": part("subject").map(|s| format!("[test] {}", s.as_str().unwrap_or_default())),
-                "text": part("text"),
-                "html": part("html"),
+            payload: Payload::Email(EmailPayload {
+                to: address.into(),
+                subject: format!("[test] {}", mail.subject),
+                ..mail.clone()
             }),
-        }
+        })
     }
 }
 
@@ -152,49 +149,48 @@ pub async fn preview<S: Store>(
         contact,
         &strict,
     )?;
-    let Some((kind, payload)) = rendered else {
+    let Some(payload) = rendered else {
         return Err(format!(
             "step `{step_id}` sends nothing (only email, task and webhook steps can be previewed)"
         ));
     };
-    let text = |field: &str| payload[field].as_str().map(str::to_string);
-    let labelled = |fields: &[&'static str]| -> Vec<(&'static str, String)> {
-        fields
-            .iter()
-            .filter_map(|field| text(field).map(|value| (*field, value)))
-            .collect()
-    };
-    Ok(match kind {
-        "email" => Preview {
-            kind: "email",
-            to: text("to").unwrap_or_default(),
-            parts: labelled(&["subject", "text", "html"]),
-        },
-        "task" => {
-            let assign = &payload["assign"];
-            let pool = assign["pool"].as_str().unwrap_or_default();
-            let to = match assign["strategy"].as_str() {
-                Some("round_robin") => format!("pool `{pool}`, round robin"),
-                Some("least_loaded") => format!("pool `{pool}`, least loaded"),
-                _ => format!(
+    let (kind, to, parts) = match &payload {
+        Payload::Email(mail) => {
+            let mut parts = vec![
+                ("subject", mail.subject.clone()),
+                ("text", mail.text.clone()),
+            ];
+            parts.extend(mail.html.clone().map(|html| ("html", html)));
+            ("email", mail.to.clone(), parts)
+        }
+        Payload::Task(task) => {
+            let pool = task.assign.pool.as_deref().unwrap_or_default();
+            let to = match task.assign.strategy {
+                Strategy::RoundRobin => format!("pool `{pool}`, round robin"),
+                Strategy::LeastLoaded => format!("pool `{pool}`, least loaded"),
+                Strategy::Owner => format!(
                     "the account's owner ({})",
                     state.account.owner.as_deref().unwrap_or("none set")
                 ),
             };
-            Preview {
-                kind: "task",
-                to,
-                parts: labelled(&["title", "description"]),
-            }
+            let mut parts = vec![("title", task.title.clone())];
+            parts.extend(task.description.clone().map(|d| ("description", d)));
+            ("task", to, parts)
         }
-        _ => {
-            let body = serde_json::to_string_pretty(&payload["body"]).map_err(|e| e.to_string())?;
-            Preview {
-                kind: "webhook",
-                to: format!("endpoint `{}`", text("endpoint").unwrap_or_default()),
-                parts: vec![("body", format!("{body}\n"))],
-            }
+        Payload::Webhook(call) => {
+            let body = serde_json::to_string_pretty(&call.body).map_err(|e| e.to_string())?;
+            (
+                "webhook",
+                format!("endpoint `{}`", call.endpoint),
+                vec![("body", format!("{body}\n"))],
+            )
         }
+    };
+    Ok(Preview {
+        kind,
+        to,
+        parts,
+        payload,
     })
 }
 

@@ -66,13 +66,12 @@ async fn show<S: Store>(
     let Some(address) = &args.send_test else {
         return Ok(0);
     };
-    if rendered.kind != "email" {
+    let Some(record) = rendered.test_mail(&args.journey, &args.step, &args.account, address) else {
         return Err(format!(
             "step `{}` is a {} step: only mail can be sent as a test",
             args.step, rendered.kind
         ));
-    }
-    let record = rendered.test_mail(&args.journey, &args.step, &args.account, address);
+    };
     let deliverer = Deliverer::new(
         ctx.definitions.clone(),
         store.clone(),

@@ -196,17 +196,7 @@ pub enum Assign {
     LeastLoaded(Spanned<String>),
 }
 
-/// Task priority.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-#[allow(missing_docs)]
-pub enum Priority {
-    Low,
-    #[default]
-    Normal,
-    High,
-    Urgent,
-}
+pub use crate::model::Priority;
 
 /// A wait step: a duration (`wait: 3d`) or a condition with a timeout.
 #[derive(Debug, Clone, JsonSchema)]

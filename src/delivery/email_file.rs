@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 
-use crate::store::OutboxRecord;
+use crate::store::{OutboxRecord, Payload};
 
 /// Why a mail could not be written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,15 +91,16 @@ pub fn build(
     record: &OutboxRecord,
     envelope: &Envelope<'_>,
 ) -> Result<lettre::Message, EmailError> {
-    let text = |field: &str| {
-        record.payload[field]
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
+    let Payload::Email(mail) = &record.payload else {
+        return Err(EmailError::Permanent(format!(
+            "record {} is a {}, not a mail",
+            record.idempotency_key,
+            record.kind()
+        )));
     };
     let to_text = envelope
         .to_override
-        .map_or_else(|| text("to"), str::to_string);
+        .map_or_else(|| mail.to.clone(), str::to_string);
     let to: Mailbox = to_text
         .parse()
         .map_err(|e| EmailError::Permanent(format!("bad recipient `{to_text}`: {e}")))?;
@@ -112,7 +113,7 @@ pub fn build(
     let mut builder = lettre::Message::builder()
         .from(from)
         .to(to)
-        .subject(text("subject"))
+        .subject(mail.subject.clone())
         .message_id(Some(id));
     if let Some(reply_to) = envelope.reply_to {
         let reply_to: Mailbox = reply_to
@@ -125,12 +126,14 @@ pub fn build(
             .header(ListUnsubscribe(link.clone()))
             .header(ListUnsubscribePost);
     }
-    let body = match record.payload["html"].as_str() {
+    let body = match &mail.html {
         Some(html) => builder.multipart(MultiPart::alternative_plain_html(
-            text("text"),
-            html.to_string(),
+            mail.text.clone(),
+            html.clone(),
         )),
-        None => builder.header(ContentType::TEXT_PLAIN).body(text("text")),
+        None => builder
+            .header(ContentType::TEXT_PLAIN)
+            .body(mail.text.clone()),
     };
     body.map_err(|e| EmailError::Permanent(format!("cannot build the mail: {e}")))
 }

@@ -39,7 +39,10 @@ use crate::clock::to_millis;
 use crate::definitions::Definitions;
 use crate::definitions::config::OverCap;
 use crate::model::AccountState;
-use crate::store::{DeliveryOutcome, OutboxItem, Store, StoreError, Suppression, TaskWrite};
+use crate::store::{
+    DeliveryOutcome, EmailPayload, OutboxItem, Payload, Store, StoreError, Suppression,
+    TaskPayload, TaskWrite, WebhookPayload,
+};
 use email_file::Envelope;
 use unsubscribe::UnsubscribeKey;
 
@@ -370,17 +373,16 @@ impl<S: Store> Deliverer<S> {
         report: &mut DeliveryReport,
     ) -> Result<Option<(i64, DeliveryOutcome)>, StoreError> {
         let at = to_millis(now);
-        let attempt = match item.record.kind.as_str() {
-            "task" => {
-                self.deliver_task(&item, now, report).await?;
+        let attempt = match &item.record.payload {
+            Payload::Task(task) => {
+                self.deliver_task(&item, task, now, report).await?;
                 return Ok(None);
             }
-            "email" => match self.hold_email(&item, now, report).await? {
+            Payload::Email(mail) => match self.hold_email(&item, mail, now, report).await? {
                 Some(held) => held,
-                None => self.deliver_email(&item, now, report).await?,
+                None => self.deliver_email(&item, mail, now, report).await?,
             },
-            "webhook" => self.deliver_webhook(&item, report).await?,
-            other => Attempt::Permanent(format!("no channel delivers `{other}` records")),
+            Payload::Webhook(call) => self.deliver_webhook(&item, call, report).await?,
         };
         let outcome = match attempt {
             Attempt::Held(outcome) => outcome,
@@ -399,12 +401,14 @@ impl<S: Store> Deliverer<S> {
     async fn deliver_task(
         &self,
         item: &OutboxItem,
+        payload: &TaskPayload,
         now: DateTime<Utc>,
         report: &mut DeliveryReport,
     ) -> Result<(), StoreError> {
         let _one_at_a_time = self.assigning.lock().await;
         for attempt in 1..=PLANS {
-            let mut task = tasks::plan(&self.definitions, &self.store, &item.record, now).await?;
+            let mut task =
+                tasks::plan(&self.definitions, &self.store, &item.record, payload, now).await?;
             if attempt == PLANS {
                 // Slots keep vanishing under other engines: assign as planned.
                 task.capacity = None;
@@ -430,14 +434,14 @@ impl<S: Store> Deliverer<S> {
     async fn hold_email(
         &self,
         item: &OutboxItem,
+        mail: &EmailPayload,
         now: DateTime<Utc>,
         report: &mut DeliveryReport,
     ) -> Result<Option<Attempt>, StoreError> {
-        if item.record.payload["notice"].as_bool().unwrap_or(false) {
+        if mail.notice {
             return Ok(None);
         }
-        let to = item.record.payload["to"].as_str().unwrap_or_default();
-        Ok(match self.hold(item, to, now).await? {
+        Ok(match self.hold(item, &mail.to, now).await? {
             Some(Hold::Until(opening, why)) => {
                 report.deferred += 1;
                 Some(Attempt::Held(DeliveryOutcome::Defer {
@@ -457,12 +461,13 @@ impl<S: Store> Deliverer<S> {
     async fn deliver_email(
         &self,
         item: &OutboxItem,
+        mail: &EmailPayload,
         now: DateTime<Utc>,
         report: &mut DeliveryReport,
     ) -> Result<Attempt, StoreError> {
         let record = &item.record;
-        let to = record.payload["to"].as_str().unwrap_or_default();
-        let notice = record.payload["notice"].as_bool().unwrap_or(false);
+        let to = mail.to.as_str();
+        let notice = mail.notice;
         let mut envelope = Envelope {
             from: self.definitions.config.email.from.as_deref(),
             reply_to: self.definitions.config.email.reply_to.as_deref(),
@@ -627,10 +632,11 @@ impl<S: Store> Deliverer<S> {
     async fn deliver_webhook(
         &self,
         item: &OutboxItem,
+        call: &WebhookPayload,
         report: &mut DeliveryReport,
     ) -> Result<Attempt, StoreError> {
         let record = &item.record;
-        let endpoint = record.payload["endpoint"].as_str().unwrap_or_default();
+        let endpoint = call.endpoint.as_str();
         let url = self.webhooks.url(endpoint).unwrap_or_default();
         let disabled = self.disabled_lock().get(endpoint).cloned();
         if let Some(disabled) = disabled
@@ -641,7 +647,7 @@ impl<S: Store> Deliverer<S> {
                 "endpoint `{endpoint}` is disabled ({why}); `touchline deliveries enable {endpoint}` turns it back on"
             )));
         }
-        let body = record.payload.get("body").cloned().unwrap_or_default();
+        let body = call.body.clone().unwrap_or_default();
         let attempt = self
             .webhooks
             .send(endpoint, &record.idempotency_key, &body)
@@ -761,10 +767,12 @@ mod tests {
                 enrollment_id: 1,
                 journey_id: "j".into(),
                 step_id: "step".into(),
-                kind: "webhook".into(),
                 account_id: "a".into(),
                 contact_id: String::new(),
-                payload: serde_json::Value::Null,
+                payload: Payload::Webhook(crate::store::WebhookPayload {
+                    endpoint: "crm".into(),
+                    body: None,
+                }),
             },
         }
     }

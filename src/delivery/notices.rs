@@ -3,7 +3,7 @@
 //! written in the transaction that creates the task, so each task is announced once.
 
 use crate::definitions::Definitions;
-use crate::store::{NewTask, OutboxRecord};
+use crate::store::{EmailPayload, NewTask, OutboxRecord, Payload, WebhookPayload};
 
 /// The notices for a task just created from `record`.
 pub fn for_task(
@@ -32,9 +32,8 @@ pub fn for_task(
     } else {
         format!("\n{}\n", task.description.trim())
     };
-    let notice = |kind: &str, suffix: &str, payload: serde_json::Value| OutboxRecord {
+    let notice = |suffix: &str, payload: Payload| OutboxRecord {
         idempotency_key: format!("{}:{suffix}", record.idempotency_key),
-        kind: kind.into(),
         contact_id: String::new(),
         payload,
         ..record.clone()
@@ -42,26 +41,26 @@ pub fn for_task(
     let mut notices = Vec::new();
     if csm.notify_email {
         notices.push(notice(
-        "email",
-        "notice",
-        serde_json::json!({
-            "notice": true,
-            "to": format!("{} <{}>", csm.name, csm.email),
-            "subject": format!("[touchline] {}", task.title),
-            "text": format!(
-                "Hi {},\n\n{summary}\n{description}\nJourney: {} / step {}\nSee it with: touchline tasks list --csm {}\n",
-                csm.name, task.journey_id, task.step_id, csm.id.value
-            ),
-        }),
-    ));
+            "notice",
+            Payload::Email(EmailPayload {
+                template: None,
+                to: format!("{} <{}>", csm.name, csm.email),
+                subject: format!("[touchline] {}", task.title),
+                text: format!(
+                    "Hi {},\n\n{summary}\n{description}\nJourney: {} / step {}\nSee it with: touchline tasks list --csm {}\n",
+                    csm.name, task.journey_id, task.step_id, csm.id.value
+                ),
+                html: None,
+                notice: true,
+            }),
+        ));
     }
     if let Some(endpoint) = &csm.notify_webhook {
         notices.push(notice(
-            "webhook",
             "notice-webhook",
-            serde_json::json!({
-                "endpoint": endpoint.value,
-                "body": { "text": format!("{}: {summary}", csm.name) },
+            Payload::Webhook(WebhookPayload {
+                endpoint: endpoint.value.clone(),
+                body: Some(serde_json::json!({ "text": format!("{}: {summary}", csm.name) })),
             }),
         ));
     }

@@ -8,26 +8,25 @@ use chrono::{DateTime, Datelike, Duration, Utc, Weekday};
 
 use crate::definitions::Definitions;
 use crate::definitions::config::Csm;
-use crate::store::{NewTask, OutboxRecord, Store, StoreError};
+use crate::store::{Assignment, NewTask, OutboxRecord, Store, StoreError, Strategy, TaskPayload};
 
 /// Turns a task outbox record into the task to write: text, assignee, due date.
 pub async fn plan<S: Store>(
     definitions: &Definitions,
     store: &S,
     record: &OutboxRecord,
+    task: &TaskPayload,
     now: DateTime<Utc>,
 ) -> Result<NewTask, StoreError> {
-    let payload = &record.payload;
-    let text = |field: &str| payload[field].as_str().unwrap_or_default().to_string();
-    let (assignee, capacity) = assign(definitions, store, &payload["assign"]).await?;
+    let (assignee, capacity) = assign(definitions, store, &task.assign).await?;
     let csm = assignee
         .as_deref()
         .and_then(|id| definitions.config.csm(id));
-    let due_at = payload["due_seconds"]
-        .as_u64()
+    let due_at = task
+        .due_seconds
         .map(|seconds| working_due(now, seconds, zone(definitions, csm)));
     Ok(NewTask {
-        dedupe_key: match payload["key"].as_str() {
+        dedupe_key: match &task.key {
             Some(key) => format!("{}/{key}", record.account_id),
             None => format!(
                 "{}/{}/{}",
@@ -37,12 +36,12 @@ pub async fn plan<S: Store>(
         account_id: record.account_id.clone(),
         journey_id: record.journey_id.clone(),
         step_id: record.step_id.clone(),
-        title: text("title"),
-        description: text("description"),
+        title: task.title.clone(),
+        description: task.description.clone().unwrap_or_default(),
         assignee,
-        priority: payload["priority"].as_str().unwrap_or("normal").to_string(),
+        priority: task.priority.to_string(),
         due_at: due_at.map(|t| t.timestamp_millis()),
-        reason: payload["reason"].clone(),
+        reason: task.reason.clone(),
         capacity,
     })
 }
@@ -55,12 +54,13 @@ fn zone(definitions: &Definitions, csm: Option<&Csm>) -> chrono_tz::Tz {
 async fn assign<S: Store>(
     definitions: &Definitions,
     store: &S,
-    assign: &serde_json::Value,
+    assign: &Assignment,
 ) -> Result<(Option<String>, Option<i64>), StoreError> {
     let config = &definitions.config;
     let roster = |id: &str| config.csm(id);
-    let pool: Vec<&Csm> = assign["pool"]
-        .as_str()
+    let pool: Vec<&Csm> = assign
+        .pool
+        .as_deref()
         .and_then(|pool| config.pools.get(pool))
         .map(|members| members.iter().filter_map(|m| roster(&m.value)).collect())
         .unwrap_or_default();
@@ -80,16 +80,17 @@ async fn assign<S: Store>(
             .map(i64::from);
         (csm.map(|c| c.id.value.clone()), capacity)
     };
-    match assign["strategy"].as_str() {
-        Some("owner") => Ok((
-            assign["owner"]
-                .as_str()
+    match assign.strategy {
+        Strategy::Owner => Ok((
+            assign
+                .owner
+                .as_deref()
                 .and_then(roster)
                 .map(|c| c.id.value.clone()),
             None,
         )),
-        Some("round_robin") if !pool.is_empty() => {
-            let pool_name = assign["pool"].as_str().unwrap_or_default();
+        Strategy::RoundRobin if !pool.is_empty() => {
+            let pool_name = assign.pool.as_deref().unwrap_or_default();
             // The turn is taken before the task is written: a crash in between passes one
             // CSM over once (the rotation stays fair within one task); the task itself is
             // still written exactly once, when the record is delivered again.
@@ -104,7 +105,7 @@ async fn assign<S: Store>(
                 .or_else(|| pool.get(start));
             Ok(chosen(pick))
         }
-        Some("least_loaded") if !pool.is_empty() => {
+        Strategy::LeastLoaded if !pool.is_empty() => {
             let with_room: Vec<&&Csm> = pool.iter().filter(|c| has_room(c)).collect();
             let candidates = if with_room.is_empty() {
                 pool.iter().collect()

@@ -9,7 +9,10 @@ use crate::definitions::journey::{Assign, Audience, Entry, Reentry};
 use crate::definitions::{Action, Definitions, Journey};
 use crate::model::{AccountState, Contact};
 use crate::rules::{Bindings, RuleEngine};
-use crate::store::{Enrollment, EnrollmentUpdate, LogEntry, OutboxRecord};
+use crate::store::{
+    Assignment, EmailPayload, Enrollment, EnrollmentUpdate, LogEntry, OutboxRecord, Payload,
+    Strategy, TaskPayload, WebhookPayload,
+};
 
 use super::context;
 
@@ -326,8 +329,8 @@ pub fn advance(ctx: &mut StepContext<'_>, enrollment: &Enrollment) -> Enrollment
                 let records = render(ctx, enrollment, index);
                 let detail = match records.len() {
                     0 => "no recipients".to_string(),
-                    1 => format!("{} queued", records[0].kind),
-                    n => format!("{n} {}s queued", records[0].kind),
+                    1 => format!("{} queued", records[0].kind()),
+                    n => format!("{n} {}s queued", records[0].kind()),
                 };
                 log.push(entry("queued", detail));
                 outbox.extend(records);
@@ -435,9 +438,9 @@ fn step_wait_text(duration: std::time::Duration) -> String {
 /// renderer is lenient (a broken template shows its error in the record), preview's strict.
 pub type TextRenderer<'r> = dyn Fn(&str, &str, &serde_json::Value) -> Result<String, String> + 'r;
 
-/// What an email, webhook or task step sends to one recipient (the contact, for mail), as
-/// the outbox record's kind and payload; `None` for steps that send nothing. The one
-/// rendering of a step, used by the engine and by `touchline preview`.
+/// What an email, webhook or task step sends to one recipient (the contact, for mail);
+/// `None` for steps that send nothing. The one rendering of a step, used by the engine and
+/// by `touchline preview`.
 pub fn step_payload(
     definitions: &Definitions,
     journey_id: &str,
@@ -445,7 +448,7 @@ pub fn step_payload(
     state: &AccountState,
     contact: Option<&Contact>,
     render: &TextRenderer<'_>,
-) -> Result<Option<(&'static str, serde_json::Value)>, String> {
+) -> Result<Option<Payload>, String> {
     let owner = state
         .account
         .owner
@@ -457,45 +460,47 @@ pub fn step_payload(
     Ok(Some(match &step.action {
         Action::Email(email) => {
             let template = definitions.template_files.get(&email.template.value);
-            let payload = serde_json::json!({
-                "template": email.template.value,
-                "to": contact.map(|c| c.email.as_str()),
-                "subject": optional("subject", template.map(|t| &t.subject))?,
-                "text": optional("text", template.map(|t| &t.text))?,
-                "html": optional("html", template.and_then(|t| t.html.as_ref()))?,
-            });
-            ("email", payload)
+            Payload::Email(EmailPayload {
+                template: Some(email.template.value.clone()),
+                to: contact.map(|c| c.email.clone()).unwrap_or_default(),
+                subject: optional("subject", template.map(|t| &t.subject))?.unwrap_or_default(),
+                text: optional("text", template.map(|t| &t.text))?.unwrap_or_default(),
+                html: optional("html", template.and_then(|t| t.html.as_ref()))?,
+                notice: false,
+            })
         }
-        Action::Webhook(webhook) => {
-            let body = match &webhook.body {
+        Action::Webhook(webhook) => Payload::Webhook(WebhookPayload {
+            endpoint: webhook.endpoint.value.clone(),
+            body: match &webhook.body {
                 Some(body) => Some(render_json(&text, body)?),
                 None => None,
-            };
-            let payload = serde_json::json!({ "endpoint": webhook.endpoint.value, "body": body });
-            ("webhook", payload)
-        }
+            },
+        }),
         Action::Task(task) => {
             let (strategy, pool) = match &task.assign {
-                Assign::Owner => ("owner", None),
-                Assign::RoundRobin(pool) => ("round_robin", Some(pool.value.clone())),
-                Assign::LeastLoaded(pool) => ("least_loaded", Some(pool.value.clone())),
+                Assign::Owner => (Strategy::Owner, None),
+                Assign::RoundRobin(pool) => (Strategy::RoundRobin, Some(pool.value.clone())),
+                Assign::LeastLoaded(pool) => (Strategy::LeastLoaded, Some(pool.value.clone())),
             };
-            let payload = serde_json::json!({
-                "title": text("title", &task.title)?,
-                "description": optional("description", task.description.as_ref())?,
-                "assign": { "strategy": strategy, "pool": pool, "owner": state.account.owner },
-                "due": task.due.as_ref().map(|d| step_wait_text(d.value.0)),
-                "due_seconds": task.due.as_ref().map(|d| d.value.0.as_secs()),
-                "priority": format!("{:?}", task.priority).to_lowercase(),
-                "key": optional("key", task.key.as_ref())?,
-                "reason": {
+            Payload::Task(TaskPayload {
+                title: text("title", &task.title)?,
+                description: optional("description", task.description.as_ref())?,
+                assign: Assignment {
+                    strategy,
+                    pool,
+                    owner: state.account.owner.clone(),
+                },
+                due: task.due.as_ref().map(|d| step_wait_text(d.value.0)),
+                due_seconds: task.due.as_ref().map(|d| d.value.0.as_secs()),
+                priority: task.priority,
+                key: optional("key", task.key.as_ref())?,
+                reason: serde_json::json!({
                     "journey": journey_id,
                     "step": step.id,
                     "tier": state.tier,
                     "scores": state.scores,
-                },
-            });
-            ("task", payload)
+                }),
+            })
         }
         _ => return Ok(None),
     }))
@@ -533,10 +538,11 @@ fn render(ctx: &StepContext<'_>, enrollment: &Enrollment, index: usize) -> Vec<O
                 &renderer,
             );
             // The lenient renderer never fails.
-            let (kind, payload) = rendered.ok().flatten()?;
-            let (key, contact_id) = match (kind, ctx.journey.file.audience, contact) {
-                ("email", Audience::Accounts, Some(c)) => (format!("{key}:{}", c.id), c.id.clone()),
-                ("email", _, Some(c)) => (key.clone(), c.id.clone()),
+            let payload = rendered.ok().flatten()?;
+            let mail = matches!(payload, Payload::Email(_));
+            let (key, contact_id) = match (mail, ctx.journey.file.audience, contact) {
+                (true, Audience::Accounts, Some(c)) => (format!("{key}:{}", c.id), c.id.clone()),
+                (true, _, Some(c)) => (key.clone(), c.id.clone()),
                 _ => (key.clone(), enrollment.contact_id.clone()),
             };
             Some(OutboxRecord {
@@ -544,7 +550,6 @@ fn render(ctx: &StepContext<'_>, enrollment: &Enrollment, index: usize) -> Vec<O
                 enrollment_id: enrollment.id,
                 journey_id: enrollment.journey_id.clone(),
                 step_id: step.id.clone(),
-                kind: kind.into(),
                 account_id: enrollment.account_id.clone(),
                 contact_id,
                 payload,

@@ -8,7 +8,10 @@
 //! enrollment's move and the outbox records it produces commit together or not at all, and
 //! an enrollment advanced by another process (its `version` moved on) is left alone.
 
+pub mod payload;
 mod sql;
+
+pub use payload::{Assignment, EmailPayload, Payload, Strategy, TaskPayload, WebhookPayload};
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -157,14 +160,19 @@ pub struct OutboxRecord {
     pub journey_id: String,
     /// Step id.
     pub step_id: String,
-    /// `email`, `webhook` or `task`.
-    pub kind: String,
     /// The account.
     pub account_id: String,
     /// The contact (empty for account journeys).
     pub contact_id: String,
-    /// The rendered payload.
-    pub payload: serde_json::Value,
+    /// What it delivers, rendered.
+    pub payload: Payload,
+}
+
+impl OutboxRecord {
+    /// `email`, `webhook` or `task`.
+    pub fn kind(&self) -> &'static str {
+        self.payload.kind()
+    }
 }
 
 /// One line of an enrollment's history.

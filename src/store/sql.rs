@@ -11,7 +11,7 @@ use sqlx::{QueryBuilder, Row};
 
 use super::{
     Applied, Changes, Count, DeliveryOutcome, DeliveryRow, Enrollment, Import, ImportOutcome,
-    LogEntry, LoginsAsOf, MetricsAsOf, NewTask, OutboxItem, OutboxRecord, Result, Store,
+    LogEntry, LoginsAsOf, MetricsAsOf, NewTask, OutboxItem, OutboxRecord, Payload, Result, Store,
     StoreError, SubjectKey, Suppression, Task, TaskWrite, TierChange, millis,
 };
 use crate::clock::{from_millis, to_millis};
@@ -473,10 +473,14 @@ macro_rules! store_impl {
                     enrollment_id: row.try_get("enrollment_id")?,
                     journey_id: row.try_get("journey_id")?,
                     step_id: row.try_get("step_id")?,
-                    kind: row.try_get("kind")?,
                     account_id: row.try_get("account_id")?,
                     contact_id: row.try_get("contact_id")?,
-                    payload: from_json(&row.try_get::<String, _>("payload")?)?,
+                    payload: {
+                        let kind: String = row.try_get("kind")?;
+                        let text: String = row.try_get("payload")?;
+                        Payload::from_stored(&kind, &text)
+                            .map_err(|e| StoreError::Corrupt(format!("{e}: {text}")))?
+                    },
                 })
             }
 
@@ -558,7 +562,7 @@ macro_rules! store_impl {
                             .push_bind(r.enrollment_id)
                             .push_bind(&r.journey_id)
                             .push_bind(&r.step_id)
-                            .push_bind(&r.kind)
+                            .push_bind(r.kind())
                             .push_bind(&r.account_id)
                             .push_bind(&r.contact_id)
                             .push_bind(to_json(&r.payload))

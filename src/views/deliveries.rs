@@ -39,15 +39,11 @@ pub struct DeliveryView {
 impl From<DeliveryRow> for DeliveryView {
     fn from(row: DeliveryRow) -> Self {
         let r = &row.record;
-        let target = match r.kind.as_str() {
-            "email" => r.payload["to"].as_str().unwrap_or("?").to_string(),
-            "webhook" => format!("endpoint {}", r.payload["endpoint"].as_str().unwrap_or("?")),
-            _ => r.payload["title"].as_str().unwrap_or("?").to_string(),
-        };
+        let target = r.payload.target();
         let pending = row.status == "pending";
         Self {
             id: row.id,
-            kind: r.kind.clone(),
+            kind: r.kind().to_string(),
             journey_id: r.journey_id.clone(),
             step_id: r.step_id.clone(),
             account_id: r.account_id.clone(),

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::definitions::Definitions;
-use crate::store::{Store, StoreError};
+use crate::store::{Payload, Store, StoreError};
 use crate::text::count;
 
 /// The whole status view.
@@ -171,32 +171,25 @@ async fn latest<S: Store>(store: &S, examples: i64) -> Result<Vec<LatestRecord>,
     let mut recent = store.recent_outbox(2000).await?;
     let mut shown: HashMap<String, i64> = HashMap::new();
     recent.retain(|r| {
-        let n = shown.entry(r.kind.clone()).or_default();
+        let n = shown.entry(r.kind().to_string()).or_default();
         *n += 1;
         *n <= examples
     });
     Ok(recent
         .into_iter()
         .map(|record| {
-            let summary = match record.kind.as_str() {
-                "email" => format!(
-                    "to {} — {}",
-                    record.payload["to"].as_str().unwrap_or("?"),
-                    record.payload["subject"].as_str().unwrap_or("(no subject)")
-                ),
-                "task" => format!(
+            let summary = match &record.payload {
+                Payload::Email(mail) => format!("to {} — {}", mail.to, mail.subject),
+                Payload::Task(task) => format!(
                     "{} ({}, {})",
-                    record.payload["title"].as_str().unwrap_or("?"),
-                    record.payload["assign"]["strategy"].as_str().unwrap_or("?"),
-                    record.payload["priority"].as_str().unwrap_or("normal")
+                    task.title,
+                    task.assign.strategy.as_str(),
+                    task.priority
                 ),
-                _ => format!(
-                    "to endpoint `{}`",
-                    record.payload["endpoint"].as_str().unwrap_or("?")
-                ),
+                Payload::Webhook(call) => format!("to endpoint `{}`", call.endpoint),
             };
             LatestRecord {
-                kind: record.kind,
+                kind: record.kind().to_string(),
                 journey_id: record.journey_id,
                 step_id: record.step_id,
                 summary,

@@ -224,10 +224,12 @@ fn step_move(before: &Enrollment, step: &str) -> EnrollmentUpdate {
             enrollment_id: before.id,
             journey_id: before.journey_id.clone(),
             step_id: step.into(),
-            kind: "task".into(),
             account_id: before.account_id.clone(),
             contact_id: String::new(),
-            payload: serde_json::json!({ "title": "Call" }),
+            payload: touchline::store::Payload::Webhook(touchline::store::WebhookPayload {
+                endpoint: "crm".into(),
+                body: None,
+            }),
         }],
         log: vec![LogEntry {
             step_id: Some(step.into()),
@@ -273,7 +275,7 @@ pub async fn enrollment_moves_are_applied_once<S: Store>(store: S) {
             .iter()
             .map(|c| (c.label.as_str(), c.count))
             .collect::<Vec<_>>(),
-        [("task pending", 1)]
+        [("webhook pending", 1)]
     );
     let log = store.enrollment_log(enrollment.id).await.expect("log");
     assert_eq!(

@@ -216,7 +216,7 @@ pub async fn failed_deliveries_are_listed_and_can_be_retried<S: Store>(store: S)
 
     let failed = store.deliveries(&["failed"], 10).await.expect("list");
     assert_eq!(failed.len(), 1);
-    assert_eq!(failed[0].record.kind, "email");
+    assert_eq!(failed[0].record.kind(), "email");
     let error = failed[0].last_error.as_deref().unwrap_or_default();
     assert!(
         error.starts_with("bad recipient `not an address@example.com`"),
@@ -244,7 +244,7 @@ pub async fn failed_deliveries_are_listed_and_can_be_retried<S: Store>(store: S)
 
     // A sent task can be replayed: the open task is updated, not duplicated.
     let sent = store.deliveries(&["sent"], 10).await.expect("list");
-    let sent: Vec<_> = sent.iter().filter(|d| d.record.kind == "task").collect();
+    let sent: Vec<_> = sent.iter().filter(|d| d.record.kind() == "task").collect();
     assert_eq!(sent.len(), 1);
     assert!(
         store
@@ -347,7 +347,7 @@ pub async fn emails_go_over_smtp_and_failures_are_classified<S: Store>(store: S)
     let pending = store.deliveries(&["pending"], 10).await.expect("list");
     let retry = pending
         .iter()
-        .find(|d| d.record.kind == "email")
+        .find(|d| d.record.kind() == "email")
         .expect("the 451 mail waits");
     assert!(
         retry
@@ -401,7 +401,7 @@ pub async fn mail_waits_for_the_recipients_send_window<S: Store>(store: S) {
     let waiting = store.deliveries(&["pending"], 10).await.expect("list");
     let mail = waiting
         .iter()
-        .find(|d| d.record.kind == "email")
+        .find(|d| d.record.kind() == "email")
         .expect("held mail");
     assert_eq!(
         mail.next_attempt_at,

@@ -2,7 +2,7 @@
 
 use touchline::clock::{from_millis, to_millis};
 use touchline::engine::Engine;
-use touchline::store::{Enrollment, Store};
+use touchline::store::{Enrollment, Payload, Store, WebhookPayload};
 
 use crate::fixture::{Project, RESCUE, SWEEP, WELCOME, customer, days, send_event, set_usage, t0};
 
@@ -19,7 +19,15 @@ async fn outbox<S: Store>(store: &S) -> Vec<String> {
     records.reverse();
     records
         .iter()
-        .map(|r| format!("{}/{} {} {}", r.journey_id, r.step_id, r.kind, r.contact_id))
+        .map(|r| {
+            format!(
+                "{}/{} {} {}",
+                r.journey_id,
+                r.step_id,
+                r.kind(),
+                r.contact_id
+            )
+        })
         .collect()
 }
 
@@ -81,8 +89,11 @@ pub async fn event_entry_runs_steps_and_waits<S: Store>(store: S) {
         ]
     );
     let records = engine.store().recent_outbox(1).await.expect("outbox");
-    assert_eq!(records[0].payload["subject"], "Tips for a1 Inc");
-    assert_eq!(records[0].payload["to"], "a1-admin@example.com");
+    let Payload::Email(mail) = &records[0].payload else {
+        panic!("a mail: {:?}", records[0].payload);
+    };
+    assert_eq!(mail.subject, "Tips for a1 Inc");
+    assert_eq!(mail.to, "a1-admin@example.com");
     assert_eq!(
         records[0].idempotency_key,
         format!("{}:tips", enrollment.id)
@@ -190,7 +201,9 @@ pub async fn preview_renders_what_the_engine_sends<S: Store>(store: S) {
     let engine = Engine::new(definitions.clone(), store);
     engine.tick(t0()).await.expect("tick");
     let records = engine.store().recent_outbox(10).await.expect("outbox");
-    let sent = &records[0].payload;
+    let Payload::Email(sent) = &records[0].payload else {
+        panic!("a mail: {:?}", records[0].payload);
+    };
     let preview = touchline::preview::preview(
         &definitions,
         engine.store(),
@@ -201,7 +214,7 @@ pub async fn preview_renders_what_the_engine_sends<S: Store>(store: S) {
     )
     .await
     .expect("preview");
-    assert_eq!(preview.to, sent["to"].as_str().unwrap_or_default());
+    assert_eq!(preview.to, sent.to);
     let parts: Vec<(&str, &str)> = preview
         .parts
         .iter()
@@ -210,8 +223,8 @@ pub async fn preview_renders_what_the_engine_sends<S: Store>(store: S) {
     assert_eq!(
         parts,
         [
-            ("subject", sent["subject"].as_str().unwrap_or_default()),
-            ("text", sent["text"].as_str().unwrap_or_default()),
+            ("subject", sent.subject.as_str()),
+            ("text", sent.text.as_str()),
         ]
     );
     assert_eq!(parts[0], ("subject", "Welcome, A1-ADMIN"));
@@ -413,7 +426,10 @@ pub async fn schedule_entry_fires_at_its_time<S: Store>(store: S) {
     let records = engine.store().recent_outbox(1).await.expect("outbox");
     assert_eq!(
         records[0].payload,
-        serde_json::json!({ "endpoint": "crm", "body": { "account": "a1" } })
+        Payload::Webhook(WebhookPayload {
+            endpoint: "crm".into(),
+            body: Some(serde_json::json!({ "account": "a1" })),
+        })
     );
     let report = engine
         .tick(t0() + chrono::Duration::hours(3))
