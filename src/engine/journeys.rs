@@ -10,8 +10,8 @@ use crate::definitions::{Action, Definitions, Journey};
 use crate::model::{AccountState, Contact};
 use crate::rules::{Bindings, RuleEngine};
 use crate::store::{
-    Assignment, EmailPayload, Enrollment, EnrollmentUpdate, LogEntry, OutboxRecord, Payload,
-    Strategy, TaskPayload, WebhookPayload,
+    Assignment, EmailPayload, Enrollment, EnrollmentStatus, EnrollmentUpdate, LogEntry,
+    OutboxRecord, Payload, Strategy, TaskPayload, WebhookPayload,
 };
 
 use super::context;
@@ -129,7 +129,7 @@ pub fn reentry_check(
     earlier: &[&Enrollment],
     now: DateTime<Utc>,
 ) -> Result<(), String> {
-    if earlier.iter().any(|e| e.status == "active") {
+    if earlier.iter().any(|e| e.status == EnrollmentStatus::Active) {
         return Err("already enrolled".to_string());
     }
     let Some(last_end) = earlier.iter().filter_map(|e| e.ended_at).max() else {
@@ -198,17 +198,25 @@ fn goal_or_exit(
     journey: &Journey,
     bindings: &mut Bindings,
     log: &mut Vec<LogEntry>,
-) -> Option<(&'static str, &'static str)> {
+) -> Option<(EnrollmentStatus, &'static str)> {
     let (status, reason, detail) = if holds(engine, journey.goal_rule.as_ref(), bindings, log) {
-        ("goal_reached", "goal reached", "goal condition holds")
+        (
+            EnrollmentStatus::GoalReached,
+            "goal reached",
+            "goal condition holds",
+        )
     } else if holds(engine, journey.exit_rule.as_ref(), bindings, log) {
-        ("exited", "exit condition", "exit condition holds")
+        (
+            EnrollmentStatus::Exited,
+            "exit condition",
+            "exit condition holds",
+        )
     } else {
         return None;
     };
     log.push(LogEntry {
         step_id: None,
-        event: status.into(),
+        event: status.as_str().into(),
         detail: detail.into(),
     });
     Some((status, reason))
@@ -222,9 +230,9 @@ pub fn on_data_change(
 ) -> Option<EnrollmentUpdate> {
     let engine = &ctx.definitions.engine;
     let mut log = Vec::new();
-    let end = |status: &str, reason: String, log: Vec<LogEntry>| EnrollmentUpdate {
+    let end = |status: EnrollmentStatus, reason: String, log: Vec<LogEntry>| EnrollmentUpdate {
         before: enrollment.clone(),
-        status: status.into(),
+        status,
         step_index: enrollment.step_index,
         wait_started_at: None,
         next_due_at: None,
@@ -245,7 +253,7 @@ pub fn on_data_change(
     {
         return Some(EnrollmentUpdate {
             before: enrollment.clone(),
-            status: "active".into(),
+            status: EnrollmentStatus::Active,
             step_index: enrollment.step_index,
             wait_started_at: enrollment.wait_started_at,
             next_due_at: Some(to_millis(ctx.now)),
@@ -267,7 +275,7 @@ pub fn advance(ctx: &mut StepContext<'_>, enrollment: &Enrollment) -> Enrollment
     let mut log: Vec<LogEntry> = Vec::new();
     let mut outbox = Vec::new();
     let tier = ctx.state.tier.as_deref();
-    let update = |status: &str,
+    let update = |status: EnrollmentStatus,
                   index: usize,
                   waiting_since,
                   next_due_at,
@@ -275,7 +283,7 @@ pub fn advance(ctx: &mut StepContext<'_>, enrollment: &Enrollment) -> Enrollment
                   log,
                   outbox| EnrollmentUpdate {
         before: enrollment.clone(),
-        status: status.into(),
+        status,
         step_index: index as i64,
         wait_started_at: waiting_since,
         next_due_at,
@@ -294,7 +302,7 @@ pub fn advance(ctx: &mut StepContext<'_>, enrollment: &Enrollment) -> Enrollment
                 detail: "ran out of steps".into(),
             });
             return update(
-                "completed",
+                EnrollmentStatus::Completed,
                 index,
                 None,
                 None,
@@ -346,7 +354,15 @@ pub fn advance(ctx: &mut StepContext<'_>, enrollment: &Enrollment) -> Enrollment
                 None => {
                     let due = to_millis(ctx.now + duration.as_chrono());
                     log.push(entry("waiting", step_wait_text(duration.0)));
-                    return update("active", index, Some(now), Some(due), None, log, outbox);
+                    return update(
+                        EnrollmentStatus::Active,
+                        index,
+                        Some(now),
+                        Some(due),
+                        None,
+                        log,
+                        outbox,
+                    );
                 }
             },
             Action::WaitUntil { rule, timeout } => {
@@ -372,7 +388,7 @@ pub fn advance(ctx: &mut StepContext<'_>, enrollment: &Enrollment) -> Enrollment
                             log.push(entry("waiting", format!("until {}", rule.source.trim())));
                         }
                         return update(
-                            "active",
+                            EnrollmentStatus::Active,
                             index,
                             Some(started),
                             Some(deadline),
@@ -410,7 +426,7 @@ pub fn advance(ctx: &mut StepContext<'_>, enrollment: &Enrollment) -> Enrollment
             Action::Exit(reason) => {
                 log.push(entry("exited", reason.clone()));
                 return update(
-                    "exited",
+                    EnrollmentStatus::Exited,
                     index,
                     None,
                     None,
@@ -426,7 +442,15 @@ pub fn advance(ctx: &mut StepContext<'_>, enrollment: &Enrollment) -> Enrollment
         event: "paused".into(),
         detail: format!("ran {MAX_STEPS_PER_PASS} steps in one pass"),
     });
-    update("active", index, None, Some(now + 60_000), None, log, outbox)
+    update(
+        EnrollmentStatus::Active,
+        index,
+        None,
+        Some(now + 60_000),
+        None,
+        log,
+        outbox,
+    )
 }
 
 fn step_wait_text(duration: std::time::Duration) -> String {

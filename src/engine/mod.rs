@@ -469,7 +469,10 @@ impl<S: Store> Engine<S> {
 
             let empty = Vec::new();
             let account_enrollments = enrollments.get(&state.account.id).unwrap_or(&empty);
-            for enrollment in account_enrollments.iter().filter(|e| e.status == "active") {
+            for enrollment in account_enrollments
+                .iter()
+                .filter(|e| e.status == store::EnrollmentStatus::Active)
+            {
                 let Some(journey) = self
                     .version(&enrollment.journey_id, &enrollment.version_hash)
                     .await?
@@ -868,8 +871,9 @@ async fn load_batch<S: Store>(
         let needed: Vec<String> = enrollments
             .iter()
             .filter(|(_, list)| {
-                list.iter()
-                    .any(|e| e.status == "active" && !e.contact_id.is_empty())
+                list.iter().any(|e| {
+                    e.status == store::EnrollmentStatus::Active && !e.contact_id.is_empty()
+                })
             })
             .map(|(account, _)| account.clone())
             .collect();
@@ -938,7 +942,7 @@ fn template_sources(definitions: &Definitions) -> Vec<String> {
 fn failed(enrollment: &Enrollment, reason: &str) -> EnrollmentUpdate {
     EnrollmentUpdate {
         before: enrollment.clone(),
-        status: "failed".into(),
+        status: store::EnrollmentStatus::Failed,
         step_index: enrollment.step_index,
         wait_started_at: None,
         next_due_at: None,

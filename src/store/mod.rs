@@ -87,8 +87,8 @@ pub struct Enrollment {
     pub account_id: String,
     /// The contact (empty for account journeys).
     pub contact_id: String,
-    /// `active`, `completed`, `goal_reached`, `exited`.
-    pub status: String,
+    /// Where it stands.
+    pub status: EnrollmentStatus,
     /// Index of the step to run next.
     pub step_index: i64,
     /// When the current wait began.
@@ -192,7 +192,7 @@ pub struct EnrollmentUpdate {
     /// The enrollment as it was read (its `version` is checked).
     pub before: Enrollment,
     /// New status.
-    pub status: String,
+    pub status: EnrollmentStatus,
     /// New step index.
     pub step_index: i64,
     /// Start of the current wait.
@@ -251,6 +251,63 @@ pub struct LoginsAsOf {
     pub latest: Option<i64>,
     /// Its first login after the time.
     pub next: Option<i64>,
+}
+
+/// Where an enrollment stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnrollmentStatus {
+    /// Walking the journey.
+    Active,
+    /// Ran out of steps.
+    Completed,
+    /// Reached the journey's goal.
+    GoalReached,
+    /// Left: an exit step or the exit condition.
+    Exited,
+    /// Could not go on (its account, contact or journey version is gone).
+    Failed,
+}
+
+impl EnrollmentStatus {
+    /// The name as stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Completed => "completed",
+            Self::GoalReached => "goal_reached",
+            Self::Exited => "exited",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// The status stored as `text`.
+    pub fn parse(text: &str) -> Result<Self> {
+        Ok(match text {
+            "active" => Self::Active,
+            "completed" => Self::Completed,
+            "goal_reached" => Self::GoalReached,
+            "exited" => Self::Exited,
+            "failed" => Self::Failed,
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "unknown enrollment status `{other}`"
+                )));
+            }
+        })
+    }
+}
+
+impl std::fmt::Display for EnrollmentStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for EnrollmentStatus {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
 }
 
 /// A compare-and-set move of a cursor kept in `meta`.

@@ -10,9 +10,9 @@ use sha2::{Digest, Sha256};
 use sqlx::{QueryBuilder, Row};
 
 use super::{
-    Applied, Changes, Count, DeliveryOutcome, DeliveryRow, Enrollment, Import, ImportOutcome,
-    LogEntry, LoginsAsOf, MetricsAsOf, NewTask, OutboxItem, OutboxRecord, Payload, Result, Store,
-    StoreError, SubjectKey, Suppression, Task, TaskWrite, TierChange, millis,
+    Applied, Changes, Count, DeliveryOutcome, DeliveryRow, Enrollment, EnrollmentStatus, Import,
+    ImportOutcome, LogEntry, LoginsAsOf, MetricsAsOf, NewTask, OutboxItem, OutboxRecord, Payload,
+    Result, Store, StoreError, SubjectKey, Suppression, Task, TaskWrite, TierChange, millis,
 };
 use crate::clock::{from_millis, to_millis};
 use crate::model::{Account, AccountState, Contact, Event, MetricValue};
@@ -97,7 +97,7 @@ macro_rules! store_impl {
                     version_hash: row.try_get("version_hash")?,
                     account_id: row.try_get("account_id")?,
                     contact_id: row.try_get("contact_id")?,
-                    status: row.try_get("status")?,
+                    status: EnrollmentStatus::parse(&row.try_get::<String, _>("status")?)?,
                     step_index: row.try_get("step_index")?,
                     wait_started_at: row.try_get("wait_started_at")?,
                     next_due_at: row.try_get("next_due_at")?,
@@ -906,14 +906,14 @@ macro_rules! store_impl {
                 }
                 let mut outbox: Vec<&OutboxRecord> = Vec::new();
                 for update in &changes.updates {
-                    let ended_at = (update.status != "active").then_some(now);
+                    let ended_at = (update.status != EnrollmentStatus::Active).then_some(now);
                     let moved = sqlx::query(
                         "UPDATE enrollments SET status = $3, step_index = $4, wait_started_at = $5, next_due_at = $6, \
                          ended_at = $7, end_reason = $8, version = version + 1 WHERE id = $1 AND version = $2",
                     )
                     .bind(update.before.id)
                     .bind(update.before.version)
-                    .bind(&update.status)
+                    .bind(update.status.as_str())
                     .bind(update.step_index)
                     .bind(update.wait_started_at)
                     .bind(update.next_due_at)

@@ -16,7 +16,7 @@ use crate::engine::journeys::{self, EntryVerdict};
 use crate::engine::{as_of, context, scoring};
 use crate::model::{Account, Contact};
 use crate::rules::Bindings;
-use crate::store::{Enrollment, Store, StoreError};
+use crate::store::{Enrollment, EnrollmentStatus, Store, StoreError};
 
 use super::{date, number};
 
@@ -178,7 +178,7 @@ pub async fn build<S: Store>(
                 .iter()
                 .filter(|e| e.journey_id == journey.id && e.contact_id == contact_id)
                 .collect();
-            let verdict = match mine.iter().find(|e| e.status == "active") {
+            let verdict = match mine.iter().find(|e| e.status == EnrollmentStatus::Active) {
                 Some(active) => enrolled_text(journey, active),
                 None => {
                     let held = edges

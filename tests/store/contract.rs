@@ -214,7 +214,7 @@ async fn enroll<S: Store>(store: &S, journey: &str, account: &str) -> Enrollment
 fn step_move(before: &Enrollment, step: &str) -> EnrollmentUpdate {
     EnrollmentUpdate {
         before: before.clone(),
-        status: "active".into(),
+        status: touchline::store::EnrollmentStatus::Active,
         step_index: before.step_index + 1,
         wait_started_at: None,
         next_due_at: Some(to_millis(t0() + days(1))),
@@ -323,7 +323,7 @@ pub async fn one_active_enrollment_per_subject<S: Store>(store: S) {
         "a subject is in a journey at most once at a time"
     );
     let mut end = step_move(&first, "done");
-    end.status = "exited".into();
+    end.status = touchline::store::EnrollmentStatus::Exited;
     end.outbox.clear();
     store
         .apply(&Changes {
