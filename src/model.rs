@@ -131,6 +131,114 @@ pub struct AccountState {
     pub contacts: Vec<Contact>,
 }
 
+/// One fact about an account or contact, as rules and templates see it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fact<'a> {
+    /// Text (`None`: not known).
+    Text(Option<&'a str>),
+    /// A number (`None`: not known).
+    Number(Option<f64>),
+    /// A time (`None`: not known).
+    Time(Option<DateTime<Utc>>),
+    /// A list of names.
+    List(&'a [String]),
+    /// Yes or no.
+    Flag(bool),
+}
+
+/// The facts of an account, by name: the one list that imports read (other columns become
+/// attributes), and that rules and templates see under `account`.
+pub const ACCOUNT_FACTS: &[&str] = &[
+    "id",
+    "name",
+    "plan",
+    "arr",
+    "mrr",
+    "industry",
+    "owner",
+    "timezone",
+    "goals",
+    "status",
+    "contract_start",
+    "contract_end",
+    "created_at",
+    "last_login_at",
+];
+
+/// What rules and templates see of an account besides its facts.
+pub const ACCOUNT_DERIVED: &[&str] = &["tier", "scores", "metrics", "attributes"];
+
+/// The facts of a contact, by name (see [`ACCOUNT_FACTS`]).
+pub const CONTACT_FACTS: &[&str] = &[
+    "id",
+    "account_id",
+    "email",
+    "name",
+    "first_name",
+    "role",
+    "locale",
+    "timezone",
+    "subscribed",
+    "created_at",
+    "last_login_at",
+];
+
+/// What rules and templates see of a contact besides its facts.
+pub const CONTACT_DERIVED: &[&str] = &["attributes"];
+
+/// Every name rules and templates see under `account`.
+pub fn account_fields() -> impl Iterator<Item = &'static str> + Clone {
+    ACCOUNT_FACTS.iter().chain(ACCOUNT_DERIVED).copied()
+}
+
+/// Every name rules and templates see under `contact`.
+pub fn contact_fields() -> impl Iterator<Item = &'static str> + Clone {
+    CONTACT_FACTS.iter().chain(CONTACT_DERIVED).copied()
+}
+
+impl Account {
+    /// The fact called `name` (one of [`ACCOUNT_FACTS`]).
+    pub fn fact(&self, name: &str) -> Option<Fact<'_>> {
+        Some(match name {
+            "id" => Fact::Text(Some(&self.id)),
+            "name" => Fact::Text(Some(&self.name)),
+            "plan" => Fact::Text(self.plan.as_deref()),
+            "arr" => Fact::Number(self.arr),
+            "mrr" => Fact::Number(self.mrr),
+            "industry" => Fact::Text(self.industry.as_deref()),
+            "owner" => Fact::Text(self.owner.as_deref()),
+            "timezone" => Fact::Text(self.timezone.as_deref()),
+            "goals" => Fact::List(&self.goals),
+            "status" => Fact::Text(Some(&self.status)),
+            "contract_start" => Fact::Time(self.contract_start),
+            "contract_end" => Fact::Time(self.contract_end),
+            "created_at" => Fact::Time(self.created_at),
+            "last_login_at" => Fact::Time(self.last_login_at),
+            _ => return None,
+        })
+    }
+}
+
+impl Contact {
+    /// The fact called `name` (one of [`CONTACT_FACTS`]).
+    pub fn fact(&self, name: &str) -> Option<Fact<'_>> {
+        Some(match name {
+            "id" => Fact::Text(Some(&self.id)),
+            "account_id" => Fact::Text(Some(&self.account_id)),
+            "email" => Fact::Text(Some(&self.email)),
+            "name" => Fact::Text(self.name.as_deref()),
+            "first_name" => Fact::Text(self.first_name.as_deref()),
+            "role" => Fact::Text(self.role.as_deref()),
+            "locale" => Fact::Text(self.locale.as_deref()),
+            "timezone" => Fact::Text(self.timezone.as_deref()),
+            "subscribed" => Fact::Flag(self.subscribed),
+            "created_at" => Fact::Time(self.created_at),
+            "last_login_at" => Fact::Time(self.last_login_at),
+            _ => return None,
+        })
+    }
+}
+
 /// A task's priority.
 #[derive(
     Debug,
@@ -173,5 +281,28 @@ impl Priority {
 impl std::fmt::Display for Priority {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_fact_is_there_and_nothing_else() {
+        let account = Account::default();
+        assert!(
+            ACCOUNT_FACTS
+                .iter()
+                .all(|name| account.fact(name).is_some())
+        );
+        assert!(account.fact("arrr").is_none());
+        let contact = Contact::default();
+        assert!(
+            CONTACT_FACTS
+                .iter()
+                .all(|name| contact.fact(name).is_some())
+        );
+        assert!(contact.fact("tier").is_none());
     }
 }

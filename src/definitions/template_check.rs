@@ -7,21 +7,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use crate::diagnostic::{Diagnostic, Location};
+use crate::model::{account_fields, contact_fields};
 use crate::suggest;
 
-/// The fields templates see under `account`: the same as rules.
-pub use crate::rules::check::ACCOUNT_FIELDS;
-/// The fields templates see under `contact`.
-pub const CONTACT_FIELDS: &[&str] = &[
-    "id",
-    "email",
-    "name",
-    "first_name",
-    "role",
-    "locale",
-    "timezone",
-    "attributes",
-];
 /// The fields templates see under `owner` (the account's CSM).
 pub const OWNER_FIELDS: &[&str] = &["id", "name", "email"];
 /// Top-level names: the data, plus minijinja's global functions.
@@ -74,10 +62,11 @@ fn unknown_field(field: &str, scores: &BTreeSet<String>) -> Option<(String, Opti
                 .or_else(|| Some(format!("templates see {}", suggest::backticked(ROOTS)))),
         ));
     }
-    let known = match root {
-        "account" => ACCOUNT_FIELDS,
-        "contact" => CONTACT_FIELDS,
-        _ => OWNER_FIELDS,
+    // Templates see what rules see (see `model::ACCOUNT_FACTS`).
+    let known: Vec<&str> = match root {
+        "account" => account_fields().collect(),
+        "contact" => contact_fields().collect(),
+        _ => OWNER_FIELDS.to_vec(),
     };
     let name = parts.get(1)?;
     if !known.contains(name) {

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use rhai::{Array, Dynamic, Map};
 
 use crate::definitions::config::Csm;
-use crate::model::{AccountState, Attributes, Contact};
+use crate::model::{ACCOUNT_FACTS, AccountState, Attributes, CONTACT_FACTS, Contact, Fact};
 use crate::rules::Timestamp;
 
 fn text(value: &Option<String>) -> Dynamic {
@@ -31,25 +31,40 @@ fn numbers<'a>(values: impl Iterator<Item = (&'a String, f64)>) -> Dynamic {
     )
 }
 
+/// A fact as rules see it: unknown text is empty and unknown numbers 0 (so
+/// `account.arr >= 1000` works for an account without ARR), unknown times are unit.
+fn rule_value(fact: Fact<'_>) -> Dynamic {
+    match fact {
+        Fact::Text(text) => Dynamic::from(text.unwrap_or_default().to_string()),
+        Fact::Number(n) => Dynamic::from_float(n.unwrap_or(0.0)),
+        Fact::Time(t) => time(t),
+        Fact::List(items) => {
+            let items: Array = items.iter().map(|i| Dynamic::from(i.clone())).collect();
+            Dynamic::from_array(items)
+        }
+        Fact::Flag(flag) => Dynamic::from_bool(flag),
+    }
+}
+
+/// A fact as templates see it: unknown facts are null (and left out), dates are dates,
+/// whole numbers have no decimals.
+fn template_value(fact: Fact<'_>) -> serde_json::Value {
+    match fact {
+        Fact::Text(text) => serde_json::json!(text),
+        Fact::Number(n) => n.map_or(serde_json::Value::Null, number),
+        Fact::Time(t) => serde_json::json!(t.map(|t| t.format("%Y-%m-%d").to_string())),
+        Fact::List(items) => serde_json::json!(items),
+        Fact::Flag(flag) => serde_json::json!(flag),
+    }
+}
+
 /// The account as rules see it. `scores` holds every declared score (0 until computed).
 pub fn account_map(state: &AccountState, score_names: &[&str]) -> Dynamic {
     let a = &state.account;
-    let mut map = Map::new();
-    map.insert("id".into(), Dynamic::from(a.id.clone()));
-    map.insert("name".into(), Dynamic::from(a.name.clone()));
-    map.insert("plan".into(), text(&a.plan));
-    map.insert("arr".into(), Dynamic::from_float(a.arr.unwrap_or(0.0)));
-    map.insert("mrr".into(), Dynamic::from_float(a.mrr.unwrap_or(0.0)));
-    map.insert("industry".into(), text(&a.industry));
-    map.insert("owner".into(), text(&a.owner));
-    map.insert("timezone".into(), text(&a.timezone));
-    let goals: Array = a.goals.iter().map(|g| Dynamic::from(g.clone())).collect();
-    map.insert("goals".into(), Dynamic::from_array(goals));
-    map.insert("status".into(), Dynamic::from(a.status.clone()));
-    map.insert("contract_start".into(), time(a.contract_start));
-    map.insert("contract_end".into(), time(a.contract_end));
-    map.insert("created_at".into(), time(a.created_at));
-    map.insert("last_login_at".into(), time(a.last_login_at));
+    let mut map: Map = ACCOUNT_FACTS
+        .iter()
+        .filter_map(|name| Some(((*name).into(), rule_value(a.fact(name)?))))
+        .collect();
     map.insert("tier".into(), text(&state.tier));
     let scores = score_names
         .iter()
@@ -68,18 +83,10 @@ pub fn account_map(state: &AccountState, score_names: &[&str]) -> Dynamic {
 
 /// A contact as rules see it.
 pub fn contact_map(c: &Contact) -> Dynamic {
-    let mut map = Map::new();
-    map.insert("id".into(), Dynamic::from(c.id.clone()));
-    map.insert("account_id".into(), Dynamic::from(c.account_id.clone()));
-    map.insert("email".into(), Dynamic::from(c.email.clone()));
-    map.insert("name".into(), text(&c.name));
-    map.insert("first_name".into(), text(&c.first_name));
-    map.insert("role".into(), text(&c.role));
-    map.insert("locale".into(), text(&c.locale));
-    map.insert("timezone".into(), text(&c.timezone));
-    map.insert("subscribed".into(), Dynamic::from_bool(c.subscribed));
-    map.insert("created_at".into(), time(c.created_at));
-    map.insert("last_login_at".into(), time(c.last_login_at));
+    let mut map: Map = CONTACT_FACTS
+        .iter()
+        .filter_map(|name| Some(((*name).into(), rule_value(c.fact(name)?))))
+        .collect();
     map.insert("attributes".into(), attributes(&c.attributes));
     Dynamic::from_map(map)
 }
@@ -119,22 +126,30 @@ fn template_data_with_nulls(
     owner: Option<&Csm>,
 ) -> serde_json::Value {
     let a = &state.account;
-    let date = |t: Option<DateTime<Utc>>| t.map(|t| t.format("%Y-%m-%d").to_string());
+    let mut account: serde_json::Map<String, serde_json::Value> = ACCOUNT_FACTS
+        .iter()
+        .filter_map(|name| Some(((*name).to_string(), template_value(a.fact(name)?))))
+        .collect();
+    account.insert("tier".into(), serde_json::json!(state.tier));
+    let scores = state
+        .scores
+        .iter()
+        .map(|(k, v)| (k.clone(), number(v.round())));
+    account.insert("scores".into(), scores.collect());
+    let metrics = state.metrics.iter().map(|(k, v)| (k.clone(), number(*v)));
+    account.insert("metrics".into(), metrics.collect());
+    account.insert("attributes".into(), serde_json::json!(a.attributes));
+    let contact = contact.map(|c| {
+        let mut map: serde_json::Map<String, serde_json::Value> = CONTACT_FACTS
+            .iter()
+            .filter_map(|name| Some(((*name).to_string(), template_value(c.fact(name)?))))
+            .collect();
+        map.insert("attributes".into(), serde_json::json!(c.attributes));
+        map
+    });
     serde_json::json!({
-        "account": {
-            "id": a.id, "name": a.name, "plan": a.plan, "arr": a.arr.map(number), "mrr": a.mrr.map(number),
-            "industry": a.industry, "owner": a.owner, "timezone": a.timezone, "goals": a.goals,
-            "status": a.status, "contract_start": date(a.contract_start), "contract_end": date(a.contract_end),
-            "created_at": date(a.created_at), "last_login_at": date(a.last_login_at),
-            "tier": state.tier,
-            "scores": state.scores.iter().map(|(k, v)| (k.clone(), number(v.round()))).collect::<serde_json::Map<_, _>>(),
-            "metrics": state.metrics.iter().map(|(k, v)| (k.clone(), number(*v))).collect::<serde_json::Map<_, _>>(),
-            "attributes": a.attributes,
-        },
-        "contact": contact.map(|c| serde_json::json!({
-            "id": c.id, "email": c.email, "name": c.name, "first_name": c.first_name, "role": c.role,
-            "locale": c.locale, "timezone": c.timezone, "attributes": c.attributes,
-        })),
+        "account": account,
+        "contact": contact,
         "owner": owner.map(|o| serde_json::json!({ "id": o.id.value, "name": o.name, "email": o.email })),
     })
 }

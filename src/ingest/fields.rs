@@ -3,7 +3,9 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use crate::model::{Account, Attributes, Contact, Event, MetricValue};
+use crate::model::{
+    ACCOUNT_FACTS, Account, Attributes, CONTACT_FACTS, Contact, Event, MetricValue,
+};
 
 /// One row: column names and values, in file order.
 pub struct Fields {
@@ -162,23 +164,6 @@ impl Fields {
     }
 }
 
-const ACCOUNT_COLUMNS: &[&str] = &[
-    "id",
-    "name",
-    "plan",
-    "arr",
-    "mrr",
-    "industry",
-    "owner",
-    "timezone",
-    "goals",
-    "status",
-    "contract_start",
-    "contract_end",
-    "created_at",
-    "last_login_at",
-];
-
 pub fn account(f: &Fields) -> Checked<Account> {
     Ok(Account {
         id: f.required("id")?,
@@ -195,23 +180,9 @@ pub fn account(f: &Fields) -> Checked<Account> {
         contract_end: f.time("contract_end")?,
         created_at: f.time("created_at")?,
         last_login_at: f.time("last_login_at")?,
-        attributes: f.rest(ACCOUNT_COLUMNS),
+        attributes: f.rest(ACCOUNT_FACTS),
     })
 }
-
-const CONTACT_COLUMNS: &[&str] = &[
-    "id",
-    "account_id",
-    "email",
-    "name",
-    "first_name",
-    "role",
-    "locale",
-    "timezone",
-    "subscribed",
-    "created_at",
-    "last_login_at",
-];
 
 pub fn contact(f: &Fields) -> Checked<Contact> {
     let email = f.required("email")?;
@@ -233,7 +204,7 @@ pub fn contact(f: &Fields) -> Checked<Contact> {
         subscribed: f.boolean("subscribed")?.unwrap_or(true),
         created_at: f.time("created_at")?,
         last_login_at: f.time("last_login_at")?,
-        attributes: f.rest(CONTACT_COLUMNS),
+        attributes: f.rest(CONTACT_FACTS),
     })
 }
 

@@ -3,45 +3,8 @@
 
 use rhai::{AST, ASTNode, Expr, Position};
 
+use crate::model::{account_fields, contact_fields};
 use crate::suggest;
-
-/// Fields of `account` in rule context.
-pub const ACCOUNT_FIELDS: &[&str] = &[
-    "id",
-    "name",
-    "plan",
-    "arr",
-    "mrr",
-    "industry",
-    "owner",
-    "timezone",
-    "goals",
-    "status",
-    "contract_start",
-    "contract_end",
-    "created_at",
-    "last_login_at",
-    "tier",
-    "scores",
-    "metrics",
-    "attributes",
-];
-
-/// Fields of `contact` in rule context.
-pub const CONTACT_FIELDS: &[&str] = &[
-    "id",
-    "account_id",
-    "email",
-    "name",
-    "first_name",
-    "role",
-    "locale",
-    "timezone",
-    "subscribed",
-    "created_at",
-    "last_login_at",
-    "attributes",
-];
 
 /// A name a rule reads that does not exist.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,9 +40,9 @@ fn check_chain(
     scores: Option<&[&str]>,
     out: &mut Vec<UnknownName>,
 ) {
-    let fields = match variable {
-        "account" => ACCOUNT_FIELDS,
-        "contact" => CONTACT_FIELDS,
+    let fields: Vec<&str> = match variable {
+        "account" => account_fields().collect(),
+        "contact" => contact_fields().collect(),
         _ => return,
     };
     let Some((first, position)) = segments.first() else {
