@@ -886,17 +886,7 @@ pub async fn delivery_times_are_the_pass_time<S: Store>(store: S) {
             .events
             .push(crate::fixture::event(&id, "account_created", t0()));
     }
-    store.import(&import).await.expect("import");
-    let definitions = project.definitions();
-    Engine::new(definitions.clone(), store.clone())
-        .tick(t0())
-        .await
-        .expect("tick");
-    let deliverer = Deliverer::new(
-        definitions,
-        store.clone(),
-        project.dir.path().join("outbox"),
-    );
+    let deliverer = first_pass(&store, &project, &import).await;
     let report = deliverer.deliver_due(t0()).await.expect("deliver");
     assert_eq!(report.emails, 450, "{report:?}");
     let sent = store.deliveries(&["sent"], 1000).await.expect("list");
