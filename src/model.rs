@@ -116,8 +116,10 @@ pub struct AccountState {
     pub account: Account,
     /// Latest value of each metric.
     pub metrics: BTreeMap<String, f64>,
-    /// Current scores.
+    /// Current scores that are known.
     pub scores: BTreeMap<String, f64>,
+    /// Scores whose formula failed for this account, with why: unknown, never a number.
+    pub unknown_scores: BTreeMap<String, String>,
     /// Current tier.
     pub tier: Option<String>,
     /// Bumped on every change to the account's inputs.

@@ -39,6 +39,9 @@ pub struct Score {
     pub name: String,
     /// The formula.
     pub rule: Rule,
+    /// The value to use when the formula fails for an account (`None`: the score is
+    /// unknown for that account, and rules that read it decide nothing).
+    pub default: Option<f64>,
 }
 
 /// A compiled tier rule.
@@ -300,6 +303,7 @@ impl<'a> Compiler<'a> {
                 scores.push(Score {
                     name: name.clone(),
                     rule,
+                    default: formula.default,
                 });
             }
         }

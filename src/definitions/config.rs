@@ -122,6 +122,11 @@ pub struct ScoreFormula {
     /// What the score measures.
     #[serde(default)]
     pub description: Option<String>,
+    /// The value to use when the formula fails for an account (a metric not imported yet).
+    /// Without it the score is *unknown* for that account: never a number, and rules that
+    /// read it decide nothing.
+    #[serde(default)]
+    pub default: Option<f64>,
 }
 
 /// One tier rule.

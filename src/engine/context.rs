@@ -9,7 +9,7 @@ use rhai::{Array, Dynamic, Map};
 
 use crate::definitions::config::Csm;
 use crate::model::{ACCOUNT_FACTS, AccountState, Attributes, CONTACT_FACTS, Contact, Fact};
-use crate::rules::Timestamp;
+use crate::rules::{Bindings, Timestamp};
 
 fn text(value: &Option<String>) -> Dynamic {
     Dynamic::from(value.clone().unwrap_or_default())
@@ -58,7 +58,8 @@ fn template_value(fact: Fact<'_>) -> serde_json::Value {
     }
 }
 
-/// The account as rules see it. `scores` holds every declared score (0 until computed).
+/// The account as rules see it. `scores` holds the declared scores that are known: reading
+/// one that is unknown (or not computed yet) is an error, never a 0.
 pub fn account_map(state: &AccountState, score_names: &[&str]) -> Dynamic {
     let a = &state.account;
     let mut map: Map = ACCOUNT_FACTS
@@ -66,11 +67,14 @@ pub fn account_map(state: &AccountState, score_names: &[&str]) -> Dynamic {
         .filter_map(|name| Some(((*name).into(), rule_value(a.fact(name)?))))
         .collect();
     map.insert("tier".into(), text(&state.tier));
-    let scores = score_names
+    let scores: Map = score_names
         .iter()
-        .map(|name| (*name, state.scores.get(*name).copied().unwrap_or(0.0)));
-    let scores: Map = scores
-        .map(|(k, v)| (k.into(), Dynamic::from_float(v)))
+        .filter_map(|name| {
+            Some((
+                (*name).into(),
+                Dynamic::from_float(*state.scores.get(*name)?),
+            ))
+        })
         .collect();
     map.insert("scores".into(), Dynamic::from_map(scores));
     map.insert(
@@ -79,6 +83,16 @@ pub fn account_map(state: &AccountState, score_names: &[&str]) -> Dynamic {
     );
     map.insert("attributes".into(), attributes(&a.attributes));
     Dynamic::from_map(map)
+}
+
+/// What rules about this account see at `now`: the account map, with its unknown scores
+/// marked so a rule that reads one says why it failed.
+pub fn bindings(state: &AccountState, score_names: &[&str], now: DateTime<Utc>) -> Bindings {
+    let mut bindings = Bindings::new(account_map(state, score_names), now);
+    for (name, why) in &state.unknown_scores {
+        bindings.set_unknown_score(name, why);
+    }
+    bindings
 }
 
 /// A contact as rules see it.

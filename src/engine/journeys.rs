@@ -20,6 +20,9 @@ use super::context;
 /// this is the backstop).
 const MAX_STEPS_PER_PASS: usize = 256;
 
+/// How long a branch that could not decide waits before it tries again (ms).
+const BRANCH_RETRY_MS: i64 = 3_600_000;
+
 /// Why a subject is not in a journey's segment, or `Ok` if it is. `bindings` must hold the
 /// subject (account, and contact for contact journeys).
 pub fn segment_check(
@@ -28,39 +31,48 @@ pub fn segment_check(
     state: &AccountState,
     tier: Option<&str>,
     bindings: &mut Bindings,
-) -> Result<(), String> {
+) -> Result<(), SegmentMiss> {
     let segment = &journey.file.segment;
     if let Some(goal) = &segment.adoption_goal
         && !state.account.goals.contains(&goal.value)
     {
-        return Err(format!(
+        return Err(SegmentMiss::Out(format!(
             "adoption goal `{}` is not among the account's goals",
             goal.value
-        ));
+        )));
     }
     if let Some(tiers) = &segment.tiers {
         let tier = tier.unwrap_or("(none)");
         if !tiers.iter().any(|t| t.value.as_str() == tier) {
             let allowed: Vec<&str> = tiers.iter().map(|t| t.value.as_str()).collect();
-            return Err(format!(
+            return Err(SegmentMiss::Out(format!(
                 "tier `{tier}` is not one of {}",
                 allowed.join(", ")
-            ));
+            )));
         }
     }
     if let Some(rule) = &journey.segment_rule {
         match engine.run_bool(rule, bindings) {
             Ok(true) => {}
             Ok(false) => {
-                return Err(format!(
+                return Err(SegmentMiss::Out(format!(
                     "segment condition is false: {}",
                     rule.source.trim()
-                ));
+                )));
             }
-            Err(error) => return Err(error.to_string()),
+            Err(error) => return Err(SegmentMiss::RuleFailed(error.to_string())),
         }
     }
     Ok(())
+}
+
+/// Why a subject is not in a journey's segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SegmentMiss {
+    /// It is not: why.
+    Out(String),
+    /// The segment condition could not be evaluated: why. Nothing is decided.
+    RuleFailed(String),
 }
 
 /// The engine's verdict on one subject's entry into a journey, as the engine acts on it and
@@ -69,8 +81,9 @@ pub fn segment_check(
 pub enum EntryVerdict {
     /// Not in the segment: why.
     NotInSegment(String),
-    /// The entry condition could not be evaluated: why.
-    ConditionFailed(String),
+    /// A rule (segment or entry condition) could not be evaluated — it read an unknown
+    /// score or a missing metric: why. Nothing is decided: no entry, the edge is kept.
+    RuleFailed(String),
     /// The entry condition is false.
     ConditionFalse,
     /// The entry condition held at the last evaluation too: entry waits for it to turn
@@ -85,12 +98,14 @@ pub enum EntryVerdict {
 
 impl EntryVerdict {
     /// Whether segment and entry condition hold together (the edge the engine stores, so a
-    /// condition enrolls when it *becomes* true).
-    pub fn condition_holds(&self) -> bool {
-        matches!(
-            self,
-            Self::ConditionStillTrue | Self::ReentryBlocked(_) | Self::Enters
-        )
+    /// condition enrolls when it *becomes* true); `None` when a rule failed and it is not
+    /// known (the stored edge stays as it is).
+    pub fn condition_holds(&self) -> Option<bool> {
+        match self {
+            Self::RuleFailed(_) => None,
+            Self::ConditionStillTrue | Self::ReentryBlocked(_) | Self::Enters => Some(true),
+            Self::NotInSegment(_) | Self::ConditionFalse => Some(false),
+        }
     }
 }
 
@@ -106,12 +121,14 @@ pub fn entry_verdict(
     condition_held: bool,
     now: DateTime<Utc>,
 ) -> EntryVerdict {
-    if let Err(why) = segment_check(engine, journey, state, state.tier.as_deref(), bindings) {
-        return EntryVerdict::NotInSegment(why);
+    match segment_check(engine, journey, state, state.tier.as_deref(), bindings) {
+        Ok(()) => {}
+        Err(SegmentMiss::Out(why)) => return EntryVerdict::NotInSegment(why),
+        Err(SegmentMiss::RuleFailed(why)) => return EntryVerdict::RuleFailed(why),
     }
     if let (Entry::Condition(_), Some(rule)) = (&journey.file.entry, &journey.entry_rule) {
         match engine.run_bool(rule, bindings) {
-            Err(error) => return EntryVerdict::ConditionFailed(error.reason),
+            Err(error) => return EntryVerdict::RuleFailed(error.reason),
             Ok(false) => return EntryVerdict::ConditionFalse,
             Ok(true) if condition_held => return EntryVerdict::ConditionStillTrue,
             Ok(true) => {}
@@ -404,14 +421,27 @@ pub fn advance(ctx: &mut StepContext<'_>, enrollment: &Enrollment) -> Enrollment
                 for (rule, target) in arms {
                     let taken = match rule {
                         None => true,
-                        Some(rule) => engine.run_bool(rule, ctx.bindings).unwrap_or_else(|error| {
-                            log.push(LogEntry {
-                                step_id: Some(step.id.clone()),
-                                event: "rule_error".into(),
-                                detail: error.to_string(),
-                            });
-                            false
-                        }),
+                        Some(rule) => match engine.run_bool(rule, ctx.bindings) {
+                            Ok(taken) => taken,
+                            Err(error) => {
+                                // An arm that cannot be decided (an unknown score, a missing
+                                // metric) takes no arm: the branch waits and decides later.
+                                log.push(entry(
+                                    "waiting",
+                                    format!("branch undecided, tried again in an hour: {error}"),
+                                ));
+                                let retry = now + BRANCH_RETRY_MS;
+                                return update(
+                                    EnrollmentStatus::Active,
+                                    index,
+                                    None,
+                                    Some(retry),
+                                    None,
+                                    log,
+                                    outbox,
+                                );
+                            }
+                        },
                     };
                     if taken {
                         next = *target;

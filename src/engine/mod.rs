@@ -67,6 +67,10 @@ pub struct PassReport {
     pub conflicts: u64,
     /// Rule errors (a formula or condition that failed), counted.
     pub rule_errors: u64,
+    /// Accounts whose score is unknown (its formula failed), per score.
+    pub unknown_scores: BTreeMap<String, u64>,
+    /// Accounts whose tier stayed as it was because a tier rule could not be evaluated.
+    pub tiers_kept: u64,
     /// Whether every account was re-evaluated because the definitions changed.
     pub full_reevaluation: bool,
     /// Milliseconds spent in each phase: changed accounts, events, schedules, due enrollments.
@@ -92,6 +96,18 @@ impl PassReport {
             text.push_str(&format!(
                 ", {} (see the log)",
                 count(self.rule_errors, "rule error", "rule errors")
+            ));
+        }
+        for (score, accounts) in &self.unknown_scores {
+            text.push_str(&format!(
+                ", {score} unknown for {}",
+                count(*accounts, "account", "accounts")
+            ));
+        }
+        if self.tiers_kept > 0 {
+            text.push_str(&format!(
+                ", {} kept (a tier rule could not be evaluated)",
+                count(self.tiers_kept, "tier", "tiers")
             ));
         }
         if self.full_reevaluation {
@@ -336,7 +352,7 @@ impl<S: Store> Engine<S> {
     }
 
     fn bindings(&self, state: &AccountState, now: DateTime<Utc>) -> Bindings {
-        Bindings::new(context::account_map(state, &self.score_names()), now)
+        context::bindings(state, &self.score_names(), now)
     }
 
     fn step_context<'a>(
@@ -447,10 +463,17 @@ impl<S: Store> Engine<S> {
         };
         for mut state in states {
             let mut bindings = self.bindings(&state, now);
-            let scored = scoring::score(&self.definitions, &state.scores, &mut bindings);
+            let scored = scoring::score(&self.definitions, &mut bindings);
             report.rule_errors += scored.errors.len() as u64;
             for error in &scored.errors {
                 tracing::warn!(account = %state.account.id, "{error}");
+            }
+            for name in scored.unknown.keys() {
+                *report.unknown_scores.entry(name.clone()).or_default() += 1;
+            }
+            if let Some(why) = &scored.tier_blocked {
+                report.tiers_kept += 1;
+                tracing::warn!(account = %state.account.id, "tier kept: {why}");
             }
             let mut evaluation = scoring::evaluation(
                 &state.account.id,
@@ -464,7 +487,10 @@ impl<S: Store> Engine<S> {
             // A first tier is recorded in the history but is not a change.
             report.tier_changes += u64::from(matches!(evaluation.tier_changed_from, Some(Some(_))));
             state.scores = scored.scores;
-            state.tier = scored.tier.map(|(tier, _)| tier);
+            state.unknown_scores = scored.unknown;
+            if let Some((tier, _)) = scored.tier {
+                state.tier = Some(tier);
+            }
             changes.evaluations.push(evaluation);
 
             let empty = Vec::new();
@@ -542,8 +568,8 @@ impl<S: Store> Engine<S> {
                     });
                 }
                 match (verdict.condition_holds(), was) {
-                    (true, false) => changes.edges_set.push(key),
-                    (false, true) => changes.edges_cleared.push(key),
+                    (Some(true), false) => changes.edges_set.push(key),
+                    (Some(false), true) => changes.edges_cleared.push(key),
                     _ => {}
                 }
             }

@@ -24,59 +24,82 @@ pub struct TierCheck {
 /// Everything evaluating one account found.
 #[derive(Debug, Clone)]
 pub struct Scored {
-    /// The scores (a formula that failed keeps the previous value).
+    /// The scores that are known (a failed formula with a `default:` gives that default).
     pub scores: BTreeMap<String, f64>,
+    /// Scores whose formula failed (and that have no default), with why: unknown, never a
+    /// number.
+    pub unknown: BTreeMap<String, String>,
     /// Formulas that failed.
     pub errors: Vec<EvalError>,
-    /// The tier rules up to the one that matched.
+    /// The tier rules up to the one that matched, or that failed.
     pub tier_checks: Vec<TierCheck>,
-    /// The tier and a description of the rule that decided it.
+    /// The tier and a description of the rule that decided it; `None` when no rule decided
+    /// (a rule failed, or none matched): the account keeps the tier it had.
     pub tier: Option<(String, String)>,
+    /// Why the tier could not be decided: a rule failed (e.g. it read an unknown score).
+    pub tier_blocked: Option<String>,
 }
 
-/// Computes an account's scores and tier. `previous` are its stored scores; `bindings`
-/// hold its data and are updated with the new scores and tier.
-pub fn score(
-    definitions: &Definitions,
-    previous: &BTreeMap<String, f64>,
-    bindings: &mut Bindings,
-) -> Scored {
+/// Computes an account's scores and tier. `bindings` hold its data and are updated with the
+/// new scores and tier.
+pub fn score(definitions: &Definitions, bindings: &mut Bindings) -> Scored {
     let engine = &definitions.engine;
     let mut scores = BTreeMap::new();
+    let mut unknown = BTreeMap::new();
     let mut errors = Vec::new();
     for score in &definitions.scores {
-        let value = match engine.run_number(&score.rule, bindings) {
-            Ok(value) if value.is_finite() => round(value.clamp(0.0, 100.0)),
-            Ok(value) => {
-                errors.push(EvalError {
-                    rule: score.rule.name.clone(),
-                    reason: format!("gave {value}, not a number"),
-                });
-                previous.get(&score.name).copied().unwrap_or(0.0)
+        let failure = match engine.run_number(&score.rule, bindings) {
+            Ok(value) if value.is_finite() => {
+                let value = round(value.clamp(0.0, 100.0));
+                bindings.set_account_field(Some("scores"), &score.name, Dynamic::from_float(value));
+                scores.insert(score.name.clone(), value);
+                continue;
             }
-            Err(error) => {
-                errors.push(error);
-                previous.get(&score.name).copied().unwrap_or(0.0)
-            }
+            Ok(value) => EvalError {
+                rule: score.rule.name.clone(),
+                reason: format!("gave {value}, not a number"),
+            },
+            Err(error) => error,
         };
-        bindings.set_account_field(Some("scores"), &score.name, Dynamic::from_float(value));
-        scores.insert(score.name.clone(), value);
+        match score.default {
+            Some(value) => {
+                bindings.set_account_field(Some("scores"), &score.name, Dynamic::from_float(value));
+                scores.insert(score.name.clone(), value);
+            }
+            None => {
+                bindings.set_unknown_score(&score.name, &failure.reason);
+                unknown.insert(score.name.clone(), failure.reason.clone());
+            }
+        }
+        errors.push(failure);
     }
     let mut tier_checks = Vec::new();
     let mut tier = None;
+    let mut tier_blocked = None;
     for (index, rule) in definitions.tiers.iter().enumerate() {
         let outcome = match &rule.rule {
             Some(condition) => engine.run_bool(condition, bindings),
             None => Ok(true),
         };
-        let matched = matches!(outcome, Ok(true));
+        let decided = match &outcome {
+            Ok(matched) => *matched,
+            Err(error) => {
+                // A rule that cannot be evaluated decides nothing: falling through to the
+                // next rule would move the account on missing data.
+                tier_blocked = Some(format!("tier rule {} failed: {}", index + 1, error.reason));
+                true
+            }
+        };
         tier_checks.push(TierCheck {
             position: index + 1,
             tier: rule.tier.to_string(),
             condition: rule.rule.as_ref().map(|r| r.source.clone()),
             outcome,
         });
-        if matched {
+        if !decided {
+            continue;
+        }
+        if tier_blocked.is_none() {
             let description = match &rule.rule {
                 Some(condition) => format!(
                     "tier rule {} ({}): {}",
@@ -87,17 +110,19 @@ pub fn score(
                 None => format!("tier rule {} ({}): everyone else", index + 1, rule.tier),
             };
             tier = Some((rule.tier.to_string(), description));
-            break;
         }
+        break;
     }
     if let Some((name, _)) = &tier {
         bindings.set_account_field(None, "tier", Dynamic::from(name.clone()));
     }
     Scored {
         scores,
+        unknown,
         errors,
         tier_checks,
         tier,
+        tier_blocked,
     }
 }
 
@@ -127,6 +152,7 @@ pub fn evaluation(
         account_id: account_id.to_string(),
         data_version,
         scores: scored.scores.clone(),
+        unknown_scores: scored.unknown.clone(),
         changed_scores,
         tier: scored.tier.clone(),
         tier_changed_from,

@@ -222,7 +222,8 @@ impl RuleEngine {
         bindings.scope.rewind(bindings.base);
         result.map_err(|error| EvalError {
             rule: rule.name.clone(),
-            reason: describe_eval_error(&error),
+            reason: unknown_score_read(rule, bindings)
+                .unwrap_or_else(|| describe_eval_error(&error)),
         })
     }
 
@@ -278,6 +279,8 @@ pub struct Bindings {
     scope: Scope<'static>,
     base: usize,
     now: DateTime<Utc>,
+    /// Scores unknown for this account, with why, so a rule that reads one says so.
+    unknown: std::collections::BTreeMap<String, String>,
 }
 
 impl fmt::Debug for Bindings {
@@ -296,7 +299,12 @@ impl Bindings {
         scope.push_dynamic("contact", Dynamic::UNIT);
         scope.push("now", Timestamp(now));
         let base = scope.len();
-        Self { scope, base, now }
+        Self {
+            scope,
+            base,
+            now,
+            unknown: Default::default(),
+        }
     }
 
     /// Sets the contact rules see.
@@ -304,8 +312,23 @@ impl Bindings {
         self.scope.set_value("contact", contact);
     }
 
+    /// Marks a score unknown: rules no longer see it, and one that reads it says why.
+    pub fn set_unknown_score(&mut self, name: &str, why: &str) {
+        if let Some(account) = self.scope.get_mut("account")
+            && let Some(mut account) = account.write_lock::<rhai::Map>()
+            && let Some(scores) = account.get_mut("scores")
+            && let Some(mut scores) = scores.write_lock::<rhai::Map>()
+        {
+            scores.remove(name);
+        }
+        self.unknown.insert(name.to_string(), why.to_string());
+    }
+
     /// Sets `account.<map>.<key>` (a score or the tier as it is being decided).
     pub fn set_account_field(&mut self, map: Option<&str>, key: &str, value: Dynamic) {
+        if map == Some("scores") {
+            self.unknown.remove(key);
+        }
         let Some(account) = self.scope.get_mut("account") else {
             return;
         };
@@ -346,6 +369,18 @@ fn describe_parse_error(error: &rhai::ParseErrorType, variables: Variables) -> S
         ),
         other => format!("rule syntax error: {other}"),
     }
+}
+
+/// Why a failed rule failed, when it read a score that is unknown for the account.
+fn unknown_score_read(rule: &Rule, bindings: &Bindings) -> Option<String> {
+    if bindings.unknown.is_empty() {
+        return None;
+    }
+    rule.reads().iter().find_map(|path| {
+        let name = path.strip_prefix("scores.")?;
+        let why = bindings.unknown.get(name)?;
+        Some(format!("score `{name}` is unknown for this account: {why}"))
+    })
 }
 
 fn describe_eval_error(error: &EvalAltResult) -> String {

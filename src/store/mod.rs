@@ -123,11 +123,13 @@ pub struct Evaluation {
     pub account_id: String,
     /// The `data_version` the evaluation read (the account stays dirty if it moved on).
     pub data_version: i64,
-    /// All current scores.
+    /// All current scores that are known.
     pub scores: BTreeMap<String, f64>,
+    /// Scores that are unknown for the account, with why.
+    pub unknown_scores: BTreeMap<String, String>,
     /// Scores that changed, for the history.
     pub changed_scores: Vec<(String, f64)>,
-    /// The tier and the rule that decided it.
+    /// The tier and the rule that decided it (`None`: the tier stays as it was).
     pub tier: Option<(String, String)>,
     /// The previous tier, when the tier changed.
     pub tier_changed_from: Option<Option<String>>,
@@ -690,6 +692,8 @@ pub trait Store: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<bool>> + Send;
     /// Open tasks per assignee.
     fn open_task_counts(&self) -> impl Future<Output = Result<Vec<Count>>> + Send;
+    /// Accounts whose score is unknown, per score.
+    fn unknown_score_counts(&self) -> impl Future<Output = Result<Vec<Count>>> + Send;
     /// Adds one to a named counter and returns the new value.
     fn next_counter(&self, key: &str) -> impl Future<Output = Result<i64>> + Send;
     /// Tasks, optionally for one assignee and one status, oldest first.

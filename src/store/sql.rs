@@ -21,7 +21,7 @@ use crate::model::{Account, AccountState, Contact, Event, MetricValue};
 const CHUNK: usize = 500;
 
 const ACCOUNT_COLUMNS: &str = "id, name, plan, arr, mrr, industry, owner, timezone, goals, status, contract_start, \
-     contract_end, created_at, last_login_at, attributes, row_hash, metrics, scores, tier, data_version, metrics_latest_at";
+     contract_end, created_at, last_login_at, attributes, row_hash, metrics, scores, unknown_scores, tier, data_version, metrics_latest_at";
 
 const CONTACT_COLUMNS: &str = "id, account_id, email, name, first_name, role, locale, timezone, subscribed, created_at, last_login_at, attributes";
 
@@ -60,7 +60,7 @@ fn dedupe_metrics(metrics: &[MetricValue]) -> (Vec<&MetricValue>, Vec<&MetricVal
 }
 
 macro_rules! store_impl {
-    ($name:ident, $db:ty, $pool:ty, $doc:literal, $metrics_json:literal, $skip_locked:literal) => {
+    ($name:ident, $db:ty, $pool:ty, $doc:literal, $metrics_json:literal, $skip_locked:literal, $json_keys:literal) => {
         #[doc = $doc]
         #[derive(Debug, Clone)]
         pub struct $name {
@@ -163,6 +163,7 @@ macro_rules! store_impl {
                     account,
                     metrics: from_json(&row.try_get::<String, _>("metrics")?)?,
                     scores: from_json(&row.try_get::<String, _>("scores")?)?,
+                    unknown_scores: from_json(&row.try_get::<String, _>("unknown_scores")?)?,
                     tier: row.try_get("tier")?,
                     data_version: row.try_get("data_version")?,
                     metrics_latest_at: row.try_get("metrics_latest_at")?,
@@ -396,18 +397,21 @@ macro_rules! store_impl {
             /// Writes evaluations with one multi-row statement per chunk.
             async fn apply_evaluations(tx: &mut sqlx::Transaction<'_, $db>, changes: &Changes) -> Result<()> {
                 for chunk in changes.evaluations.chunks(CHUNK) {
-                    let mut query = QueryBuilder::<$db>::new("WITH v (id, scores, tier, tier_rule, version, recheck_at) AS (");
+                    let mut query = QueryBuilder::<$db>::new("WITH v (id, scores, unknown_scores, tier, tier_rule, version, recheck_at) AS (");
                     query.push_values(chunk, |mut row, e| {
                         let (tier, rule) = e.tier.clone().unzip();
                         row.push_bind(e.account_id.clone())
                             .push_bind(to_json(&e.scores))
+                            .push_bind(to_json(&e.unknown_scores))
                             .push_bind(tier)
                             .push_bind(rule)
                             .push_bind(e.data_version)
                             .push_bind(e.recheck_at);
                     });
                     query.push(
-                        ") UPDATE accounts SET scores = v.scores, tier = v.tier, tier_rule = v.tier_rule, recheck_at = v.recheck_at, \
+                        ") UPDATE accounts SET scores = v.scores, unknown_scores = v.unknown_scores, \
+                         tier = COALESCE(v.tier, accounts.tier), tier_rule = COALESCE(v.tier_rule, accounts.tier_rule), \
+                         recheck_at = v.recheck_at, \
                          evaluated_version = CASE WHEN accounts.evaluated_version > v.version \
                          THEN accounts.evaluated_version ELSE v.version END \
                          FROM v WHERE accounts.id = v.id",
@@ -1282,6 +1286,16 @@ macro_rules! store_impl {
                 rows.iter().map(|r| Ok(Count { label: r.try_get("label")?, count: r.try_get("n")? })).collect()
             }
 
+            async fn unknown_score_counts(&self) -> Result<Vec<Count>> {
+                let sql = format!(
+                    "SELECT j.key AS label, COUNT(*) AS n FROM accounts, {} AS j \
+                     WHERE accounts.unknown_scores <> '{{}}' GROUP BY j.key ORDER BY j.key",
+                    $json_keys
+                );
+                let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+                rows.iter().map(|r| Ok(Count { label: r.try_get("label")?, count: r.try_get("n")? })).collect()
+            }
+
             async fn next_counter(&self, key: &str) -> Result<i64> {
                 let row = sqlx::query(
                     "INSERT INTO counters (key, value) VALUES ($1, 1) \
@@ -1342,7 +1356,8 @@ store_impl!(
     sqlx::SqlitePool,
     "The embedded SQLite store (the default).",
     "json_group_object(m.name, m.value)",
-    ""
+    "",
+    "json_each(accounts.unknown_scores)"
 );
 store_impl!(
     PostgresStore,
@@ -1350,5 +1365,6 @@ store_impl!(
     sqlx::PgPool,
     "The PostgreSQL store, for several engine processes.",
     "json_object_agg(m.name, m.value)::text",
-    " FOR UPDATE SKIP LOCKED"
+    " FOR UPDATE SKIP LOCKED",
+    "json_each_text(accounts.unknown_scores::json)"
 );

@@ -35,8 +35,10 @@ pub struct ExplainView {
     pub rule_errors: Vec<String>,
     /// Each tier rule in order, and what it decided.
     pub tier_rules: Vec<TierRuleLine>,
-    /// The tier (`null`: no rule matched).
+    /// The tier (`null`: none yet).
     pub tier: Option<String>,
+    /// Why the tier rules decided nothing and the tier stayed as it was.
+    pub tier_kept: Option<String>,
     /// Tier changes so far.
     pub tier_history: Vec<TierChangeLine>,
     /// Every journey, and the account's (or each contact's) place in it.
@@ -48,8 +50,10 @@ pub struct ExplainView {
 pub struct ScoreLine {
     /// The score's name.
     pub name: String,
-    /// Its value.
-    pub value: f64,
+    /// Its value (`null`: unknown for this account).
+    pub value: Option<f64>,
+    /// Why it is unknown: its formula failed (a metric not imported yet, …).
+    pub unknown: Option<String>,
     /// What its formula read: path and value as rules see it.
     pub inputs: Vec<(String, String)>,
 }
@@ -116,13 +120,14 @@ pub async fn build<S: Store>(
     let score_names: Vec<&str> = definitions.scores.iter().map(|s| s.name.as_str()).collect();
     let account_map = context::account_map(&state, &score_names);
     let mut bindings = Bindings::new(account_map.clone(), now);
-    let scored = scoring::score(definitions, &state.scores, &mut bindings);
+    let scored = scoring::score(definitions, &mut bindings);
     let scores = definitions
         .scores
         .iter()
         .map(|score| ScoreLine {
             name: score.name.clone(),
-            value: scored.scores.get(&score.name).copied().unwrap_or(0.0),
+            value: scored.scores.get(&score.name).copied(),
+            unknown: scored.unknown.get(&score.name).cloned(),
             inputs: score
                 .rule
                 .reads()
@@ -160,7 +165,10 @@ pub async fn build<S: Store>(
         })
         .collect();
     state.scores = scored.scores.clone();
-    state.tier = scored.tier.as_ref().map(|(t, _)| t.clone());
+    state.unknown_scores = scored.unknown.clone();
+    if let Some((tier, _)) = &scored.tier {
+        state.tier = Some(tier.clone());
+    }
 
     let enrollments = store.enrollments_of(&ids).await?;
     let edges = store.edges_of(&ids).await?;
@@ -213,6 +221,7 @@ pub async fn build<S: Store>(
         as_of: now,
         metrics: state.metrics.clone(),
         tier: state.tier.clone(),
+        tier_kept: scored.tier_blocked.clone(),
         account: state.account,
         scores,
         rule_errors: scored.errors.iter().map(ToString::to_string).collect(),
@@ -241,7 +250,7 @@ fn entry_text(journey: &Journey, verdict: &EntryVerdict, earlier: &[&Enrollment]
     use EntryVerdict::*;
     match verdict {
         NotInSegment(why) => format!("not in segment: {why}"),
-        ConditionFailed(why) => format!("in segment; entry condition failed: {why}"),
+        RuleFailed(why) => format!("undecided: a rule failed, so nothing is done: {why}"),
         ConditionFalse => "in segment; entry condition is false".into(),
         ConditionStillTrue => "in segment and the entry condition holds, but it already held at \
              the last evaluation: enters only when it turns false, then true again"
@@ -311,13 +320,17 @@ pub fn text(view: &ExplainView) -> String {
             .iter()
             .map(|(path, value)| format!("{path} = {value}"))
             .collect();
+        let value = score.value.map_or("unknown".to_string(), number);
         let _ = writeln!(
             out,
-            "  {:<16} {:>6}   from {}",
+            "  {:<16} {:>7}   from {}",
             score.name,
-            number(score.value),
+            value,
             inputs.join(", ")
         );
+        if let Some(why) = &score.unknown {
+            let _ = writeln!(out, "      unknown: {why}");
+        }
     }
     for error in &view.rule_errors {
         let _ = writeln!(out, "  ! {error}");
@@ -331,11 +344,21 @@ pub fn text(view: &ExplainView) -> String {
             rule.position, rule.tier, rule.verdict
         );
     }
-    let _ = writeln!(
-        out,
-        "  tier: {}",
-        view.tier.as_deref().unwrap_or("none (no rule matched)")
-    );
+    match (&view.tier_kept, &view.tier) {
+        (Some(why), Some(tier)) => {
+            let _ = writeln!(out, "  tier: {tier}, kept: {why}");
+        }
+        (Some(why), None) => {
+            let _ = writeln!(out, "  tier: none yet: {why}");
+        }
+        (None, tier) => {
+            let _ = writeln!(
+                out,
+                "  tier: {}",
+                tier.as_deref().unwrap_or("none (no rule matched)")
+            );
+        }
+    }
     for change in &view.tier_history {
         let _ = writeln!(
             out,
@@ -456,7 +479,7 @@ mod tests {
                 "arr = 12000",
                 "metrics.logins = 1400",
                 "metrics.seats = (missing)",
-                "scores.utilization = 0",
+                "scores.utilization = (missing)",
             ]
         );
     }

@@ -23,6 +23,8 @@ pub struct StatusView {
     pub outbox: Vec<OutboxCount>,
     /// Open tasks per CSM.
     pub open_tasks: Vec<CsmCount>,
+    /// Accounts whose score is unknown (its formula failed: missing data), per score.
+    pub unknown_scores: Vec<UnknownCount>,
     /// The latest few outbox records of each kind.
     pub latest: Vec<LatestRecord>,
 }
@@ -71,6 +73,15 @@ pub struct CsmCount {
     pub name: String,
     /// Open tasks.
     pub open: i64,
+}
+
+/// Accounts with one score unknown.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnknownCount {
+    /// The score.
+    pub score: String,
+    /// Accounts for which it is unknown.
+    pub accounts: i64,
 }
 
 /// One recent outbox record.
@@ -156,12 +167,22 @@ pub async fn build<S: Store>(
             open: c.count,
         })
         .collect();
+    let unknown_scores = store
+        .unknown_score_counts()
+        .await?
+        .into_iter()
+        .map(|c| UnknownCount {
+            score: c.label,
+            accounts: c.count,
+        })
+        .collect();
     Ok(StatusView {
         accounts,
         tiers,
         enrollments,
         outbox,
         open_tasks,
+        unknown_scores,
         latest: latest(store, examples).await?,
     })
 }
@@ -212,6 +233,20 @@ pub fn text(view: &StatusView) -> String {
             "  {:<18} {:>7}  {:>5.1}%",
             tier.tier, tier.accounts, tier.share
         );
+    }
+    if !view.unknown_scores.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nUnknown scores (formula failed, e.g. data not imported yet)"
+        );
+        for u in &view.unknown_scores {
+            let _ = writeln!(
+                out,
+                "  {:<18} {:>7}",
+                u.score,
+                count(u.accounts as u64, "account", "accounts")
+            );
+        }
     }
     let _ = writeln!(out, "\nEnrollments by journey, status and step");
     let mut current = None;

@@ -46,6 +46,7 @@ fn evaluation(id: &str, data_version: i64) -> Evaluation {
         account_id: id.into(),
         data_version,
         scores: BTreeMap::from([("utilization".to_string(), 40.0)]),
+        unknown_scores: BTreeMap::new(),
         changed_scores: vec![("utilization".into(), 40.0)],
         tier: Some(("tech".into(), "tier rule 3 (tech): everyone else".into())),
         tier_changed_from: Some(None),

@@ -230,6 +230,77 @@ pub async fn preview_renders_what_the_engine_sends<S: Store>(store: S) {
     assert_eq!(parts[0], ("subject", "Welcome, A1-ADMIN"));
 }
 
+pub async fn an_unknown_score_decides_nothing<S: Store>(store: S) {
+    // A new account whose usage has not arrived: its utilization is unknown, not 0, so the
+    // `utilization < 30` tier rule and the rescue journey's entry decide nothing.
+    let project = Project::new(&[("rescue", RESCUE)]);
+    let import = touchline::store::Import {
+        accounts: vec![crate::fixture::account("a1", 5000.0)],
+        contacts: vec![crate::fixture::contact("a1", "a1-admin", "admin")],
+        ..Default::default()
+    };
+    store.import(&import).await.expect("import");
+    let definitions = project.definitions();
+    let engine = Engine::new(definitions.clone(), store);
+    let report = engine.tick(t0()).await.expect("tick");
+    assert_eq!(
+        (
+            report.evaluated,
+            report.enrolled,
+            report.outbox,
+            report.tiers_kept
+        ),
+        (1, 0, 0, 1),
+        "{report:?}"
+    );
+    assert_eq!(
+        report.unknown_scores,
+        [("utilization".to_string(), 1)].into(),
+        "the pass report counts it"
+    );
+    assert!(outbox(engine.store()).await.is_empty(), "no mail, no task");
+    let state = engine
+        .store()
+        .load_accounts(&["a1".to_string()], false)
+        .await
+        .expect("load")
+        .remove(0);
+    assert_eq!(state.tier, None, "no tier decided on missing data");
+    assert!(state.scores.is_empty(), "never stored as a number");
+    assert!(
+        state.unknown_scores["utilization"].contains("usage"),
+        "{:?}",
+        state.unknown_scores
+    );
+
+    let view = touchline::views::explain::build(engine.store(), &definitions, "a1", t0())
+        .await
+        .expect("explain")
+        .expect("account");
+    let utilization = &view.scores[0];
+    assert_eq!(utilization.value, None);
+    assert!(
+        utilization
+            .unknown
+            .as_deref()
+            .unwrap_or("")
+            .contains("usage")
+    );
+    let kept = view.tier_kept.as_deref().unwrap_or_default();
+    assert!(
+        kept.starts_with("tier rule 2 failed: score `utilization` is unknown for this account"),
+        "{kept}"
+    );
+    let verdict = &view.journeys[0].subjects[0].verdict;
+    assert!(verdict.starts_with("undecided: a rule failed"), "{verdict}");
+
+    // The data arrives: the score is known and the rules decide.
+    set_usage(engine.store(), "a1", 20.0, t0() + days(1)).await;
+    let report = engine.tick(t0() + days(1)).await.expect("tick");
+    assert_eq!((report.enrolled, report.tiers_kept), (1, 0), "{report:?}");
+    assert_eq!(outbox(engine.store()).await, ["rescue/call task "]);
+}
+
 pub async fn wait_until_times_out<S: Store>(store: S) {
     let project = Project::new(&[("rescue", RESCUE)]);
     customer(&store, "a1", 5000.0, 35.0, t0()).await;
@@ -529,9 +600,9 @@ pub async fn a_pass_sees_only_data_dated_at_or_before_it<S: Store>(store: S) {
     };
     let usage = |value: &str| Some(vec![("metrics.usage".to_string(), value.to_string())]);
     let (value, inputs) = utilization(t0() + days(5)).await.expect("score");
-    assert_eq!((value, Some(inputs)), (50.0, usage("50")));
+    assert_eq!((value, Some(inputs)), (Some(50.0), usage("50")));
     let (value, inputs) = utilization(t0() + days(11)).await.expect("score");
-    assert_eq!((value, Some(inputs)), (10.0, usage("10")));
+    assert_eq!((value, Some(inputs)), (Some(10.0), usage("10")));
     // The later value comes due without any new import: the account is evaluated again.
     let report = engine.tick(t0() + days(10)).await.expect("tick");
     assert_eq!(

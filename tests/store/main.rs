@@ -198,6 +198,7 @@ fn main() {
         engine::condition_entry_fires_once_on_the_edge,
         engine::explain_gives_the_engines_own_entry_verdict,
         engine::preview_renders_what_the_engine_sends,
+        engine::an_unknown_score_decides_nothing,
         engine::wait_until_times_out,
         engine::goal_ends_the_journey_mid_way,
         engine::tier_changes_after_a_utilization_drop,
