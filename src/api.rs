@@ -56,6 +56,7 @@ pub fn router<S: Store>(state: Arc<ApiState<S>>) -> Router {
         .route("/v1/tasks/{id}/done", post(complete_task::<S>))
         .route("/v1/tasks/{id}/reassign", post(reassign_task::<S>))
         .route("/v1/suppressions", get(list_suppressions::<S>))
+        .route("/v1/holds", get(list_holds::<S>))
         .route(
             "/v1/suppressions/{email}",
             put(add_suppression::<S>).delete(remove_suppression::<S>),
@@ -333,6 +334,13 @@ async fn reassign_task<S: Store>(
     {
         Ok(true) => Json(json!({ "id": id, "assignee": reassign.csm })).into_response(),
         Ok(false) => error(StatusCode::NOT_FOUND, format!("no task {id}"), Vec::new()),
+        Err(e) => unavailable(e),
+    }
+}
+
+async fn list_holds<S: Store>(State(state): State<Arc<ApiState<S>>>) -> Response {
+    match crate::views::holds::build(&state.store).await {
+        Ok(list) => Json(list).into_response(),
         Err(e) => unavailable(e),
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 use crate::commands::{
-    self, Context, Project, deliveries, demo, explain, generate, import, init, preview, run,
+    self, Context, Project, deliveries, demo, explain, generate, hold, import, init, preview, run,
     schema, status, suppress, tasks, tick, validate,
 };
 use crate::definitions;
@@ -61,6 +61,8 @@ pub enum Command {
     Suppress(suppress::Args),
     /// List CSM tasks, mark them done, or reassign them.
     Tasks(tasks::Args),
+    /// Journeys held by the blast-radius guard: list them, release or discard their records.
+    Hold(hold::Args),
     /// Explain an account: facts, scores and their inputs, tier, and every journey's verdict.
     Explain(explain::Args),
     /// Write realistic sample customers (CSV and JSONL) for trying touchline out.
@@ -145,6 +147,7 @@ async fn dispatch(command: Command, ctx: &Context, out: &mut dyn Write) -> Resul
         Command::Preview(args) => preview::run(args, ctx, out).await,
         Command::Suppress(args) => suppress::run(args, ctx, out).await,
         Command::Tasks(args) => tasks::run(args, ctx, out).await,
+        Command::Hold(args) => hold::run(args, ctx, out).await,
         Command::Explain(args) => explain::run(args, ctx, out).await,
         Command::Generate(args) => generate::run(args, ctx, out),
         Command::Demo(args) => demo::run(args, ctx, out).await,

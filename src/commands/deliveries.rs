@@ -55,6 +55,8 @@ pub enum StatusFilter {
     Pending,
     /// Being delivered now.
     Sending,
+    /// Held by the blast-radius guard (see `touchline hold`).
+    Held,
     /// Delivered.
     Sent,
     /// Not sent on purpose (suppressed, over the frequency cap).
@@ -73,11 +75,14 @@ impl StatusFilter {
         match self {
             Self::Pending => &["pending"],
             Self::Sending => &["sending"],
+            Self::Held => &["held"],
             Self::Sent => &["sent"],
             Self::Skipped => &["skipped"],
             Self::Failed => &["failed"],
             Self::Dead => &["dead"],
-            Self::All => &["pending", "sending", "sent", "skipped", "failed", "dead"],
+            Self::All => &[
+                "pending", "sending", "held", "sent", "skipped", "failed", "dead",
+            ],
         }
     }
 }
@@ -118,7 +123,10 @@ async fn act<S: Store>(
             limit,
             format,
         } => {
-            let statuses = status.map_or(&["pending", "failed", "dead"][..], StatusFilter::stored);
+            let statuses = status.map_or(
+                &["pending", "held", "failed", "dead"][..],
+                StatusFilter::stored,
+            );
             let view = deliveries::build(store, statuses, limit)
                 .await
                 .map_err(|e| e.to_string())?;

@@ -6,6 +6,7 @@ pub mod deliveries;
 pub mod demo;
 pub mod explain;
 pub mod generate;
+pub mod hold;
 pub mod import;
 pub mod init;
 pub mod preview;

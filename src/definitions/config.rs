@@ -52,11 +52,50 @@ pub struct Config {
     /// The outbox worker.
     #[serde(default)]
     pub delivery: DeliverySettings,
+    /// The blast-radius guard (journeys may override it).
+    #[serde(default)]
+    pub guard: GuardSettings,
     /// How often an account is evaluated again while nothing about it changes, when rules
     /// read the time (`now`, `days_since`, `days_until`): the longest a time-based condition
     /// lags (default 1h).
     #[serde(default)]
     pub recheck_interval: Option<Spanned<DurationSpec>>,
+}
+
+/// The blast-radius guard: when one pass enrolls far more of a journey than usual, that
+/// journey's new outbox records are held for a person to release or discard.
+#[derive(Debug, Clone, Copy, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GuardSettings {
+    /// Hold when one pass enrolls more than this share of all accounts, in percent
+    /// (default 10).
+    #[serde(default)]
+    pub max_share_percent: Option<f64>,
+    /// ... but never for fewer new enrollments than this (default 25).
+    #[serde(default)]
+    pub min_enrollments: Option<u64>,
+    /// Turn the guard off (for this journey, or everywhere).
+    #[serde(default)]
+    pub off: bool,
+}
+
+impl GuardSettings {
+    /// The largest number of new enrollments one pass may make among `accounts` accounts
+    /// before the journey is held (`None`: never held). `journey` overrides `self`.
+    pub fn limit(&self, journey: Option<&GuardSettings>, accounts: u64) -> Option<u64> {
+        if self.off || journey.is_some_and(|j| j.off) {
+            return None;
+        }
+        let share = journey
+            .and_then(|j| j.max_share_percent)
+            .or(self.max_share_percent)
+            .unwrap_or(10.0);
+        let floor = journey
+            .and_then(|j| j.min_enrollments)
+            .or(self.min_enrollments)
+            .unwrap_or(25);
+        Some(((accounts as f64 * share / 100.0).floor() as u64).max(floor))
+    }
 }
 
 /// Outbox worker settings.

@@ -44,6 +44,9 @@ pub struct JourneyFile {
     /// When this journey's mail may go out (narrows the global window).
     #[serde(default)]
     pub send_window: Option<SendWindow>,
+    /// This journey's own blast-radius guard settings.
+    #[serde(default)]
+    pub guard: Option<crate::definitions::config::GuardSettings>,
     /// The steps, run in order unless a branch jumps.
     #[serde(default)]
     pub steps: Vec<Step>,

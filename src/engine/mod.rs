@@ -71,6 +71,8 @@ pub struct PassReport {
     pub unknown_scores: BTreeMap<String, u64>,
     /// Accounts whose tier stayed as it was because a tier rule could not be evaluated.
     pub tiers_kept: u64,
+    /// Journeys held by the guard in this pass: journey, records held now, why.
+    pub held: Vec<(String, u64, String)>,
     /// Whether every account was re-evaluated because the definitions changed.
     pub full_reevaluation: bool,
     /// Milliseconds spent in each phase: changed accounts, events, schedules, due enrollments.
@@ -102,6 +104,12 @@ impl PassReport {
             text.push_str(&format!(
                 ", {score} unknown for {}",
                 count(*accounts, "account", "accounts")
+            ));
+        }
+        for (journey, records, reason) in &self.held {
+            text.push_str(&format!(
+                "; HELD {journey}: {} held ({reason}) — see `touchline hold`",
+                count(*records, "record", "records")
             ));
         }
         if self.tiers_kept > 0 {
@@ -258,7 +266,61 @@ impl<S: Store> Engine<S> {
         lap(&mut report, 2);
         self.advance_due(now, &mut report).await?;
         lap(&mut report, 3);
+        self.guard(now, &mut report).await?;
         Ok(report)
+    }
+
+    /// The blast-radius guard: a journey that enrolled far more in this pass than usual
+    /// (more than `guard.max_share_percent` of all accounts, and at least
+    /// `guard.min_enrollments`) is held, and so are the records it wrote in this pass and
+    /// every pass after, until a person releases or discards them (`touchline hold`). The
+    /// first pass on a new database is the go-live and holds nothing.
+    async fn guard(&self, now: DateTime<Utc>, report: &mut PassReport) -> Result<(), EngineError> {
+        const ARMED: &str = "guard_armed";
+        if self.store.meta(ARMED).await?.is_none() {
+            self.store
+                .set_meta(ARMED, &to_millis(now).to_string())
+                .await?;
+            return Ok(());
+        }
+        let at = to_millis(now);
+        let accounts = u64::try_from(self.store.account_count().await?).unwrap_or(0);
+        let enrolled: HashMap<String, u64> = self
+            .store
+            .new_enrollment_counts(at)
+            .await?
+            .into_iter()
+            .map(|c| (c.label, u64::try_from(c.count).unwrap_or(0)))
+            .collect();
+        let held: HashMap<String, String> = self
+            .store
+            .holds()
+            .await?
+            .into_iter()
+            .map(|h| (h.journey_id, h.reason))
+            .collect();
+        let settings = &self.definitions.config.guard;
+        for journey in self.definitions.journeys.values() {
+            let count = enrolled.get(&journey.id).copied().unwrap_or(0);
+            let limit = settings.limit(journey.file.guard.as_ref(), accounts);
+            let reason = match (limit, held.get(&journey.id)) {
+                (Some(limit), None) if count > limit => format!(
+                    "{count} new enrollments in one pass, more than {limit} ({accounts} accounts)"
+                ),
+                (_, Some(reason)) => format!("still on hold: {reason}"),
+                _ => continue,
+            };
+            let records = self.store.hold_journey(&journey.id, &reason, at).await?;
+            if !held.contains_key(&journey.id) {
+                tracing::warn!(
+                    journey = %journey.id,
+                    "held {records} outbox records: {reason}; `touchline hold release {}` sends them",
+                    journey.id
+                );
+            }
+            report.held.push((journey.id.clone(), records, reason));
+        }
+        Ok(())
     }
 
     /// Marks every account for re-evaluation in the next pass.

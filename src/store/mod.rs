@@ -312,6 +312,19 @@ impl PartialEq<&str> for EnrollmentStatus {
     }
 }
 
+/// A journey on hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldJourney {
+    /// The journey.
+    pub journey_id: String,
+    /// Why it was held.
+    pub reason: String,
+    /// Since when (ms).
+    pub created_at: i64,
+    /// Outbox records held.
+    pub records: i64,
+}
+
 /// A compare-and-set move of a cursor kept in `meta`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CursorMove {
@@ -694,6 +707,28 @@ pub trait Store: Clone + Send + Sync + 'static {
     fn open_task_counts(&self) -> impl Future<Output = Result<Vec<Count>>> + Send;
     /// Accounts whose score is unknown, per score.
     fn unknown_score_counts(&self) -> impl Future<Output = Result<Vec<Count>>> + Send;
+    /// Accounts in all.
+    fn account_count(&self) -> impl Future<Output = Result<i64>> + Send;
+    /// Enrollments that entered at `at` (one pass), per journey.
+    fn new_enrollment_counts(&self, at: i64) -> impl Future<Output = Result<Vec<Count>>> + Send;
+    /// Holds a journey (keeping the first reason if it is held already) and its pending
+    /// outbox records written at `at`; how many records were held.
+    fn hold_journey(
+        &self,
+        journey_id: &str,
+        reason: &str,
+        at: i64,
+    ) -> impl Future<Output = Result<u64>> + Send;
+    /// The journeys on hold, with their held records.
+    fn holds(&self) -> impl Future<Output = Result<Vec<HeldJourney>>> + Send;
+    /// Ends a hold: its records go out (`release`, due at `now`) or are skipped; how many,
+    /// `None` if the journey is not held.
+    fn end_hold(
+        &self,
+        journey_id: &str,
+        release: bool,
+        now: i64,
+    ) -> impl Future<Output = Result<Option<u64>>> + Send;
     /// Adds one to a named counter and returns the new value.
     fn next_counter(&self, key: &str) -> impl Future<Output = Result<i64>> + Send;
     /// Tasks, optionally for one assignee and one status, oldest first.

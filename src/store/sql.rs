@@ -10,9 +10,10 @@ use sha2::{Digest, Sha256};
 use sqlx::{QueryBuilder, Row};
 
 use super::{
-    Applied, Changes, Count, DeliveryOutcome, DeliveryRow, Enrollment, EnrollmentStatus, Import,
-    ImportOutcome, LogEntry, LoginsAsOf, MetricsAsOf, NewTask, OutboxItem, OutboxRecord, Payload,
-    Result, Store, StoreError, SubjectKey, Suppression, Task, TaskWrite, TierChange, millis,
+    Applied, Changes, Count, DeliveryOutcome, DeliveryRow, Enrollment, EnrollmentStatus,
+    HeldJourney, Import, ImportOutcome, LogEntry, LoginsAsOf, MetricsAsOf, NewTask, OutboxItem,
+    OutboxRecord, Payload, Result, Store, StoreError, SubjectKey, Suppression, Task, TaskWrite,
+    TierChange, millis,
 };
 use crate::clock::{from_millis, to_millis};
 use crate::model::{Account, AccountState, Contact, Event, MetricValue};
@@ -1294,6 +1295,87 @@ macro_rules! store_impl {
                 );
                 let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
                 rows.iter().map(|r| Ok(Count { label: r.try_get("label")?, count: r.try_get("n")? })).collect()
+            }
+
+            async fn account_count(&self) -> Result<i64> {
+                let row = sqlx::query("SELECT COUNT(*) AS n FROM accounts").fetch_one(&self.pool).await?;
+                Ok(row.try_get("n")?)
+            }
+
+            async fn new_enrollment_counts(&self, at: i64) -> Result<Vec<Count>> {
+                let rows = sqlx::query(
+                    "SELECT journey_id AS label, COUNT(*) AS n FROM enrollments WHERE entered_at = $1 GROUP BY journey_id",
+                )
+                .bind(at)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(|r| Ok(Count { label: r.try_get("label")?, count: r.try_get("n")? })).collect()
+            }
+
+            async fn hold_journey(&self, journey_id: &str, reason: &str, at: i64) -> Result<u64> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("INSERT INTO holds (journey_id, reason, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+                    .bind(journey_id)
+                    .bind(reason)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await?;
+                let held = sqlx::query(
+                    "UPDATE outbox SET status = 'held' WHERE journey_id = $1 AND status = 'pending' AND created_at = $2",
+                )
+                .bind(journey_id)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                tx.commit().await?;
+                Ok(held)
+            }
+
+            async fn holds(&self) -> Result<Vec<HeldJourney>> {
+                let rows = sqlx::query(
+                    "SELECT h.journey_id, h.reason, h.created_at, \
+                     (SELECT COUNT(*) FROM outbox o WHERE o.journey_id = h.journey_id AND o.status = 'held') AS records \
+                     FROM holds h ORDER BY h.journey_id",
+                )
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(HeldJourney {
+                            journey_id: r.try_get("journey_id")?,
+                            reason: r.try_get("reason")?,
+                            created_at: r.try_get("created_at")?,
+                            records: r.try_get("records")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn end_hold(&self, journey_id: &str, release: bool, now: i64) -> Result<Option<u64>> {
+                let mut tx = self.pool.begin().await?;
+                let ended = sqlx::query("DELETE FROM holds WHERE journey_id = $1")
+                    .bind(journey_id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if ended == 0 {
+                    return Ok(None);
+                }
+                let query = if release {
+                    sqlx::query("UPDATE outbox SET status = 'pending', next_attempt_at = $2 WHERE journey_id = $1 AND status = 'held'")
+                        .bind(journey_id)
+                        .bind(now)
+                } else {
+                    sqlx::query(
+                        "UPDATE outbox SET status = 'skipped', last_error = 'discarded from a hold by a person' \
+                         WHERE journey_id = $1 AND status = 'held'",
+                    )
+                    .bind(journey_id)
+                };
+                let records = query.execute(&mut *tx).await?.rows_affected();
+                tx.commit().await?;
+                Ok(Some(records))
             }
 
             async fn next_counter(&self, key: &str) -> Result<i64> {

@@ -5,6 +5,7 @@
 
 pub mod deliveries;
 pub mod explain;
+pub mod holds;
 pub mod status;
 pub mod suppressions;
 pub mod tasks;

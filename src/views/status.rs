@@ -25,6 +25,8 @@ pub struct StatusView {
     pub open_tasks: Vec<CsmCount>,
     /// Accounts whose score is unknown (its formula failed: missing data), per score.
     pub unknown_scores: Vec<UnknownCount>,
+    /// Journeys held by the blast-radius guard.
+    pub holds: Vec<super::holds::HoldView>,
     /// The latest few outbox records of each kind.
     pub latest: Vec<LatestRecord>,
 }
@@ -183,6 +185,7 @@ pub async fn build<S: Store>(
         outbox,
         open_tasks,
         unknown_scores,
+        holds: super::holds::build(store).await?,
         latest: latest(store, examples).await?,
     })
 }
@@ -233,6 +236,10 @@ pub fn text(view: &StatusView) -> String {
             "  {:<18} {:>7}  {:>5.1}%",
             tier.tier, tier.accounts, tier.share
         );
+    }
+    if !view.holds.is_empty() {
+        let _ = writeln!(out, "\nON HOLD (a pass enrolled far more than usual)");
+        out.push_str(&super::holds::text(&view.holds));
     }
     if !view.unknown_scores.is_empty() {
         let _ = writeln!(

@@ -899,3 +899,80 @@ pub async fn delivery_times_are_the_pass_time<S: Store>(store: S) {
         sent.len()
     );
 }
+
+pub async fn a_pass_that_enrolls_far_more_than_usual_is_held_for_a_person<S: Store>(store: S) {
+    // Sixty healthy accounts; then a broken feed reports every account's usage as 0, and the
+    // rescue journey would mail or task all of them at once.
+    let project = Project::new(&[("rescue", crate::fixture::RESCUE)]);
+    let ids: Vec<String> = (0..60).map(|n| format!("a{n:02}")).collect();
+    for id in &ids {
+        customer(&store, id, 5000.0, 50.0, t0()).await;
+    }
+    let definitions = project.definitions();
+    let engine = Engine::new(definitions.clone(), store.clone());
+    let deliverer = Deliverer::new(
+        definitions,
+        store.clone(),
+        project.dir.path().join("outbox"),
+    );
+    engine.tick(t0()).await.expect("tick");
+    let import = touchline::store::Import {
+        metrics: ids
+            .iter()
+            .map(|id| crate::fixture::usage(id, 0.0, t0() + days(1)))
+            .collect(),
+        ..Default::default()
+    };
+    store.import(&import).await.expect("import");
+    let report = engine.tick(t0() + days(1)).await.expect("tick");
+    assert_eq!(report.enrolled, 60, "{report:?}");
+    assert_eq!(report.held.len(), 1, "{report:?}");
+    let (journey, records, reason) = &report.held[0];
+    assert_eq!((journey.as_str(), *records), ("rescue", 60));
+    assert!(
+        reason.starts_with("60 new enrollments in one pass, more than 25"),
+        "{reason}"
+    );
+
+    // Nothing goes out while it is held, and nothing is lost.
+    let delivered = deliverer
+        .deliver_due(t0() + days(1))
+        .await
+        .expect("deliver");
+    assert!(delivered.is_idle(), "{delivered:?}");
+    let holds = store.holds().await.expect("holds");
+    assert_eq!(holds.len(), 1);
+    assert_eq!(
+        (holds[0].journey_id.as_str(), holds[0].records),
+        ("rescue", 60)
+    );
+    // Steps due later are held too while the hold lasts.
+    assert_eq!(
+        store.deliveries(&["held"], 1000).await.expect("list").len(),
+        60
+    );
+
+    // A person releases it: every record goes out, once.
+    let released = store
+        .end_hold("rescue", true, to_millis(t0() + days(1)))
+        .await
+        .expect("release");
+    assert_eq!(released, Some(60));
+    let delivered = deliverer
+        .deliver_due(t0() + days(1))
+        .await
+        .expect("deliver");
+    // Usage 0 puts the accounts in low touch: a call task each, and its notice to the CSM.
+    assert_eq!(
+        (delivered.tasks_created, delivered.emails),
+        (60, 60),
+        "{delivered:?}"
+    );
+    let again = deliverer
+        .deliver_due(t0() + days(1))
+        .await
+        .expect("deliver");
+    assert!(again.is_idle(), "{again:?}");
+    assert!(store.holds().await.expect("holds").is_empty());
+    assert_eq!(store.end_hold("rescue", true, 0).await.expect("none"), None);
+}
