@@ -123,6 +123,13 @@ async fn demo(ctx: &Context, days: i64, sample: &Path, out: &mut dyn Write) -> R
         webhooks_dir.display()
     )
     .map_err(io)?;
+    if !view.holds.is_empty() {
+        writeln!(
+            out,
+            "Journeys held by the blast-radius guard: touchline --database sqlite://demo.db hold list (then hold release or hold discard)"
+        )
+        .map_err(io)?;
+    }
     writeln!(
         out,
         "Explore: touchline --database sqlite://demo.db explain acc-000001 --now {}",

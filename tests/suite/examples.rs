@@ -117,3 +117,122 @@ fn example_files_start_with_a_schema_modeline() {
         );
     }
 }
+
+/// Copies the bundled example (definitions and sample customers) into a folder of its own.
+fn bundled_example() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for folder in ["journeys", "scripts", "templates", "schemas", "sample"] {
+        std::fs::create_dir_all(dir.path().join(folder)).expect("mkdir");
+        for entry in std::fs::read_dir(source.join(folder)).expect("folder") {
+            let path = entry.expect("entry").path();
+            let name = path.file_name().expect("name");
+            std::fs::copy(&path, dir.path().join(folder).join(name)).expect("copy");
+        }
+    }
+    std::fs::copy(
+        source.join("touchline.yaml"),
+        dir.path().join("touchline.yaml"),
+    )
+    .expect("copy");
+    dir
+}
+
+#[test]
+fn a_feed_that_zeroes_every_account_is_held_until_a_person_releases_it() {
+    let dir = bundled_example();
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_touchline"))
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .expect("touchline runs");
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "{args:?}: {text}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        text
+    };
+    run(&["demo", "--days", "3"]);
+    let db = ["--database", "sqlite://demo.db"];
+    // A broken usage feed: every account's activity reads 0.
+    let mut zeroes = String::from("account_id,name,value,at\n");
+    for n in 1..=400 {
+        for metric in ["logins_30d", "active_users_30d"] {
+            zeroes.push_str(&format!("acc-{n:06},{metric},0,2026-11-20T00:00:00Z\n"));
+        }
+    }
+    std::fs::write(dir.path().join("zeroes.csv"), zeroes).expect("write");
+    run(&[&db[..], &["import", "metrics", "zeroes.csv"]].concat());
+    let tick = run(&[&db[..], &["tick", "--now", "2026-11-20T09:00:00Z"]].concat());
+    assert!(tick.contains("HELD utilization-rescue"), "{tick}");
+    let holds: serde_json::Value =
+        serde_json::from_str(&run(
+            &[&db[..], &["hold", "list", "--format", "json"]].concat()
+        ))
+        .expect("json");
+    let rescue = holds
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|h| h["journey_id"] == "utilization-rescue")
+        .expect("the rescue journey is held");
+    let held = rescue["records"].as_i64().expect("records");
+    assert!(held > 100, "{holds}");
+    let still_held: serde_json::Value = serde_json::from_str(&run(&[
+        &db[..],
+        &[
+            "deliveries",
+            "list",
+            "--status",
+            "held",
+            "--limit",
+            "10000",
+            "--format",
+            "json",
+        ],
+    ]
+    .concat()))
+    .expect("json");
+    let rescue_held = still_held
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter(|d| d["journey_id"] == "utilization-rescue")
+        .count();
+    assert_eq!(rescue_held, held as usize, "nothing of it was sent");
+
+    let released = run(&[&db[..], &["hold", "release", "utilization-rescue"]].concat());
+    assert!(
+        released.starts_with(&format!("utilization-rescue: {held} records released")),
+        "{released}"
+    );
+    run(&[&db[..], &["tick", "--now", "2026-11-20T15:00:00Z"]].concat());
+    let sent: serde_json::Value = serde_json::from_str(&run(&[
+        &db[..],
+        &[
+            "deliveries",
+            "list",
+            "--status",
+            "all",
+            "--limit",
+            "100000",
+            "--format",
+            "json",
+        ],
+    ]
+    .concat()))
+    .expect("json");
+    let rescue: Vec<&serde_json::Value> = sent
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter(|d| d["journey_id"] == "utilization-rescue")
+        .collect();
+    assert!(
+        rescue.iter().all(|d| d["status"] != "held"),
+        "every released record went on"
+    );
+}
