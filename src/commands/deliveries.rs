@@ -4,7 +4,7 @@ use std::io::Write;
 
 use super::{Context, Format, io, print};
 use crate::clock::to_millis;
-use crate::store::Store;
+use crate::store::{DeliveryStatus, Store};
 use crate::views::deliveries;
 use crate::with_store;
 
@@ -71,19 +71,18 @@ pub enum StatusFilter {
 
 impl StatusFilter {
     /// The stored statuses it selects.
-    pub fn stored(self) -> &'static [&'static str] {
-        match self {
-            Self::Pending => &["pending"],
-            Self::Sending => &["sending"],
-            Self::Held => &["held"],
-            Self::Sent => &["sent"],
-            Self::Skipped => &["skipped"],
-            Self::Failed => &["failed"],
-            Self::Dead => &["dead"],
-            Self::All => &[
-                "pending", "sending", "held", "sent", "skipped", "failed", "dead",
-            ],
-        }
+    pub fn stored(self) -> Vec<DeliveryStatus> {
+        let one = match self {
+            Self::Pending => DeliveryStatus::Pending,
+            Self::Sending => DeliveryStatus::Sending,
+            Self::Held => DeliveryStatus::Held,
+            Self::Sent => DeliveryStatus::Sent,
+            Self::Skipped => DeliveryStatus::Skipped,
+            Self::Failed => DeliveryStatus::Failed,
+            Self::Dead => DeliveryStatus::Dead,
+            Self::All => return DeliveryStatus::ALL.to_vec(),
+        };
+        vec![one]
     }
 }
 
@@ -105,7 +104,7 @@ async fn act<S: Store>(
     now: i64,
     out: &mut dyn Write,
 ) -> Result<i32, String> {
-    let requeue = |id: i64, from: &'static [&'static str], verb: &'static str| async move {
+    let requeue = |id: i64, from: &'static [DeliveryStatus], verb: &'static str| async move {
         match store
             .requeue(id, from, now)
             .await
@@ -114,7 +113,10 @@ async fn act<S: Store>(
             true => Ok(format!(
                 "delivery #{id} {verb}: it goes out in the next delivery round"
             )),
-            false => Err(format!("no delivery #{id} that is {}", from.join(" or "))),
+            false => {
+                let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
+                Err(format!("no delivery #{id} that is {}", from.join(" or ")))
+            }
         }
     };
     let said = match action {
@@ -123,18 +125,19 @@ async fn act<S: Store>(
             limit,
             format,
         } => {
-            let statuses = status.map_or(
-                &["pending", "held", "failed", "dead"][..],
-                StatusFilter::stored,
-            );
-            let view = deliveries::build(store, statuses, limit)
+            use DeliveryStatus::*;
+            let statuses = status.map_or(vec![Pending, Held, Failed, Dead], StatusFilter::stored);
+            let view = deliveries::build(store, &statuses, limit)
                 .await
                 .map_err(|e| e.to_string())?;
-            print(out, format, &view, |v| deliveries::text(v, statuses))?;
+            print(out, format, &view, |v| deliveries::text(v, &statuses))?;
             return Ok(0);
         }
-        Action::Retry { id } => requeue(id, &["failed", "dead"], "queued again").await?,
-        Action::Replay { id } => requeue(id, &["sent"], "queued for replay").await?,
+        Action::Retry { id } => {
+            let from = &[DeliveryStatus::Failed, DeliveryStatus::Dead];
+            requeue(id, from, "queued again").await?
+        }
+        Action::Replay { id } => requeue(id, &[DeliveryStatus::Sent], "queued for replay").await?,
         Action::Enable { endpoint } => {
             let enabled = crate::delivery::enable_endpoint(store, &endpoint)
                 .await

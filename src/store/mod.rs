@@ -255,6 +255,66 @@ pub struct LoginsAsOf {
     pub next: Option<i64>,
 }
 
+/// Where an outbox record stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Waiting for its time (a retry, a send window, the frequency cap).
+    Pending,
+    /// Leased to a worker that is delivering it.
+    Sending,
+    /// Held by the blast-radius guard for a person to decide.
+    Held,
+    /// Delivered.
+    Sent,
+    /// Not sent on purpose (suppressed, over the cap, discarded from a hold).
+    Skipped,
+    /// Failed for good.
+    Failed,
+    /// Out of attempts.
+    Dead,
+}
+
+impl DeliveryStatus {
+    /// Every status.
+    pub const ALL: [DeliveryStatus; 7] = [
+        Self::Pending,
+        Self::Sending,
+        Self::Held,
+        Self::Sent,
+        Self::Skipped,
+        Self::Failed,
+        Self::Dead,
+    ];
+
+    /// The name as stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Sending => "sending",
+            Self::Held => "held",
+            Self::Sent => "sent",
+            Self::Skipped => "skipped",
+            Self::Failed => "failed",
+            Self::Dead => "dead",
+        }
+    }
+
+    /// The status stored as `text`.
+    pub fn parse(text: &str) -> Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.as_str() == text)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown delivery status `{text}`")))
+    }
+}
+
+impl std::fmt::Display for DeliveryStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Where an enrollment stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -445,8 +505,8 @@ pub struct DeliveryRow {
     pub id: i64,
     /// The record.
     pub record: OutboxRecord,
-    /// `pending`, `sending`, `sent`, `failed`, `dead`.
-    pub status: String,
+    /// Where it stands.
+    pub status: DeliveryStatus,
     /// Attempts so far.
     pub attempts: i64,
     /// Next attempt (ms), for pending records.
@@ -692,7 +752,7 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// Outbox records with one of these statuses, newest first.
     fn deliveries(
         &self,
-        statuses: &[&str],
+        statuses: &[DeliveryStatus],
         limit: i64,
     ) -> impl Future<Output = Result<Vec<DeliveryRow>>> + Send;
     /// Puts a record with one of `from` statuses back in the queue, due at `now`, with its
@@ -700,7 +760,7 @@ pub trait Store: Clone + Send + Sync + 'static {
     fn requeue(
         &self,
         id: i64,
-        from: &[&str],
+        from: &[DeliveryStatus],
         now: i64,
     ) -> impl Future<Output = Result<bool>> + Send;
     /// Open tasks per assignee.

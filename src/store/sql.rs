@@ -10,10 +10,10 @@ use sha2::{Digest, Sha256};
 use sqlx::{QueryBuilder, Row};
 
 use super::{
-    Applied, Changes, Count, DeliveryOutcome, DeliveryRow, Enrollment, EnrollmentStatus,
-    HeldJourney, Import, ImportOutcome, LogEntry, LoginsAsOf, MetricsAsOf, NewTask, OutboxItem,
-    OutboxRecord, Payload, Result, Store, StoreError, SubjectKey, Suppression, Task, TaskWrite,
-    TierChange, millis,
+    Applied, Changes, Count, DeliveryOutcome, DeliveryRow, DeliveryStatus, Enrollment,
+    EnrollmentStatus, HeldJourney, Import, ImportOutcome, LogEntry, LoginsAsOf, MetricsAsOf,
+    NewTask, OutboxItem, OutboxRecord, Payload, Result, Store, StoreError, SubjectKey, Suppression,
+    Task, TaskWrite, TierChange, millis,
 };
 use crate::clock::{from_millis, to_millis};
 use crate::model::{Account, AccountState, Contact, Event, MetricValue};
@@ -1236,7 +1236,7 @@ macro_rules! store_impl {
                 rows.iter().map(Self::suppression_row).collect()
             }
 
-            async fn deliveries(&self, statuses: &[&str], limit: i64) -> Result<Vec<DeliveryRow>> {
+            async fn deliveries(&self, statuses: &[DeliveryStatus], limit: i64) -> Result<Vec<DeliveryRow>> {
                 if statuses.is_empty() {
                     return Ok(Vec::new());
                 }
@@ -1246,7 +1246,7 @@ macro_rules! store_impl {
                 );
                 let mut list = query.separated(", ");
                 for status in statuses {
-                    list.push_bind(*status);
+                    list.push_bind(status.as_str());
                 }
                 query.push(") ORDER BY id DESC LIMIT ").push_bind(limit);
                 let rows = query.build().fetch_all(&self.pool).await?;
@@ -1255,7 +1255,7 @@ macro_rules! store_impl {
                         Ok(DeliveryRow {
                             id: r.try_get("id")?,
                             record: Self::outbox_record(r)?,
-                            status: r.try_get("status")?,
+                            status: DeliveryStatus::parse(&r.try_get::<String, _>("status")?)?,
                             attempts: r.try_get("attempts")?,
                             next_attempt_at: r.try_get("next_attempt_at")?,
                             last_error: r.try_get("last_error")?,
@@ -1266,12 +1266,12 @@ macro_rules! store_impl {
                     .collect()
             }
 
-            async fn requeue(&self, id: i64, from: &[&str], now: i64) -> Result<bool> {
+            async fn requeue(&self, id: i64, from: &[DeliveryStatus], now: i64) -> Result<bool> {
                 let mut query = QueryBuilder::<$db>::new("UPDATE outbox SET status = 'pending', attempts = 0, claimed_by = NULL, lease_until = NULL, next_attempt_at = ");
                 query.push_bind(now).push(" WHERE id = ").push_bind(id).push(" AND status IN (");
                 let mut list = query.separated(", ");
                 for status in from {
-                    list.push_bind(*status);
+                    list.push_bind(status.as_str());
                 }
                 query.push(")");
                 Ok(query.build().execute(&self.pool).await?.rows_affected() == 1)

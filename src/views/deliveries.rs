@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::store::{DeliveryRow, Store, StoreError};
+use crate::store::{DeliveryRow, DeliveryStatus, Store, StoreError};
 
 /// One outbox record.
 #[derive(Debug, Clone, Serialize)]
@@ -40,7 +40,7 @@ impl From<DeliveryRow> for DeliveryView {
     fn from(row: DeliveryRow) -> Self {
         let r = &row.record;
         let target = r.payload.target();
-        let pending = row.status == "pending";
+        let pending = row.status == DeliveryStatus::Pending;
         Self {
             id: row.id,
             kind: r.kind().to_string(),
@@ -53,7 +53,7 @@ impl From<DeliveryRow> for DeliveryView {
             waiting: row.held_reason.filter(|_| pending),
             last_error: row.last_error,
             delivered_at: row.delivered_at.map(super::time),
-            status: row.status,
+            status: row.status.as_str().to_string(),
         }
     }
 }
@@ -61,7 +61,7 @@ impl From<DeliveryRow> for DeliveryView {
 /// The latest `limit` records with one of `statuses`, newest first.
 pub async fn build<S: Store>(
     store: &S,
-    statuses: &[&str],
+    statuses: &[DeliveryStatus],
     limit: i64,
 ) -> Result<Vec<DeliveryView>, StoreError> {
     Ok(store
@@ -73,7 +73,7 @@ pub async fn build<S: Store>(
 }
 
 /// The records as text, with why each waits or failed (`statuses`: what was asked for).
-pub fn text(list: &[DeliveryView], statuses: &[&str]) -> String {
+pub fn text(list: &[DeliveryView], statuses: &[DeliveryStatus]) -> String {
     let mut out = String::new();
     for d in list {
         let when = d.next_attempt_at.map_or(String::new(), |t| {
@@ -92,7 +92,8 @@ pub fn text(list: &[DeliveryView], statuses: &[&str]) -> String {
         }
     }
     if list.is_empty() {
-        let _ = writeln!(out, "no deliveries with status {}", statuses.join(", "));
+        let names: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
+        let _ = writeln!(out, "no deliveries with status {}", names.join(", "));
     }
     out
 }

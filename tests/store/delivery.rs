@@ -3,7 +3,7 @@
 use touchline::clock::to_millis;
 use touchline::delivery::Deliverer;
 use touchline::engine::Engine;
-use touchline::store::{DeliveryOutcome, Store};
+use touchline::store::{DeliveryOutcome, DeliveryStatus, Store};
 
 use crate::fixture::{HANDOFF, Project, customer, days, send_event, t0};
 
@@ -214,7 +214,10 @@ pub async fn failed_deliveries_are_listed_and_can_be_retried<S: Store>(store: S)
         "{report:?}"
     );
 
-    let failed = store.deliveries(&["failed"], 10).await.expect("list");
+    let failed = store
+        .deliveries(&[DeliveryStatus::Failed], 10)
+        .await
+        .expect("list");
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].record.kind(), "email");
     let error = failed[0].last_error.as_deref().unwrap_or_default();
@@ -224,18 +227,25 @@ pub async fn failed_deliveries_are_listed_and_can_be_retried<S: Store>(store: S)
     );
     assert!(
         !store
-            .requeue(failed[0].id, &["sent"], to_millis(t0()))
+            .requeue(failed[0].id, &[DeliveryStatus::Sent], to_millis(t0()))
             .await
             .expect("requeue"),
         "it was not sent"
     );
     assert!(
         store
-            .requeue(failed[0].id, &["failed", "dead"], to_millis(t0()))
+            .requeue(
+                failed[0].id,
+                &[DeliveryStatus::Failed, DeliveryStatus::Dead],
+                to_millis(t0())
+            )
             .await
             .expect("requeue")
     );
-    let pending = store.deliveries(&["pending"], 10).await.expect("list");
+    let pending = store
+        .deliveries(&[DeliveryStatus::Pending], 10)
+        .await
+        .expect("list");
     assert!(
         pending
             .iter()
@@ -243,12 +253,15 @@ pub async fn failed_deliveries_are_listed_and_can_be_retried<S: Store>(store: S)
     );
 
     // A sent task can be replayed: the open task is updated, not duplicated.
-    let sent = store.deliveries(&["sent"], 10).await.expect("list");
+    let sent = store
+        .deliveries(&[DeliveryStatus::Sent], 10)
+        .await
+        .expect("list");
     let sent: Vec<_> = sent.iter().filter(|d| d.record.kind() == "task").collect();
     assert_eq!(sent.len(), 1);
     assert!(
         store
-            .requeue(sent[0].id, &["sent"], to_millis(t0()))
+            .requeue(sent[0].id, &[DeliveryStatus::Sent], to_millis(t0()))
             .await
             .expect("replay")
     );
@@ -333,7 +346,10 @@ pub async fn emails_go_over_smtp_and_failures_are_classified<S: Store>(store: S)
         "with SMTP set, no .eml files"
     );
 
-    let failed = store.deliveries(&["failed"], 10).await.expect("list");
+    let failed = store
+        .deliveries(&[DeliveryStatus::Failed], 10)
+        .await
+        .expect("list");
     assert_eq!(failed.len(), 1);
     assert!(
         failed[0]
@@ -344,7 +360,10 @@ pub async fn emails_go_over_smtp_and_failures_are_classified<S: Store>(store: S)
         "{:?}",
         failed[0].last_error
     );
-    let pending = store.deliveries(&["pending"], 10).await.expect("list");
+    let pending = store
+        .deliveries(&[DeliveryStatus::Pending], 10)
+        .await
+        .expect("list");
     let retry = pending
         .iter()
         .find(|d| d.record.kind() == "email")
@@ -398,7 +417,10 @@ pub async fn mail_waits_for_the_recipients_send_window<S: Store>(store: S) {
         (1, 1, 1),
         "{report:?}"
     );
-    let waiting = store.deliveries(&["pending"], 10).await.expect("list");
+    let waiting = store
+        .deliveries(&[DeliveryStatus::Pending], 10)
+        .await
+        .expect("list");
     let mail = waiting
         .iter()
         .find(|d| d.record.kind() == "email")
@@ -477,7 +499,10 @@ pub async fn suppressed_and_unsubscribed_recipients_are_skipped<S: Store>(store:
     let report = deliverer.deliver_due(t0()).await.expect("deliver");
     // Both step mails are skipped; the tasks' notices to CSMs still go.
     assert_eq!((report.skipped, report.emails), (2, 2), "{report:?}");
-    let skipped = store.deliveries(&["skipped"], 10).await.expect("list");
+    let skipped = store
+        .deliveries(&[DeliveryStatus::Skipped], 10)
+        .await
+        .expect("list");
     let mut reasons: Vec<String> = skipped
         .iter()
         .map(|d| d.last_error.clone().unwrap_or_default())
@@ -561,8 +586,13 @@ pub async fn the_frequency_cap_holds_or_skips_mail<S: Store>(store: S) {
         match policy {
             "wait" => {
                 assert_eq!((report.emails, report.deferred), (0, 1), "{report:?}");
-                let held = tips(store.deliveries(&["pending"], 10).await.expect("list"))
-                    .expect("held mail");
+                let held = tips(
+                    store
+                        .deliveries(&[DeliveryStatus::Pending], 10)
+                        .await
+                        .expect("list"),
+                )
+                .expect("held mail");
                 assert_eq!(
                     held.next_attempt_at,
                     Some(to_millis(t0() + days(7)) + 1),
@@ -578,14 +608,24 @@ pub async fn the_frequency_cap_holds_or_skips_mail<S: Store>(store: S) {
                     .await
                     .expect("deliver");
                 assert_eq!(report.emails, 1, "{report:?}");
-                let sent =
-                    tips(store.deliveries(&["sent"], 10).await.expect("list")).expect("sent mail");
+                let sent = tips(
+                    store
+                        .deliveries(&[DeliveryStatus::Sent], 10)
+                        .await
+                        .expect("list"),
+                )
+                .expect("sent mail");
                 assert_eq!(sent.held_reason, None, "a sent mail no longer waits");
             }
             _ => {
                 assert_eq!((report.emails, report.skipped), (0, 1), "{report:?}");
-                let skipped = tips(store.deliveries(&["skipped"], 10).await.expect("list"))
-                    .expect("skipped mail");
+                let skipped = tips(
+                    store
+                        .deliveries(&[DeliveryStatus::Skipped], 10)
+                        .await
+                        .expect("list"),
+                )
+                .expect("skipped mail");
                 assert_eq!(
                     skipped.last_error.as_deref(),
                     Some("frequency cap: 1 mail in the last 7 days")
@@ -716,7 +756,10 @@ pub async fn an_unreachable_mail_server_is_retried_and_reported<S: Store>(store:
     let report = deliverer.deliver_due(t0()).await.expect("deliver");
     // The step mail and the CSM's notice both wait for another attempt.
     assert_eq!((report.emails, report.retried), (0, 2), "{report:?}");
-    let pending = store.deliveries(&["pending"], 10).await.expect("list");
+    let pending = store
+        .deliveries(&[DeliveryStatus::Pending], 10)
+        .await
+        .expect("list");
     assert_eq!(pending.len(), 2);
     for record in &pending {
         assert_eq!(record.attempts, 1);
@@ -864,7 +907,10 @@ pub async fn mail_goes_over_tls_to_a_relay_with_a_private_ca<S: Store>(store: S)
         2,
         "nothing more arrived"
     );
-    let pending = store.deliveries(&["pending"], 10).await.expect("list");
+    let pending = store
+        .deliveries(&[DeliveryStatus::Pending], 10)
+        .await
+        .expect("list");
     let error = pending[0].last_error.clone().unwrap_or_default();
     assert!(error.to_lowercase().contains("certificate"), "{error}");
 }
@@ -889,7 +935,10 @@ pub async fn delivery_times_are_the_pass_time<S: Store>(store: S) {
     let deliverer = first_pass(&store, &project, &import).await;
     let report = deliverer.deliver_due(t0()).await.expect("deliver");
     assert_eq!(report.emails, 450, "{report:?}");
-    let sent = store.deliveries(&["sent"], 1000).await.expect("list");
+    let sent = store
+        .deliveries(&[DeliveryStatus::Sent], 1000)
+        .await
+        .expect("list");
     let times: std::collections::BTreeSet<Option<i64>> =
         sent.iter().map(|d| d.delivered_at).collect();
     assert_eq!(
@@ -948,7 +997,11 @@ pub async fn a_pass_that_enrolls_far_more_than_usual_is_held_for_a_person<S: Sto
     );
     // Steps due later are held too while the hold lasts.
     assert_eq!(
-        store.deliveries(&["held"], 1000).await.expect("list").len(),
+        store
+            .deliveries(&[DeliveryStatus::Held], 1000)
+            .await
+            .expect("list")
+            .len(),
         60
     );
 

@@ -4,6 +4,7 @@
 use touchline::clock::to_millis;
 use touchline::delivery::Deliverer;
 use touchline::engine::Engine;
+use touchline::store::DeliveryStatus;
 use touchline::store::Store;
 
 use crate::fixture::{CONFIG, Project, customer, send_event, t0};
@@ -73,7 +74,10 @@ pub async fn webhooks_are_signed_and_retried_with_the_same_id<S: Store>(store: S
 
     let report = deliverer.deliver_due(t0()).await.expect("deliver");
     assert_eq!((report.webhooks, report.retried), (0, 1), "{report:?}");
-    let pending = store.deliveries(&["pending"], 10).await.expect("list");
+    let pending = store
+        .deliveries(&[DeliveryStatus::Pending], 10)
+        .await
+        .expect("list");
     assert_eq!(
         pending[0].next_attempt_at,
         Some(to_millis(t0()) + 3_600_000),
@@ -99,7 +103,10 @@ pub async fn webhooks_are_signed_and_retried_with_the_same_id<S: Store>(store: S
     let later = t0() + chrono::Duration::seconds(3600);
     let report = deliverer.deliver_due(later).await.expect("deliver");
     assert_eq!(report.retried, 1, "429 is temporary: {report:?}");
-    let pending = store.deliveries(&["pending"], 10).await.expect("list");
+    let pending = store
+        .deliveries(&[DeliveryStatus::Pending], 10)
+        .await
+        .expect("list");
     let next = pending[0].next_attempt_at.expect("next");
     let report = deliverer
         .deliver_due(crate::fixture::from_ms(next))
@@ -141,7 +148,10 @@ pub async fn a_wrong_secret_redirects_and_gone_endpoints_fail_for_good<S: Store>
     let (_project, deliverer) = setup(&store, &allowed(&strangers.url), &["a1"]).await;
     let report = deliverer.deliver_due(t0()).await.expect("deliver");
     assert_eq!(report.failed, 1, "{report:?}");
-    let failed = store.deliveries(&["failed"], 10).await.expect("list");
+    let failed = store
+        .deliveries(&[DeliveryStatus::Failed], 10)
+        .await
+        .expect("list");
     assert!(
         failed[0]
             .last_error
@@ -162,7 +172,10 @@ pub async fn a_wrong_secret_redirects_and_gone_endpoints_fail_for_good<S: Store>
     let (_project, deliverer) = setup(&store, &allowed(&moved.url), &["a2"]).await;
     let report = deliverer.deliver_due(t0()).await.expect("deliver");
     assert_eq!(report.failed, 1, "{report:?}");
-    let failed = store.deliveries(&["failed"], 10).await.expect("list");
+    let failed = store
+        .deliveries(&[DeliveryStatus::Failed], 10)
+        .await
+        .expect("list");
     let error = failed[0].last_error.clone().unwrap_or_default();
     assert!(
         error.contains("302") && error.contains("not followed"),
@@ -176,14 +189,17 @@ pub async fn a_wrong_secret_redirects_and_gone_endpoints_fail_for_good<S: Store>
     let report = deliverer.deliver_due(t0()).await.expect("deliver");
     assert_eq!((report.failed, report.webhooks), (2, 0), "{report:?}");
     let asked = gone.received().len();
-    let failed = store.deliveries(&["failed"], 10).await.expect("list");
+    let failed = store
+        .deliveries(&[DeliveryStatus::Failed], 10)
+        .await
+        .expect("list");
     let record = failed
         .iter()
         .find(|d| d.last_error.as_deref().unwrap_or_default().contains("410"))
         .expect("a record refused with 410");
     assert!(
         store
-            .requeue(record.id, &["failed"], to_millis(t0()))
+            .requeue(record.id, &[DeliveryStatus::Failed], to_millis(t0()))
             .await
             .expect("requeue")
     );
@@ -197,7 +213,7 @@ pub async fn a_wrong_secret_redirects_and_gone_endpoints_fail_for_good<S: Store>
         "no request to a disabled endpoint"
     );
     let error = store
-        .deliveries(&["failed"], 10)
+        .deliveries(&[DeliveryStatus::Failed], 10)
         .await
         .expect("list")
         .into_iter()
@@ -213,7 +229,7 @@ pub async fn a_wrong_secret_redirects_and_gone_endpoints_fail_for_good<S: Store>
     );
     assert!(
         store
-            .requeue(record.id, &["failed"], to_millis(t0()))
+            .requeue(record.id, &[DeliveryStatus::Failed], to_millis(t0()))
             .await
             .expect("requeue")
     );
@@ -233,7 +249,10 @@ pub async fn private_addresses_are_refused_unless_allowed<S: Store>(store: S) {
         let report = deliverer.deliver_due(t0()).await.expect("deliver");
         assert_eq!(report.failed, 1, "{url}: {report:?}");
     }
-    let failed = store.deliveries(&["failed"], 10).await.expect("list");
+    let failed = store
+        .deliveries(&[DeliveryStatus::Failed], 10)
+        .await
+        .expect("list");
     assert_eq!(failed.len(), 3);
     for record in &failed {
         let error = record.last_error.as_deref().unwrap_or_default();
