@@ -21,7 +21,7 @@ use tokio::sync::Notify;
 
 use crate::delivery::unsubscribe::{TokenError, UnsubscribeKey};
 use crate::ingest::{self, Kind};
-use crate::store::{Store, Suppression};
+use crate::store::{Store, Suppression, TaskStatus};
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
@@ -264,16 +264,18 @@ async fn list_tasks<S: Store>(
     Query(filter): Query<TaskFilter>,
 ) -> Response {
     let status = match filter.status.as_deref() {
-        None => Some("open"),
+        None => Some(TaskStatus::Open),
         Some("all") => None,
-        Some(s @ ("open" | "done")) => Some(s),
-        Some(other) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                format!("unknown status `{other}`; use open, done or all"),
-                Vec::new(),
-            );
-        }
+        Some(other) => match TaskStatus::parse(other) {
+            Ok(status) => Some(status),
+            Err(_) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("unknown status `{other}`; use open, done or all"),
+                    Vec::new(),
+                );
+            }
+        },
     };
     match crate::views::tasks::build(&state.store, &state.config, filter.csm.as_deref(), status)
         .await
@@ -289,7 +291,7 @@ async fn complete_task<S: Store>(
 ) -> Response {
     match state
         .store
-        .update_task(id, Some("done"), None, state.now_ms())
+        .update_task(id, Some(TaskStatus::Done), None, state.now_ms())
         .await
     {
         Ok(true) => Json(json!({ "id": id, "status": "done" })).into_response(),

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use super::{Context, Format, io, print};
 use crate::clock::to_millis;
-use crate::store::Store;
+use crate::store::{Store, TaskStatus};
 use crate::views::tasks;
 use crate::with_store;
 
@@ -58,10 +58,10 @@ pub enum StatusFilter {
 
 impl StatusFilter {
     /// The stored status to filter on (`None`: all).
-    pub fn stored(self) -> Option<&'static str> {
+    pub fn stored(self) -> Option<TaskStatus> {
         match self {
-            Self::Open => Some("open"),
-            Self::Done => Some("done"),
+            Self::Open => Some(TaskStatus::Open),
+            Self::Done => Some(TaskStatus::Done),
             Self::All => None,
         }
     }
@@ -114,7 +114,7 @@ async fn act<S: Store>(
             (id, Some(csm))
         }
     };
-    let status = csm.is_none().then_some("done");
+    let status = csm.is_none().then_some(TaskStatus::Done);
     let updated = store
         .update_task(id, status, csm.as_deref(), now)
         .await

@@ -315,6 +315,43 @@ impl std::fmt::Display for DeliveryStatus {
     }
 }
 
+/// Where a CSM task stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    /// Waiting for its CSM.
+    Open,
+    /// Done (by the CSM, or closed by touchline when the journey's goal was reached).
+    Done,
+}
+
+impl TaskStatus {
+    /// The name as stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Done => "done",
+        }
+    }
+
+    /// The status stored as `text`.
+    pub fn parse(text: &str) -> Result<Self> {
+        match text {
+            "open" => Ok(Self::Open),
+            "done" => Ok(Self::Done),
+            other => Err(StoreError::Corrupt(format!(
+                "unknown task status `{other}`"
+            ))),
+        }
+    }
+}
+
+impl PartialEq<&str> for TaskStatus {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// Where an enrollment stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -555,8 +592,8 @@ pub struct Task {
     pub id: i64,
     /// The task's fields as created.
     pub task: NewTask,
-    /// `open` or `done`.
-    pub status: String,
+    /// Open or done.
+    pub status: TaskStatus,
     /// Created (ms).
     pub created_at: i64,
     /// Why it was closed, when it was closed by touchline (e.g. `goal reached`).
@@ -795,13 +832,13 @@ pub trait Store: Clone + Send + Sync + 'static {
     fn tasks(
         &self,
         assignee: Option<&str>,
-        status: Option<&str>,
+        status: Option<TaskStatus>,
     ) -> impl Future<Output = Result<Vec<Task>>> + Send;
     /// Changes a task's status and/or assignee; false if there is no such task.
     fn update_task(
         &self,
         id: i64,
-        status: Option<&str>,
+        status: Option<TaskStatus>,
         assignee: Option<&str>,
         now: i64,
     ) -> impl Future<Output = Result<bool>> + Send;

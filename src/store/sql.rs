@@ -13,7 +13,7 @@ use super::{
     Applied, Changes, Count, DeliveryOutcome, DeliveryRow, DeliveryStatus, Enrollment,
     EnrollmentStatus, HeldJourney, Import, ImportOutcome, LogEntry, LoginsAsOf, MetricsAsOf,
     NewTask, OutboxItem, OutboxRecord, Payload, Result, Store, StoreError, SubjectKey, Suppression,
-    Task, TaskWrite, TierChange, millis,
+    Task, TaskStatus, TaskWrite, TierChange, millis,
 };
 use crate::clock::{from_millis, to_millis};
 use crate::model::{Account, AccountState, Contact, Event, MetricValue};
@@ -466,7 +466,7 @@ macro_rules! store_impl {
                         reason: from_json(&row.try_get::<String, _>("reason")?)?,
                         capacity: None,
                     },
-                    status: row.try_get("status")?,
+                    status: TaskStatus::parse(&row.try_get::<String, _>("status")?)?,
                     created_at: row.try_get("created_at")?,
                     closed_reason: row.try_get("closed_reason")?,
                 })
@@ -1389,26 +1389,26 @@ macro_rules! store_impl {
                 Ok(row.try_get("value")?)
             }
 
-            async fn tasks(&self, assignee: Option<&str>, status: Option<&str>) -> Result<Vec<Task>> {
+            async fn tasks(&self, assignee: Option<&str>, status: Option<TaskStatus>) -> Result<Vec<Task>> {
                 let rows = sqlx::query(
                     "SELECT id, dedupe_key, account_id, journey_id, step_id, title, description, assignee, priority, \
                      status, due_at, reason, created_at, closed_reason FROM tasks \
                      WHERE ($1 IS NULL OR assignee = $1) AND ($2 IS NULL OR status = $2) ORDER BY id",
                 )
                 .bind(assignee)
-                .bind(status)
+                .bind(status.map(TaskStatus::as_str))
                 .fetch_all(&self.pool)
                 .await?;
                 rows.iter().map(Self::task).collect()
             }
 
-            async fn update_task(&self, id: i64, status: Option<&str>, assignee: Option<&str>, now: i64) -> Result<bool> {
+            async fn update_task(&self, id: i64, status: Option<TaskStatus>, assignee: Option<&str>, now: i64) -> Result<bool> {
                 let done = sqlx::query(
                     "UPDATE tasks SET status = COALESCE($2, status), assignee = COALESCE($3, assignee), updated_at = $4 \
                      WHERE id = $1",
                 )
                 .bind(id)
-                .bind(status)
+                .bind(status.map(TaskStatus::as_str))
                 .bind(assignee)
                 .bind(now)
                 .execute(&self.pool)

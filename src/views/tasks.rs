@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::definitions::Config;
-use crate::store::{Store, StoreError, Task};
+use crate::store::{Store, StoreError, Task, TaskStatus};
 
 /// One task.
 #[derive(Debug, Clone, Serialize)]
@@ -46,7 +46,7 @@ impl TaskView {
     pub fn new(task: Task, assignee_name: Option<String>) -> Self {
         Self {
             id: task.id,
-            status: task.status,
+            status: task.status.as_str().to_string(),
             assignee: task.task.assignee,
             assignee_name,
             account_id: task.task.account_id,
@@ -69,7 +69,7 @@ pub async fn build<S: Store>(
     store: &S,
     config: &Config,
     csm: Option<&str>,
-    status: Option<&str>,
+    status: Option<TaskStatus>,
 ) -> Result<Vec<TaskView>, StoreError> {
     let mut tasks = store.tasks(csm, status).await?;
     tasks.sort_by(|a, b| {

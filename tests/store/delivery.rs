@@ -3,7 +3,7 @@
 use touchline::clock::to_millis;
 use touchline::delivery::Deliverer;
 use touchline::engine::Engine;
-use touchline::store::{DeliveryOutcome, DeliveryStatus, Store};
+use touchline::store::{DeliveryOutcome, DeliveryStatus, Store, TaskStatus};
 
 use crate::fixture::{HANDOFF, Project, customer, days, send_event, t0};
 
@@ -21,7 +21,10 @@ pub async fn tasks_are_assigned_round_robin_with_capacity<S: Store>(store: S) {
     let report = deliverer.deliver_due(t0()).await.expect("deliver");
     // Three step mails, and a notice to the CSM of each new task.
     assert_eq!((report.tasks_created, report.emails), (3, 6), "{report:?}");
-    let tasks = store.tasks(None, Some("open")).await.expect("tasks");
+    let tasks = store
+        .tasks(None, Some(TaskStatus::Open))
+        .await
+        .expect("tasks");
     // Ana holds at most one open task, so the rotation passes her over once she has one
     // (the three accounts are delivered side by side, so who came first varies).
     let mut assigned: Vec<&str> = tasks
@@ -136,7 +139,7 @@ pub async fn an_open_task_is_updated_not_duplicated<S: Store>(store: S) {
     let id = store.tasks(None, None).await.expect("tasks")[0].id;
     assert!(
         store
-            .update_task(id, Some("done"), None, to_millis(t0()))
+            .update_task(id, Some(TaskStatus::Done), None, to_millis(t0()))
             .await
             .expect("done")
     );
@@ -148,7 +151,11 @@ pub async fn an_open_task_is_updated_not_duplicated<S: Store>(store: S) {
         .expect("deliver");
     assert_eq!(report.tasks_created, 1);
     assert_eq!(
-        store.tasks(None, Some("open")).await.expect("tasks").len(),
+        store
+            .tasks(None, Some(TaskStatus::Open))
+            .await
+            .expect("tasks")
+            .len(),
         1
     );
 }
@@ -660,7 +667,11 @@ steps:
     engine.tick(t0()).await.expect("tick");
     deliverer.deliver_due(t0()).await.expect("deliver");
     assert_eq!(
-        store.tasks(None, Some("open")).await.expect("tasks").len(),
+        store
+            .tasks(None, Some(TaskStatus::Open))
+            .await
+            .expect("tasks")
+            .len(),
         1
     );
 
@@ -668,12 +679,15 @@ steps:
     engine.tick(t0() + days(1)).await.expect("tick");
     assert!(
         store
-            .tasks(None, Some("open"))
+            .tasks(None, Some(TaskStatus::Open))
             .await
             .expect("tasks")
             .is_empty()
     );
-    let done = store.tasks(None, Some("done")).await.expect("tasks");
+    let done = store
+        .tasks(None, Some(TaskStatus::Done))
+        .await
+        .expect("tasks");
     assert_eq!(done.len(), 1);
     assert_eq!(done[0].closed_reason.as_deref(), Some("goal reached"));
 }
