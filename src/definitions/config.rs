@@ -74,6 +74,10 @@ pub struct GuardSettings {
     /// ... but never for fewer new enrollments than this (default 25).
     #[serde(default)]
     pub min_enrollments: Option<u64>,
+    /// Hold every journey that wrote records in a pass whose rule errors exceed this share of
+    /// the accounts it evaluated, in percent (default 10; at least `min_enrollments` errors).
+    #[serde(default)]
+    pub max_rule_errors_percent: Option<f64>,
     /// Turn the guard off (for this journey, or everywhere).
     #[serde(default)]
     pub off: bool,
@@ -95,6 +99,17 @@ impl GuardSettings {
             .or(self.min_enrollments)
             .unwrap_or(25);
         Some(((accounts as f64 * share / 100.0).floor() as u64).max(floor))
+    }
+
+    /// The most rule errors one pass that evaluated `evaluated` accounts may have before
+    /// every journey that wrote records in it is held (`None`: never).
+    pub fn rule_error_limit(&self, evaluated: u64) -> Option<u64> {
+        if self.off {
+            return None;
+        }
+        let share = self.max_rule_errors_percent.unwrap_or(10.0);
+        let floor = self.min_enrollments.unwrap_or(25);
+        Some(((evaluated as f64 * share / 100.0).floor() as u64).max(floor))
     }
 }
 

@@ -300,14 +300,30 @@ impl<S: Store> Engine<S> {
             .map(|h| (h.journey_id, h.reason))
             .collect();
         let settings = &self.definitions.config.guard;
+        // Many rule errors at once mean a broken feed: hold whatever the pass wrote.
+        let errors = report.rule_errors;
+        let wrote: HashMap<String, i64> = match settings.rule_error_limit(report.evaluated) {
+            Some(limit) if errors > limit => self
+                .store
+                .new_outbox_counts(at)
+                .await?
+                .into_iter()
+                .map(|c| (c.label, c.count))
+                .collect(),
+            _ => HashMap::new(),
+        };
         for journey in self.definitions.journeys.values() {
             let count = enrolled.get(&journey.id).copied().unwrap_or(0);
             let limit = settings.limit(journey.file.guard.as_ref(), accounts);
             let reason = match (limit, held.get(&journey.id)) {
+                (_, Some(reason)) => format!("still on hold: {reason}"),
                 (Some(limit), None) if count > limit => format!(
                     "{count} new enrollments in one pass, more than {limit} ({accounts} accounts)"
                 ),
-                (_, Some(reason)) => format!("still on hold: {reason}"),
+                (Some(_), None) if wrote.contains_key(&journey.id) => format!(
+                    "{errors} rule errors in one pass over {} (a data feed may be broken)",
+                    crate::text::count(report.evaluated, "account", "accounts")
+                ),
                 _ => continue,
             };
             let records = self.store.hold_journey(&journey.id, &reason, at).await?;

@@ -1302,6 +1302,17 @@ macro_rules! store_impl {
                 Ok(row.try_get("n")?)
             }
 
+            async fn new_outbox_counts(&self, at: i64) -> Result<Vec<Count>> {
+                let rows = sqlx::query(
+                    "SELECT journey_id AS label, COUNT(*) AS n FROM outbox \
+                     WHERE created_at = $1 AND status = 'pending' GROUP BY journey_id",
+                )
+                .bind(at)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(|r| Ok(Count { label: r.try_get("label")?, count: r.try_get("n")? })).collect()
+            }
+
             async fn new_enrollment_counts(&self, at: i64) -> Result<Vec<Count>> {
                 let rows = sqlx::query(
                     "SELECT journey_id AS label, COUNT(*) AS n FROM enrollments WHERE entered_at = $1 GROUP BY journey_id",

@@ -1043,3 +1043,56 @@ pub async fn a_pass_that_enrolls_far_more_than_usual_is_held_for_a_person<S: Sto
     assert!(store.holds().await.expect("holds").is_empty());
     assert_eq!(store.end_hold("rescue", true, 0).await.expect("none"), None);
 }
+
+pub async fn many_rule_errors_in_one_pass_hold_what_it_wrote<S: Store>(store: S) {
+    // The welcome journey allows large passes, but sixty accounts arrive without the usage
+    // metric their score needs: a broken feed, so what the pass wrote is held.
+    let welcome = crate::fixture::WELCOME.replace(
+        "entry: { event: account_created }",
+        "entry: { event: account_created }\nguard: { min_enrollments: 1000 }",
+    );
+    let project = Project::new(&[("welcome", &welcome)]);
+    customer(&store, "a00", 5000.0, 50.0, t0()).await;
+    let definitions = project.definitions();
+    let engine = Engine::new(definitions.clone(), store.clone());
+    engine.tick(t0()).await.expect("tick");
+    let mut import = touchline::store::Import::default();
+    for n in 1..=60 {
+        let id = format!("a{n:02}");
+        import.accounts.push(crate::fixture::account(&id, 5000.0));
+        import.contacts.push(crate::fixture::contact(
+            &id,
+            &format!("{id}-admin"),
+            "admin",
+        ));
+        import.events.push(crate::fixture::event(
+            &id,
+            "account_created",
+            t0() + days(1),
+        ));
+    }
+    store.import(&import).await.expect("import");
+    let report = engine.tick(t0() + days(1)).await.expect("tick");
+    assert_eq!(
+        (report.rule_errors, report.enrolled),
+        (60, 60),
+        "{report:?}"
+    );
+    assert_eq!(report.held.len(), 1, "{report:?}");
+    let (journey, records, reason) = &report.held[0];
+    assert_eq!((journey.as_str(), *records), ("welcome", 60));
+    assert!(
+        reason.starts_with("60 rule errors in one pass over 60 accounts"),
+        "{reason}"
+    );
+    let deliverer = Deliverer::new(
+        definitions,
+        store.clone(),
+        project.dir.path().join("outbox"),
+    );
+    let delivered = deliverer
+        .deliver_due(t0() + days(1))
+        .await
+        .expect("deliver");
+    assert!(delivered.is_idle(), "nothing goes out: {delivered:?}");
+}

@@ -219,6 +219,7 @@ fn main() {
         delivery::the_frequency_cap_holds_or_skips_mail,
         delivery::delivery_times_are_the_pass_time,
         delivery::a_pass_that_enrolls_far_more_than_usual_is_held_for_a_person,
+        delivery::many_rule_errors_in_one_pass_hold_what_it_wrote,
         delivery::reaching_the_goal_closes_the_journeys_tasks,
         delivery::an_explicit_key_merges_tasks_and_the_csm_hears_on_slack,
         delivery::an_unreachable_mail_server_is_retried_and_reported,
