@@ -251,7 +251,8 @@ async fn run(accounts: usize) {
 
     // 1% of the accounts get new usage numbers.
     let mut rng = rand::rngs::StdRng::seed_from_u64(11);
-    let later = now + chrono::Duration::hours(1);
+    // Inside the recheck interval, as passes of `touchline run` are (every 15 s by default).
+    let later = now + chrono::Duration::minutes(10);
     let changed: Vec<MetricValue> = (0..accounts / 100)
         .map(|_| MetricValue {
             account_id: format!("acc-{:06}", rng.random_range(1..=accounts)),

@@ -607,7 +607,13 @@ impl<S: Store> Engine<S> {
     /// When to evaluate the account again while nothing about it changes: when data dated
     /// later comes due, or after the recheck interval when rules read the time.
     fn recheck_at(&self, state: &AccountState, now: DateTime<Utc>) -> Option<i64> {
-        let by_time = self.time_recheck.map(|interval| to_millis(now + interval));
+        // Each account comes back between half the interval and the whole of it, at a point
+        // fixed by its id: the base is spread over the hour instead of all at once.
+        let by_time = self.time_recheck.map(|interval| {
+            let interval = interval.num_milliseconds().max(2);
+            let spread = (stable_hash(&state.account.id) % (interval as u64 / 2)) as i64;
+            to_millis(now) + interval - spread
+        });
         match (state.next_change_at, by_time) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -1058,6 +1064,13 @@ fn failed(enrollment: &Enrollment, reason: &str) -> EnrollmentUpdate {
             detail: reason.into(),
         }],
     }
+}
+
+/// A hash of `text` that is the same in every process and release (FNV-1a).
+fn stable_hash(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// A subject's enrollments in the journey `key` names.

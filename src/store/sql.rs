@@ -412,7 +412,8 @@ macro_rules! store_impl {
                     query.push(
                         ") UPDATE accounts SET scores = v.scores, unknown_scores = v.unknown_scores, \
                          tier = COALESCE(v.tier, accounts.tier), tier_rule = COALESCE(v.tier_rule, accounts.tier_rule), \
-                         recheck_at = v.recheck_at, \
+                         recheck_at = CASE WHEN accounts.recheck_at IS NULL OR v.recheck_at < accounts.recheck_at \
+                         THEN v.recheck_at ELSE accounts.recheck_at END, \
                          evaluated_version = CASE WHEN accounts.evaluated_version > v.version \
                          THEN accounts.evaluated_version ELSE v.version END \
                          FROM v WHERE accounts.id = v.id",
