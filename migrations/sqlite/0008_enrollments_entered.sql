@@ -1,2 +1,2 @@
--- The blast-radius guard counts each pass's new enrollments by their entry time.
+-- Enrollments by entry time, for what entered in a period (a pass, a report's window).
 CREATE INDEX enrollments_entered ON enrollments (entered_at);

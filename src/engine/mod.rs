@@ -73,6 +73,10 @@ pub struct PassReport {
     pub tiers_kept: u64,
     /// Journeys held by the guard in this pass: journey, records held now, why.
     pub held: Vec<(String, u64, String)>,
+    /// New enrollments written in this pass, per journey (for the guard).
+    pub enrolled_by_journey: BTreeMap<String, u64>,
+    /// Outbox records written in this pass, per journey (for the guard).
+    pub outbox_by_journey: BTreeMap<String, u64>,
     /// Whether every account was re-evaluated because the definitions changed.
     pub full_reevaluation: bool,
     /// Milliseconds spent in each phase: changed accounts, events, schedules, due enrollments.
@@ -131,6 +135,23 @@ impl PassReport {
             && self.schedule_fires == 0
             && self.enrolled == 0
             && self.moved == 0
+    }
+
+    /// Counts what a batch writes, per journey, before it is applied (a batch another
+    /// process got to first may count twice: the guard errs on the side of holding).
+    fn count(&mut self, changes: &Changes) {
+        for new in &changes.new_enrollments {
+            *self
+                .enrolled_by_journey
+                .entry(new.key.journey_id.clone())
+                .or_default() += 1;
+        }
+        for record in changes.updates.iter().flat_map(|u| &u.outbox) {
+            *self
+                .outbox_by_journey
+                .entry(record.journey_id.clone())
+                .or_default() += 1;
+        }
     }
 
     fn add(&mut self, applied: store::Applied) {
@@ -284,14 +305,6 @@ impl<S: Store> Engine<S> {
             return Ok(());
         }
         let at = to_millis(now);
-        let accounts = u64::try_from(self.store.account_count().await?).unwrap_or(0);
-        let enrolled: HashMap<String, u64> = self
-            .store
-            .new_enrollment_counts(at)
-            .await?
-            .into_iter()
-            .map(|c| (c.label, u64::try_from(c.count).unwrap_or(0)))
-            .collect();
         let held: HashMap<String, String> = self
             .store
             .holds()
@@ -300,18 +313,25 @@ impl<S: Store> Engine<S> {
             .map(|h| (h.journey_id, h.reason))
             .collect();
         let settings = &self.definitions.config.guard;
-        // Many rule errors at once mean a broken feed: hold whatever the pass wrote.
+        let floor = self
+            .definitions
+            .journeys
+            .values()
+            .filter_map(|j| j.file.guard.and_then(|g| g.min_enrollments))
+            .chain(settings.min_enrollments)
+            .min()
+            .unwrap_or(25);
+        let busy = report.enrolled_by_journey.values().any(|n| *n > floor);
         let errors = report.rule_errors;
-        let wrote: HashMap<String, i64> = match settings.rule_error_limit(report.evaluated) {
-            Some(limit) if errors > limit => self
-                .store
-                .new_outbox_counts(at)
-                .await?
-                .into_iter()
-                .map(|c| (c.label, c.count))
-                .collect(),
-            _ => HashMap::new(),
-        };
+        let broken_feed = settings
+            .rule_error_limit(report.evaluated)
+            .is_some_and(|limit| errors > limit);
+        if held.is_empty() && !busy && !broken_feed {
+            return Ok(());
+        }
+        let accounts = u64::try_from(self.store.account_count().await?).unwrap_or(0);
+        let enrolled = report.enrolled_by_journey.clone();
+        let wrote = report.outbox_by_journey.clone();
         for journey in self.definitions.journeys.values() {
             let count = enrolled.get(&journey.id).copied().unwrap_or(0);
             let limit = settings.limit(journey.file.guard.as_ref(), accounts);
@@ -320,12 +340,15 @@ impl<S: Store> Engine<S> {
                 (Some(limit), None) if count > limit => format!(
                     "{count} new enrollments in one pass, more than {limit} ({accounts} accounts)"
                 ),
-                (Some(_), None) if wrote.contains_key(&journey.id) => format!(
+                (Some(_), None) if broken_feed && wrote.contains_key(&journey.id) => format!(
                     "{errors} rule errors in one pass over {} (a data feed may be broken)",
                     crate::text::count(report.evaluated, "account", "accounts")
                 ),
                 _ => continue,
             };
+            if held.contains_key(&journey.id) && !wrote.contains_key(&journey.id) {
+                continue;
+            }
             let records = self.store.hold_journey(&journey.id, &reason, at).await?;
             if !held.contains_key(&journey.id) {
                 tracing::warn!(
@@ -492,6 +515,7 @@ impl<S: Store> Engine<S> {
                 report.add(previous.await.map_err(join_error)??);
             }
             let store = self.store.clone();
+            report.count(&changes);
             writing = Some(tokio::spawn(async move { store.apply(&changes).await }));
             match next {
                 Some(next) => loading = next,
@@ -694,6 +718,7 @@ impl<S: Store> Engine<S> {
             self.enroll_on_events(&by_event, &events, now, &mut changes)
                 .await?;
             report.events += due.len() as u64;
+            report.count(&changes);
             report.add(self.store.apply(&changes).await?);
         }
         // New events, in the order they arrived; those dated after the pass wait for their time.
@@ -722,6 +747,7 @@ impl<S: Store> Engine<S> {
             self.enroll_on_events(&by_event, &ready, now, &mut changes)
                 .await?;
             report.events += ready.len() as u64;
+            report.count(&changes);
             let applied = self.store.apply(&changes).await?;
             report.add(applied);
             if applied.cursor_lost {
@@ -890,6 +916,7 @@ impl<S: Store> Engine<S> {
                         &mut changes,
                     );
                 }
+                report.count(&changes);
                 report.add(self.store.apply(&changes).await?);
             }
         }
@@ -960,6 +987,7 @@ impl<S: Store> Engine<S> {
                     .updates
                     .push(journeys::advance(&mut ctx, enrollment));
             }
+            report.count(&changes);
             report.add(self.store.apply(&changes).await?);
         }
         Ok(())

@@ -806,10 +806,6 @@ pub trait Store: Clone + Send + Sync + 'static {
     fn unknown_score_counts(&self) -> impl Future<Output = Result<Vec<Count>>> + Send;
     /// Accounts in all.
     fn account_count(&self) -> impl Future<Output = Result<i64>> + Send;
-    /// Pending outbox records written at `at` (one pass), per journey.
-    fn new_outbox_counts(&self, at: i64) -> impl Future<Output = Result<Vec<Count>>> + Send;
-    /// Enrollments that entered at `at` (one pass), per journey.
-    fn new_enrollment_counts(&self, at: i64) -> impl Future<Output = Result<Vec<Count>>> + Send;
     /// Holds a journey (keeping the first reason if it is held already) and its pending
     /// outbox records written at `at`; how many records were held.
     fn hold_journey(

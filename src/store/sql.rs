@@ -1303,27 +1303,6 @@ macro_rules! store_impl {
                 Ok(row.try_get("n")?)
             }
 
-            async fn new_outbox_counts(&self, at: i64) -> Result<Vec<Count>> {
-                let rows = sqlx::query(
-                    "SELECT journey_id AS label, COUNT(*) AS n FROM outbox \
-                     WHERE created_at = $1 AND status = 'pending' GROUP BY journey_id",
-                )
-                .bind(at)
-                .fetch_all(&self.pool)
-                .await?;
-                rows.iter().map(|r| Ok(Count { label: r.try_get("label")?, count: r.try_get("n")? })).collect()
-            }
-
-            async fn new_enrollment_counts(&self, at: i64) -> Result<Vec<Count>> {
-                let rows = sqlx::query(
-                    "SELECT journey_id AS label, COUNT(*) AS n FROM enrollments WHERE entered_at = $1 GROUP BY journey_id",
-                )
-                .bind(at)
-                .fetch_all(&self.pool)
-                .await?;
-                rows.iter().map(|r| Ok(Count { label: r.try_get("label")?, count: r.try_get("n")? })).collect()
-            }
-
             async fn hold_journey(&self, journey_id: &str, reason: &str, at: i64) -> Result<u64> {
                 let mut tx = self.pool.begin().await?;
                 sqlx::query("INSERT INTO holds (journey_id, reason, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
