@@ -84,6 +84,16 @@ pub struct GuardSettings {
 }
 
 impl GuardSettings {
+    /// The default share, in percent, of accounts (or of evaluated accounts, for rule errors).
+    pub const SHARE_PERCENT: f64 = 10.0;
+    /// The default floor below which the guard never holds.
+    pub const MIN_ENROLLMENTS: u64 = 25;
+
+    /// The floor these settings give.
+    pub fn min_enrollments(&self) -> u64 {
+        self.min_enrollments.unwrap_or(Self::MIN_ENROLLMENTS)
+    }
+
     /// The largest number of new enrollments one pass may make among `accounts` accounts
     /// before the journey is held (`None`: never held). `journey` overrides `self`.
     pub fn limit(&self, journey: Option<&GuardSettings>, accounts: u64) -> Option<u64> {
@@ -92,25 +102,32 @@ impl GuardSettings {
         }
         let share = journey
             .and_then(|j| j.max_share_percent)
-            .or(self.max_share_percent)
-            .unwrap_or(10.0);
-        let floor = journey
-            .and_then(|j| j.min_enrollments)
-            .or(self.min_enrollments)
-            .unwrap_or(25);
-        Some(((accounts as f64 * share / 100.0).floor() as u64).max(floor))
+            .or(self.max_share_percent);
+        let floor = journey.and_then(|j| j.min_enrollments);
+        Some(share_of(
+            accounts,
+            share,
+            floor.unwrap_or(self.min_enrollments()),
+        ))
     }
 
     /// The most rule errors one pass that evaluated `evaluated` accounts may have before
     /// every journey that wrote records in it is held (`None`: never).
     pub fn rule_error_limit(&self, evaluated: u64) -> Option<u64> {
-        if self.off {
-            return None;
-        }
-        let share = self.max_rule_errors_percent.unwrap_or(10.0);
-        let floor = self.min_enrollments.unwrap_or(25);
-        Some(((evaluated as f64 * share / 100.0).floor() as u64).max(floor))
+        (!self.off).then(|| {
+            share_of(
+                evaluated,
+                self.max_rule_errors_percent,
+                self.min_enrollments(),
+            )
+        })
     }
+}
+
+/// `percent` (default [`GuardSettings::SHARE_PERCENT`]) of `count`, but at least `floor`.
+fn share_of(count: u64, percent: Option<f64>, floor: u64) -> u64 {
+    let percent = percent.unwrap_or(GuardSettings::SHARE_PERCENT);
+    ((count as f64 * percent / 100.0).floor() as u64).max(floor)
 }
 
 /// Outbox worker settings.

@@ -140,6 +140,18 @@ pub fn entry_verdict(
     }
 }
 
+/// A subject's enrollments (any status) in one journey: the account's, or one contact's.
+pub fn subject_enrollments<'a>(
+    enrollments: &'a [Enrollment],
+    journey_id: &str,
+    contact_id: &str,
+) -> Vec<&'a Enrollment> {
+    enrollments
+        .iter()
+        .filter(|e| e.journey_id == journey_id && e.contact_id == contact_id)
+        .collect()
+}
+
 /// Whether a subject may enter again, given its earlier enrollments in this journey.
 pub fn reentry_check(
     journey: &Journey,

@@ -27,6 +27,7 @@ use minijinja::Environment;
 use rhai::Dynamic;
 
 use crate::clock::{from_millis, to_millis};
+use crate::definitions::config::GuardSettings;
 use crate::definitions::journey::{Audience, Entry};
 use crate::definitions::{Definitions, Journey};
 use crate::model::{AccountState, Contact, Event};
@@ -318,9 +319,9 @@ impl<S: Store> Engine<S> {
             .journeys
             .values()
             .filter_map(|j| j.file.guard.and_then(|g| g.min_enrollments))
-            .chain(settings.min_enrollments)
+            .chain(Some(settings.min_enrollments()))
             .min()
-            .unwrap_or(25);
+            .unwrap_or(GuardSettings::MIN_ENROLLMENTS);
         let busy = report.enrolled_by_journey.values().any(|n| *n > floor);
         let errors = report.rule_errors;
         let broken_feed = settings
@@ -664,7 +665,8 @@ impl<S: Store> Engine<S> {
                 bindings.set_contact(contact.map_or(Dynamic::UNIT, context::contact_map));
                 let key = subject_key(&journey.id, &state.account.id, contact);
                 let was = edges.contains(&key);
-                let earlier = earlier_enrollments(enrollments, &key);
+                let earlier =
+                    journeys::subject_enrollments(enrollments, &key.journey_id, &key.contact_id);
                 let verdict =
                     journeys::entry_verdict(engine, journey, state, bindings, &earlier, was, now);
                 if verdict == journeys::EntryVerdict::Enters {
@@ -825,7 +827,7 @@ impl<S: Store> Engine<S> {
         for contact in candidates {
             bindings.set_contact(contact.map_or(Dynamic::UNIT, context::contact_map));
             let key = subject_key(&journey.id, &state.account.id, contact);
-            let earlier = earlier_enrollments(existing, &key);
+            let earlier = journeys::subject_enrollments(existing, &key.journey_id, &key.contact_id);
             let queued = changes.new_enrollments.iter().any(|n| n.key == key);
             let verdict =
                 journeys::entry_verdict(engine, journey, state, bindings, &earlier, false, now);
@@ -1099,14 +1101,6 @@ fn stable_hash(text: &str) -> u64 {
     text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
         (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
     })
-}
-
-/// A subject's enrollments in the journey `key` names.
-fn earlier_enrollments<'a>(enrollments: &'a [Enrollment], key: &SubjectKey) -> Vec<&'a Enrollment> {
-    enrollments
-        .iter()
-        .filter(|e| e.journey_id == key.journey_id && e.contact_id == key.contact_id)
-        .collect()
 }
 
 fn group_by_account(enrollments: Vec<Enrollment>) -> BTreeMap<String, Vec<Enrollment>> {

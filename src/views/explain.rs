@@ -182,10 +182,7 @@ pub async fn build<S: Store>(
         for contact in subjects {
             bindings.set_contact(contact.map_or(Dynamic::UNIT, context::contact_map));
             let contact_id = contact.map(|c| c.id.as_str()).unwrap_or("");
-            let mine: Vec<&Enrollment> = enrollments
-                .iter()
-                .filter(|e| e.journey_id == journey.id && e.contact_id == contact_id)
-                .collect();
+            let mine = journeys::subject_enrollments(&enrollments, &journey.id, contact_id);
             let verdict = match mine.iter().find(|e| e.status == EnrollmentStatus::Active) {
                 Some(active) => enrolled_text(journey, active),
                 None => {
