@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 
 use crate::commands::{
     self, Context, Project, deliveries, demo, explain, generate, hold, import, init, preview, run,
-    schema, status, suppress, tasks, tick, validate,
+    schema, status, suppress, tasks, test, tick, validate,
 };
 use crate::definitions;
 use crate::diagnostic;
@@ -63,6 +63,9 @@ pub enum Command {
     Tasks(tasks::Args),
     /// Journeys held by the blast-radius guard: list them, release or discard their records.
     Hold(hold::Args),
+    /// Run the journey tests: small timelines played through the engine in memory, with
+    /// what should come of them.
+    Test(test::Args),
     /// Explain an account: facts, scores and their inputs, tier, and every journey's verdict.
     Explain(explain::Args),
     /// Write realistic sample customers (CSV and JSONL) for trying touchline out.
@@ -130,7 +133,10 @@ fn execute(cli: Cli, out: &mut dyn Write) -> Result<i32, String> {
                 Command::Run(args) => Some(args.log_format),
                 _ => None,
             };
-            init_logging(log_format);
+            // A journey test's rule errors are part of what it checks (an unknown score, a
+            // tier kept), not news for the log.
+            let quiet = matches!(command, Command::Test(_));
+            init_logging(log_format, quiet);
             runtime.block_on(dispatch(command, &ctx, out))
         }
     }
@@ -149,6 +155,7 @@ async fn dispatch(command: Command, ctx: &Context, out: &mut dyn Write) -> Resul
         Command::Tasks(args) => tasks::run(args, ctx, out).await,
         Command::Hold(args) => hold::run(args, ctx, out).await,
         Command::Explain(args) => explain::run(args, ctx, out).await,
+        Command::Test(args) => test::run(args, ctx, out).await,
         Command::Generate(args) => generate::run(args, ctx, out),
         Command::Demo(args) => demo::run(args, ctx, out).await,
         Command::Init(_) | Command::Schema(_) | Command::Validate(_) => {
@@ -204,8 +211,12 @@ pub fn colour(terminal: bool) -> bool {
 
 /// Logs go to stderr; `RUST_LOG` overrides the level (info for `run`, warnings otherwise).
 /// `run` can log one JSON object per line for log shippers.
-fn init_logging(service: Option<run::LogFormat>) {
-    let default = if service.is_some() { "info" } else { "warn" };
+fn init_logging(service: Option<run::LogFormat>, quiet: bool) {
+    let default = match (service, quiet) {
+        (Some(_), _) => "info",
+        (None, true) => "error",
+        (None, false) => "warn",
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let logs = tracing_subscriber::fmt()

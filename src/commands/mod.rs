@@ -15,6 +15,7 @@ pub mod schema;
 pub mod status;
 pub mod suppress;
 pub mod tasks;
+pub mod test;
 pub mod tick;
 pub mod validate;
 

@@ -99,6 +99,33 @@ impl JsonSchema for DurationSpec {
     }
 }
 
+/// A point in time: RFC 3339 (`2026-11-02T09:00:00-06:00`), or `2026-11-02 09:00` /
+/// `2026-11-02` in UTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TimeSpec(pub chrono::DateTime<chrono::Utc>);
+
+impl FromStr for TimeSpec {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        crate::clock::parse_time(text).map(Self)
+    }
+}
+from_str_deserialize!(TimeSpec);
+
+impl JsonSchema for TimeSpec {
+    fn schema_name() -> Cow<'static, str> {
+        "Time".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "description": "A time: RFC 3339 (`2026-11-02T09:00:00-06:00`), or `2026-11-02 09:00` or `2026-11-02` in UTC."
+        })
+    }
+}
+
 /// A cron schedule with crontab's meaning: 5 fields (`min hour day month weekday`), weekdays
 /// 0–7 with 0 and 7 both Sunday and 1 Monday, or names (`MON-FRI`); a day-of-month and a
 /// weekday both restricted match either (as Vixie cron does). 6 fields put seconds first.

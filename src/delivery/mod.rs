@@ -196,6 +196,8 @@ pub struct Deliverer<S: Store> {
     /// Endpoints disabled after a 410: name → the URL that answered it and why (read once
     /// per round).
     disabled: std::sync::Mutex<BTreeMap<String, String>>,
+    /// Records what it would send without sending it (journey tests, plans).
+    simulated: bool,
 }
 
 impl<S: Store> Deliverer<S> {
@@ -219,7 +221,18 @@ impl<S: Store> Deliverer<S> {
             installation: OnceCell::new(),
             assigning: tokio::sync::Mutex::new(()),
             disabled: std::sync::Mutex::new(BTreeMap::new()),
+            simulated: false,
         }
+    }
+
+    /// A worker that decides everything a real one does (send windows, the frequency cap,
+    /// suppressions, task assignment) and marks mails and webhooks sent without sending
+    /// them: for journey tests and plans, which must never reach a customer.
+    pub fn simulated(definitions: Arc<Definitions>, store: S) -> Self {
+        let mut deliverer = Self::new(definitions, store, PathBuf::new());
+        deliverer.smtp = None;
+        deliverer.simulated = true;
+        deliverer
     }
 
     /// Reads webhook signing secrets from `env` instead of the process environment.
@@ -515,6 +528,7 @@ impl<S: Store> Deliverer<S> {
             ..envelope.clone()
         };
         match &self.smtp {
+            None if self.simulated => Attempt::Sent("simulated".into()),
             None => match email_file::write(&self.outbox_dir, record, envelope) {
                 Ok(path) => Attempt::Sent(path.display().to_string()),
                 Err(error) => error.into(),
@@ -648,10 +662,13 @@ impl<S: Store> Deliverer<S> {
             )));
         }
         let body = call.body.clone().unwrap_or_default();
-        let attempt = self
-            .webhooks
-            .send(endpoint, &record.idempotency_key, &body)
-            .await;
+        let attempt = if self.simulated {
+            Attempt::Sent("simulated".into())
+        } else {
+            self.webhooks
+                .send(endpoint, &record.idempotency_key, &body)
+                .await
+        };
         match &attempt {
             Attempt::Sent(_) => report.webhooks += 1,
             Attempt::EndpointGone(reason) => {

@@ -44,6 +44,9 @@ pub enum StoreError {
     /// The URL names no supported database.
     #[error("unsupported database URL `{0}`: use sqlite://FILE or postgres://…")]
     UnsupportedUrl(String),
+    /// The database file is not there.
+    #[error("no database at {0}")]
+    Missing(String),
     /// A background writer stopped unexpectedly.
     #[error("a database writer stopped: {0}")]
     Writer(String),
@@ -889,6 +892,47 @@ pub async fn open(url: &str, base: &std::path::Path) -> Result<AnyStore> {
         return open_postgres(options).await.map(AnyStore::Postgres);
     }
     Err(StoreError::UnsupportedUrl(url.to_string()))
+}
+
+/// A fresh, migrated database in memory (journey tests). One connection that never
+/// closes: every connection to `:memory:` would be a database of its own.
+pub async fn open_memory() -> Result<SqliteStore> {
+    let options = SqliteConnectOptions::from_str("sqlite::memory:")?;
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .connect_with(options)
+        .await?;
+    sqlx::migrate!("migrations/sqlite").run(&pool).await?;
+    Ok(SqliteStore::new(pool))
+}
+
+/// Copies the SQLite database at `url` (relative to `base`) into a new file at `to`,
+/// reading it through a read-only connection: the source is never written, not even its
+/// journal mode (a plan works on the copy).
+pub async fn copy_sqlite(url: &str, base: &std::path::Path, to: &std::path::Path) -> Result<()> {
+    let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    else {
+        return Err(StoreError::UnsupportedUrl(url.to_string()));
+    };
+    let source = base.join(path);
+    if !source.is_file() {
+        return Err(StoreError::Missing(source.display().to_string()));
+    }
+    let options = SqliteConnectOptions::new()
+        .filename(&source)
+        .read_only(true)
+        .busy_timeout(Duration::from_secs(30));
+    let mut connection = sqlx::ConnectOptions::connect(&options).await?;
+    sqlx::query("VACUUM INTO $1")
+        .bind(to.to_string_lossy().into_owned())
+        .execute(&mut connection)
+        .await?;
+    sqlx::Connection::close(connection).await?;
+    Ok(())
 }
 
 /// Opens PostgreSQL with the given options and applies migrations.

@@ -6,6 +6,7 @@
 pub mod deliveries;
 pub mod explain;
 pub mod holds;
+pub mod journey_tests;
 pub mod status;
 pub mod suppressions;
 pub mod tasks;
