@@ -4,6 +4,7 @@ use schemars::{JsonSchema, Schema, generate::SchemaSettings};
 
 use crate::definitions::compile::TemplateFile;
 use crate::definitions::{Config, JourneyFile};
+use crate::journey_tests::TestFile;
 
 /// A schema touchline publishes, with the file name it is committed under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -14,14 +15,17 @@ pub enum SchemaKind {
     Config,
     /// `templates/<name>.yaml`
     Template,
+    /// `journey-tests/<name>.yaml`
+    JourneyTest,
 }
 
 impl SchemaKind {
     /// Every schema.
-    pub const ALL: [SchemaKind; 3] = [
+    pub const ALL: [SchemaKind; 4] = [
         SchemaKind::Journey,
         SchemaKind::Config,
         SchemaKind::Template,
+        SchemaKind::JourneyTest,
     ];
 
     /// The committed file name, under `schemas/`.
@@ -30,6 +34,7 @@ impl SchemaKind {
             SchemaKind::Journey => "journey.schema.json",
             SchemaKind::Config => "touchline.schema.json",
             SchemaKind::Template => "template.schema.json",
+            SchemaKind::JourneyTest => "journey-test.schema.json",
         }
     }
 
@@ -39,6 +44,7 @@ impl SchemaKind {
             SchemaKind::Journey => generate::<JourneyFile>(),
             SchemaKind::Config => generate::<Config>(),
             SchemaKind::Template => generate::<TemplateFile>(),
+            SchemaKind::JourneyTest => generate::<TestFile>(),
         }
     }
 

@@ -46,7 +46,12 @@ impl<S: Store> std::fmt::Debug for Simulation<S> {
 impl<S: Store> Simulation<S> {
     /// A simulation of `definitions` over `store` whose first pass is at `start`, then one
     /// every `every`.
-    pub fn new(definitions: Arc<Definitions>, store: S, start: DateTime<Utc>, every: Duration) -> Self {
+    pub fn new(
+        definitions: Arc<Definitions>,
+        store: S,
+        start: DateTime<Utc>,
+        every: Duration,
+    ) -> Self {
         let every = every.max(Duration::seconds(1));
         Self {
             engine: Engine::new(definitions.clone(), store.clone()),
@@ -69,7 +74,7 @@ impl<S: Store> Simulation<S> {
     /// Data that arrives at `at` (imported before the first pass at or after it).
     pub fn arrive(&mut self, at: DateTime<Utc>, import: Import) {
         self.arrivals.push((at, import));
-        self.arrivals.sort_by(|a, b| b.0.cmp(&a.0));
+        self.arrivals.sort_by_key(|a| std::cmp::Reverse(a.0));
     }
 
     /// The moment the simulation has reached (everything before it has happened).

@@ -67,6 +67,8 @@ pub async fn run(args: Args, ctx: &Context, out: &mut dyn Write) -> Result<i32, 
     let mut report = TestReport::default();
     // Every selected test, checked; those that check out run side by side, one per core.
     let mut runs = tokio::task::JoinSet::new();
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let slots = Arc::new(tokio::sync::Semaphore::new(cores));
     for (file_index, file) in loaded.iter().enumerate() {
         let mut tests = Vec::new();
         for case in &file.tests {
@@ -98,7 +100,9 @@ pub async fn run(args: Args, ctx: &Context, out: &mut dyn Write) -> Result<i32, 
                     let definitions = Arc::clone(&ctx.definitions);
                     let expectations = case.value.expect.clone();
                     let place = (file_index, tests.len());
+                    let slots = Arc::clone(&slots);
                     runs.spawn(async move {
+                        let _slot = slots.acquire_owned().await;
                         let began = Instant::now();
                         let outcome = run::run(definitions, timeline, &expectations).await;
                         (place, began.elapsed().as_secs_f64(), outcome)

@@ -46,8 +46,15 @@ pub fn prepare(
 ) -> Result<Timeline, Vec<Diagnostic>> {
     let mut problems = Vec::new();
     let start = case.start.value.0;
-    let end = start + case.run_for.as_ref().map_or(DEFAULT_RUN_FOR, |d| d.value.as_chrono());
-    let every = case.every.as_ref().map_or(DEFAULT_EVERY, |d| d.value.as_chrono());
+    let end = start
+        + case
+            .run_for
+            .as_ref()
+            .map_or(DEFAULT_RUN_FOR, |d| d.value.as_chrono());
+    let every = case
+        .every
+        .as_ref()
+        .map_or(DEFAULT_EVERY, |d| d.value.as_chrono());
     let mut timeline = Timeline {
         start,
         end,
@@ -56,6 +63,21 @@ pub fn prepare(
         accounts: BTreeSet::new(),
         contacts: BTreeMap::new(),
     };
+    // Names come from the records as written, so a record with a bad value elsewhere
+    // does not also make every mention of it an error.
+    let id = |r: &Record| {
+        r.value
+            .get("id")
+            .and_then(|v| v.value.as_str().map(str::to_string))
+    };
+    timeline
+        .accounts
+        .extend(case.accounts.iter().filter_map(id));
+    for contact in &case.contacts {
+        if let Some(contact_id) = id(contact) {
+            timeline.contacts.entry(contact_id).or_default();
+        }
+    }
     let kinds = [
         (Kind::Accounts, &case.accounts),
         (Kind::Contacts, &case.contacts),
@@ -65,9 +87,10 @@ pub fn prepare(
     for (kind, records) in kinds {
         match parse_records(kind, records, start) {
             Ok(import) => timeline.add(import),
-            Err(bad) => problems.extend(bad.into_iter().map(|(location, message)| {
-                Diagnostic::error(path, Some(location), message)
-            })),
+            Err(bad) => problems.extend(
+                bad.into_iter()
+                    .map(|(location, message)| Diagnostic::error(path, Some(location), message)),
+            ),
         }
     }
     for contact in timeline.arrivals.values().flat_map(|i| &i.contacts) {
@@ -77,9 +100,15 @@ pub fn prepare(
                 Diagnostic::error(
                     path,
                     location,
-                    format!("contact `{}` belongs to account `{}`, which this test does not have", contact.id, contact.account_id),
+                    format!(
+                        "contact `{}` belongs to account `{}`, which this test does not have",
+                        contact.id, contact.account_id
+                    ),
                 )
-                .with_help(suggest::hint(&contact.account_id, timeline.accounts.iter().map(String::as_str))),
+                .with_help(suggest::hint(
+                    &contact.account_id,
+                    timeline.accounts.iter().map(String::as_str),
+                )),
             );
         }
     }
@@ -101,7 +130,11 @@ impl Timeline {
     fn add(&mut self, import: Import) {
         for account in import.accounts {
             self.accounts.insert(account.id.clone());
-            self.arrivals.entry(self.start).or_default().accounts.push(account);
+            self.arrivals
+                .entry(self.start)
+                .or_default()
+                .accounts
+                .push(account);
         }
         for contact in import.contacts {
             self.contacts.insert(
@@ -112,7 +145,11 @@ impl Timeline {
                     contact.timezone.clone(),
                 ),
             );
-            self.arrivals.entry(self.start).or_default().contacts.push(contact);
+            self.arrivals
+                .entry(self.start)
+                .or_default()
+                .contacts
+                .push(contact);
         }
         for metric in import.metrics {
             let at = metric.at.max(self.start);
@@ -152,7 +189,11 @@ fn parse_records(
             .map(|(k, v)| (k.clone(), v.value.clone()))
             .collect();
         if kind == Kind::Metrics && !plain.contains_key("name") {
-            for name in record.value.keys().filter(|k| *k != "account_id" && *k != "at") {
+            for name in record
+                .value
+                .keys()
+                .filter(|k| *k != "account_id" && *k != "at")
+            {
                 let mut object = plain.clone();
                 object.retain(|k, _| k == "account_id" || k == "at");
                 object.insert("name".into(), name.clone().into());
@@ -197,7 +238,11 @@ fn parse_records(
             };
             (
                 location,
-                format!("{} record, `{column}`: {value}{}", singular(kind), bad.problem),
+                format!(
+                    "{} record, `{column}`: {value}{}",
+                    singular(kind),
+                    bad.problem
+                ),
             )
         })
         .collect())
@@ -243,7 +288,12 @@ struct Names<'a> {
 }
 
 impl Names<'_> {
-    fn check(&self, expectation: &Spanned<Expectation>, path: &Path, problems: &mut Vec<Diagnostic>) {
+    fn check(
+        &self,
+        expectation: &Spanned<Expectation>,
+        path: &Path,
+        problems: &mut Vec<Diagnostic>,
+    ) {
         let mut own = Vec::new();
         let mut unknown = |name: &Spanned<String>, what: &str, known: Vec<&str>| {
             if !known.contains(&name.value.as_str()) {
@@ -259,7 +309,12 @@ impl Names<'_> {
         };
         let accounts: Vec<&str> = self.timeline.accounts.iter().map(String::as_str).collect();
         let contacts: Vec<&str> = self.timeline.contacts.keys().map(String::as_str).collect();
-        let journeys: Vec<&str> = self.definitions.journeys.keys().map(String::as_str).collect();
+        let journeys: Vec<&str> = self
+            .definitions
+            .journeys
+            .keys()
+            .map(String::as_str)
+            .collect();
         let steps = |journey: Option<&Spanned<String>>| -> Vec<&str> {
             self.definitions
                 .journeys
@@ -273,9 +328,19 @@ impl Names<'_> {
             Expectation::Tier(e) => account_needed = Some(e.account.as_ref()),
             Expectation::Score(e) => {
                 account_needed = Some(e.account.as_ref());
-                let scores = self.definitions.scores.iter().map(|s| s.name.as_str()).collect();
+                let scores = self
+                    .definitions
+                    .scores
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect();
                 unknown(&e.name, "score", scores);
-                let given = [e.equals.is_some(), e.at_least.is_some(), e.at_most.is_some(), e.unknown.is_some()];
+                let given = [
+                    e.equals.is_some(),
+                    e.at_least.is_some(),
+                    e.at_most.is_some(),
+                    e.unknown.is_some(),
+                ];
                 if !given.contains(&true) {
                     own.push(Diagnostic::error(
                         path,
@@ -284,7 +349,9 @@ impl Names<'_> {
                     ));
                 }
             }
-            Expectation::Enrolled(e) | Expectation::NotEnrolled(e) | Expectation::GoalReached(e) => {
+            Expectation::Enrolled(e)
+            | Expectation::NotEnrolled(e)
+            | Expectation::GoalReached(e) => {
                 account_needed = Some(e.account.as_ref());
                 unknown(&e.journey, "journey", journeys.clone());
                 if let Some(contact) = &e.contact {
@@ -301,7 +368,15 @@ impl Names<'_> {
                     unknown(to, "contact", contacts.clone());
                 }
                 if let Some(template) = &e.template {
-                    unknown(template, "template", self.definitions.templates.iter().map(String::as_str).collect());
+                    unknown(
+                        template,
+                        "template",
+                        self.definitions
+                            .templates
+                            .iter()
+                            .map(String::as_str)
+                            .collect(),
+                    );
                 }
                 if let Some(journey) = &e.journey {
                     unknown(journey, "journey", journeys.clone());
@@ -312,7 +387,16 @@ impl Names<'_> {
             }
             Expectation::Task(e) | Expectation::NoTask(e) => {
                 if let Some(csm) = &e.csm {
-                    unknown(csm, "CSM", self.definitions.config.csms.iter().map(|c| c.id.as_str()).collect());
+                    unknown(
+                        csm,
+                        "CSM",
+                        self.definitions
+                            .config
+                            .csms
+                            .iter()
+                            .map(|c| c.id.as_str())
+                            .collect(),
+                    );
                 }
                 if let Some(account) = &e.account {
                     unknown(account, "account", accounts.clone());
@@ -326,7 +410,16 @@ impl Names<'_> {
             }
             Expectation::Webhook(e) | Expectation::NoWebhook(e) => {
                 if let Some(endpoint) = &e.endpoint {
-                    unknown(endpoint, "webhook endpoint", self.definitions.config.webhooks.keys().map(String::as_str).collect());
+                    unknown(
+                        endpoint,
+                        "webhook endpoint",
+                        self.definitions
+                            .config
+                            .webhooks
+                            .keys()
+                            .map(String::as_str)
+                            .collect(),
+                    );
                 }
                 if let Some(account) = &e.account {
                     unknown(account, "account", accounts.clone());

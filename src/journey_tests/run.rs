@@ -58,7 +58,10 @@ pub async fn run(
     let mut failures = Vec::new();
     for (time, expectation) in order {
         simulation.advance_to(time, &mut |_| {}).await?;
-        if let Err((expected, actual)) = checker.check(simulation.store(), &expectation.value).await? {
+        if let Err((expected, actual)) = checker
+            .check(simulation.store(), &expectation.value)
+            .await?
+        {
             failures.push(Failure {
                 location: expectation.span.location(),
                 expected,
@@ -93,7 +96,11 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
-    async fn check(&self, store: &SqliteStore, expectation: &Expectation) -> Result<Verdict, String> {
+    async fn check(
+        &self,
+        store: &SqliteStore,
+        expectation: &Expectation,
+    ) -> Result<Verdict, String> {
         let result = match expectation {
             Expectation::Tier(e) => self.tier(store, e).await,
             Expectation::Score(e) => self.score(store, e).await,
@@ -114,11 +121,21 @@ impl Checker<'_> {
         self.timeline.account(named).unwrap_or_default()
     }
 
-    async fn tier(&self, store: &SqliteStore, e: &TierExpectation) -> Result<Verdict, crate::store::StoreError> {
+    async fn tier(
+        &self,
+        store: &SqliteStore,
+        e: &TierExpectation,
+    ) -> Result<Verdict, crate::store::StoreError> {
         let account = self.account(e.account.as_ref());
-        let state = store.load_accounts(std::slice::from_ref(&account), false).await?;
+        let state = store
+            .load_accounts(std::slice::from_ref(&account), false)
+            .await?;
         let tier = state.first().and_then(|s| s.tier.clone());
-        let expected = format!("account `{account}` in tier {}{}", e.is.value, when(e.at.as_ref()));
+        let expected = format!(
+            "account `{account}` in tier {}{}",
+            e.is.value,
+            when(e.at.as_ref())
+        );
         Ok(match tier {
             Some(tier) if tier == e.is.value.as_str() => Ok(()),
             Some(tier) => Err((expected, format!("tier {tier}"))),
@@ -126,12 +143,20 @@ impl Checker<'_> {
         })
     }
 
-    async fn score(&self, store: &SqliteStore, e: &ScoreExpectation) -> Result<Verdict, crate::store::StoreError> {
+    async fn score(
+        &self,
+        store: &SqliteStore,
+        e: &ScoreExpectation,
+    ) -> Result<Verdict, crate::store::StoreError> {
         let account = self.account(e.account.as_ref());
-        let state = store.load_accounts(std::slice::from_ref(&account), false).await?;
+        let state = store
+            .load_accounts(std::slice::from_ref(&account), false)
+            .await?;
         let name = e.name.value.as_str();
         let value = state.first().and_then(|s| s.scores.get(name).copied());
-        let why_unknown = state.first().and_then(|s| s.unknown_scores.get(name).cloned());
+        let why_unknown = state
+            .first()
+            .and_then(|s| s.unknown_scores.get(name).cloned());
         let mut wanted = Vec::new();
         if let Some(v) = e.equals {
             wanted.push(format!("= {v}"));
@@ -145,7 +170,11 @@ impl Checker<'_> {
         if e.unknown == Some(true) {
             wanted.push("unknown".into());
         }
-        let expected = format!("{name} of `{account}` {}{}", wanted.join(" and "), when(e.at.as_ref()));
+        let expected = format!(
+            "{name} of `{account}` {}{}",
+            wanted.join(" and "),
+            when(e.at.as_ref())
+        );
         let actual = match (&value, &why_unknown) {
             (Some(v), _) => format!("{}", (v * 100.0).round() / 100.0),
             (None, Some(why)) => format!("unknown ({why})"),
@@ -160,7 +189,11 @@ impl Checker<'_> {
             }
             None => e.unknown == Some(true) && why_unknown.is_some(),
         };
-        Ok(if holds { Ok(()) } else { Err((expected, actual)) })
+        Ok(if holds {
+            Ok(())
+        } else {
+            Err((expected, actual))
+        })
     }
 
     async fn enrollment(
@@ -190,20 +223,43 @@ impl Checker<'_> {
                 .map_or("the end".to_string(), |s| format!("step {}", s.id));
             match n.status {
                 EnrollmentStatus::Active => format!("active at {step}"),
-                status => format!("{}{}", status.as_str(), n.end_reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default()),
+                status => format!(
+                    "{}{}",
+                    status.as_str(),
+                    n.end_reason
+                        .as_ref()
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default()
+                ),
             }
         };
         let actual = if enrollments.is_empty() {
             "never enrolled".to_string()
         } else {
-            enrollments.iter().map(describe).collect::<Vec<_>>().join("; ")
+            enrollments
+                .iter()
+                .map(describe)
+                .collect::<Vec<_>>()
+                .join("; ")
         };
         let when = when(e.at.as_ref());
         Ok(match kind {
             Enrolled::Never if enrollments.is_empty() => Ok(()),
-            Enrolled::Never => Err((format!("{subject} never enrolled in {journey}{when}"), actual)),
-            Enrolled::Goal if enrollments.iter().any(|n| n.status == EnrollmentStatus::GoalReached) => Ok(()),
-            Enrolled::Goal => Err((format!("{subject} reached the goal of {journey}{when}"), actual)),
+            Enrolled::Never => Err((
+                format!("{subject} never enrolled in {journey}{when}"),
+                actual,
+            )),
+            Enrolled::Goal
+                if enrollments
+                    .iter()
+                    .any(|n| n.status == EnrollmentStatus::GoalReached) =>
+            {
+                Ok(())
+            }
+            Enrolled::Goal => Err((
+                format!("{subject} reached the goal of {journey}{when}"),
+                actual,
+            )),
             Enrolled::Entered => match &e.step {
                 None if !enrollments.is_empty() => Ok(()),
                 None => Err((format!("{subject} enrolled in {journey}{when}"), actual)),
@@ -218,22 +274,33 @@ impl Checker<'_> {
                     if at_step {
                         Ok(())
                     } else {
-                        Err((format!("{subject} at step {} of {journey}{when}", step.value), actual))
+                        Err((
+                            format!("{subject} at step {} of {journey}{when}", step.value),
+                            actual,
+                        ))
                     }
                 }
             },
         })
     }
 
-    async fn mails(&self, store: &SqliteStore, e: &MailExpectation, present: bool) -> Result<Verdict, crate::store::StoreError> {
+    async fn mails(
+        &self,
+        store: &SqliteStore,
+        e: &MailExpectation,
+        present: bool,
+    ) -> Result<Verdict, crate::store::StoreError> {
         let rows = outbox(store).await?;
         let mut described = Vec::new();
         let mut matching = 0u32;
         for row in &rows {
-            let Payload::Email(mail) = &row.record.payload else { continue };
+            let Payload::Email(mail) = &row.record.payload else {
+                continue;
+            };
             let record = &row.record;
             let to_matches = e.to.as_ref().is_none_or(|to| {
-                record.contact_id == to.value || mail.to.to_lowercase().contains(&to.value.to_lowercase())
+                record.contact_id == to.value
+                    || mail.to.to_lowercase().contains(&to.value.to_lowercase())
             });
             if !to_matches || !live(row.status, present) {
                 continue;
@@ -243,21 +310,34 @@ impl Checker<'_> {
                 "{} `{}` to {} ({})",
                 mail.template.as_deref().unwrap_or("notice"),
                 mail.subject,
-                if record.contact_id.is_empty() { &mail.to } else { &record.contact_id },
+                if record.contact_id.is_empty() {
+                    &mail.to
+                } else {
+                    &record.contact_id
+                },
                 match sent_at {
                     Some(t) => format!("sent {}", self.local(record, t)),
                     None => row.status.as_str().to_string(),
                 }
             ));
-            let fits = e.template.as_ref().is_none_or(|t| mail.template.as_deref() == Some(t.value.as_str()))
-                && e.journey.as_ref().is_none_or(|j| record.journey_id == j.value)
+            let fits = e
+                .template
+                .as_ref()
+                .is_none_or(|t| mail.template.as_deref() == Some(t.value.as_str()))
+                && e.journey
+                    .as_ref()
+                    .is_none_or(|j| record.journey_id == j.value)
                 && e.step.as_ref().is_none_or(|s| record.step_id == s.value)
-                && e.subject_contains.as_ref().is_none_or(|text| mail.subject.contains(text.as_str()))
+                && e.subject_contains
+                    .as_ref()
+                    .is_none_or(|text| mail.subject.contains(text.as_str()))
                 && (!present
                     || sent_at.is_some_and(|t| {
                         e.sent_after.as_ref().is_none_or(|a| t >= a.value.0)
                             && e.sent_before.as_ref().is_none_or(|b| t < b.value.0)
-                            && e.local_hours.as_ref().is_none_or(|h| h.value.contains(self.local_time(record, t).time()))
+                            && e.local_hours
+                                .as_ref()
+                                .is_none_or(|h| h.value.contains(self.local_time(record, t).time()))
                     }));
             if fits {
                 matching += 1;
@@ -286,18 +366,33 @@ impl Checker<'_> {
             wanted.push(format!("sent before {}", before.value.0.to_rfc3339()));
         }
         if let Some(hours) = &e.local_hours {
-            let end = hours.value.end.map_or("24:00".to_string(), |t| t.format("%H:%M").to_string());
-            wanted.push(format!("sent between {}-{end} local time", hours.value.start.format("%H:%M")));
+            let end = hours
+                .value
+                .end
+                .map_or("24:00".to_string(), |t| t.format("%H:%M").to_string());
+            wanted.push(format!(
+                "sent between {}-{end} local time",
+                hours.value.start.format("%H:%M")
+            ));
         }
         let actual = if described.is_empty() {
             "no mails".to_string()
         } else {
-            format!("{}: {}", crate::text::count(described.len() as u64, "mail", "mails"), described.join("; "))
+            format!(
+                "{}: {}",
+                crate::text::count(described.len() as u64, "mail", "mails"),
+                described.join("; ")
+            )
         };
         Ok(verdict("mail", &wanted, present, e.count, matching, actual))
     }
 
-    async fn tasks(&self, store: &SqliteStore, e: &TaskExpectation, present: bool) -> Result<Verdict, crate::store::StoreError> {
+    async fn tasks(
+        &self,
+        store: &SqliteStore,
+        e: &TaskExpectation,
+        present: bool,
+    ) -> Result<Verdict, crate::store::StoreError> {
         let tasks = store.tasks(None, None).await?;
         let matching = tasks.iter().filter(|t| task_fits(t, e)).count() as u32;
         let described: Vec<String> = tasks
@@ -334,17 +429,28 @@ impl Checker<'_> {
         let actual = if described.is_empty() {
             "no tasks".to_string()
         } else {
-            format!("{}: {}", crate::text::count(described.len() as u64, "task", "tasks"), described.join("; "))
+            format!(
+                "{}: {}",
+                crate::text::count(described.len() as u64, "task", "tasks"),
+                described.join("; ")
+            )
         };
         Ok(verdict("task", &wanted, present, e.count, matching, actual))
     }
 
-    async fn webhooks(&self, store: &SqliteStore, e: &WebhookExpectation, present: bool) -> Result<Verdict, crate::store::StoreError> {
+    async fn webhooks(
+        &self,
+        store: &SqliteStore,
+        e: &WebhookExpectation,
+        present: bool,
+    ) -> Result<Verdict, crate::store::StoreError> {
         let rows = outbox(store).await?;
         let mut matching = 0u32;
         let mut described = Vec::new();
         for row in &rows {
-            let Payload::Webhook(call) = &row.record.payload else { continue };
+            let Payload::Webhook(call) = &row.record.payload else {
+                continue;
+            };
             if !live(row.status, present) {
                 continue;
             }
@@ -352,10 +458,16 @@ impl Checker<'_> {
             let body = call.body.clone().unwrap_or_default();
             described.push(format!("{} {}", call.endpoint, body));
             let fits = e.endpoint.as_ref().is_none_or(|n| call.endpoint == n.value)
-                && e.account.as_ref().is_none_or(|a| record.account_id == a.value)
-                && e.journey.as_ref().is_none_or(|j| record.journey_id == j.value)
+                && e.account
+                    .as_ref()
+                    .is_none_or(|a| record.account_id == a.value)
+                && e.journey
+                    .as_ref()
+                    .is_none_or(|j| record.journey_id == j.value)
                 && e.step.as_ref().is_none_or(|s| record.step_id == s.value)
-                && e.body.iter().all(|(key, want)| body.get(key).is_some_and(|got| same(got, want)));
+                && e.body
+                    .iter()
+                    .all(|(key, want)| body.get(key).is_some_and(|got| same(got, want)));
             if fits {
                 matching += 1;
             }
@@ -374,18 +486,31 @@ impl Checker<'_> {
             wanted.push(format!("at step {}", step.value));
         }
         if !e.body.is_empty() {
-            wanted.push(format!("with body fields {}", serde_json::Value::Object(e.body.clone().into_iter().collect())));
+            wanted.push(format!(
+                "with body fields {}",
+                serde_json::Value::Object(e.body.clone().into_iter().collect())
+            ));
         }
         let actual = if described.is_empty() {
             "no webhooks".to_string()
         } else {
-            format!("{}: {}", crate::text::count(described.len() as u64, "webhook", "webhooks"), described.join("; "))
+            format!(
+                "{}: {}",
+                crate::text::count(described.len() as u64, "webhook", "webhooks"),
+                described.join("; ")
+            )
         };
-        Ok(verdict("webhook", &wanted, present, e.count, matching, actual))
+        Ok(verdict(
+            "webhook", &wanted, present, e.count, matching, actual,
+        ))
     }
 
     /// A time in the recipient's zone (contact's, else account's, else the project's).
-    fn local_time(&self, record: &crate::store::OutboxRecord, t: DateTime<Utc>) -> chrono::DateTime<chrono_tz::Tz> {
+    fn local_time(
+        &self,
+        record: &crate::store::OutboxRecord,
+        t: DateTime<Utc>,
+    ) -> chrono::DateTime<chrono_tz::Tz> {
         let zone = self
             .timeline
             .contacts
@@ -398,7 +523,12 @@ impl Checker<'_> {
 
     fn local(&self, record: &crate::store::OutboxRecord, t: DateTime<Utc>) -> String {
         let local = self.local_time(record, t);
-        format!("{} ({} {})", t.format("%Y-%m-%d %H:%M UTC"), local.format("%a %H:%M"), local.timezone())
+        format!(
+            "{} ({} {})",
+            t.format("%Y-%m-%d %H:%M UTC"),
+            local.format("%a %H:%M"),
+            local.timezone()
+        )
     }
 }
 
@@ -409,11 +539,19 @@ enum Enrolled {
 }
 
 fn task_fits(t: &Task, e: &TaskExpectation) -> bool {
-    e.csm.as_ref().is_none_or(|c| t.task.assignee.as_deref() == Some(c.value.as_str()))
-        && e.account.as_ref().is_none_or(|a| t.task.account_id == a.value)
-        && e.journey.as_ref().is_none_or(|j| t.task.journey_id == j.value)
+    e.csm
+        .as_ref()
+        .is_none_or(|c| t.task.assignee.as_deref() == Some(c.value.as_str()))
+        && e.account
+            .as_ref()
+            .is_none_or(|a| t.task.account_id == a.value)
+        && e.journey
+            .as_ref()
+            .is_none_or(|j| t.task.journey_id == j.value)
         && e.step.as_ref().is_none_or(|s| t.task.step_id == s.value)
-        && e.title_contains.as_ref().is_none_or(|text| t.task.title.contains(text.as_str()))
+        && e.title_contains
+            .as_ref()
+            .is_none_or(|text| t.task.title.contains(text.as_str()))
         && e.priority.is_none_or(|p| t.task.priority == p.as_str())
 }
 
@@ -436,7 +574,14 @@ fn same(got: &serde_json::Value, want: &serde_json::Value) -> bool {
     got == want || text(got) == text(want)
 }
 
-fn verdict(what: &str, wanted: &[String], present: bool, count: Option<u32>, matching: u32, actual: String) -> Verdict {
+fn verdict(
+    what: &str,
+    wanted: &[String],
+    present: bool,
+    count: Option<u32>,
+    matching: u32,
+    actual: String,
+) -> Verdict {
     let described = if wanted.is_empty() {
         what.to_string()
     } else {
@@ -447,11 +592,16 @@ fn verdict(what: &str, wanted: &[String], present: bool, count: Option<u32>, mat
         (true, None) => (matching >= 1, format!("a {described}")),
         (false, _) => (matching == 0, format!("no {described}")),
     };
-    if holds { Ok(()) } else { Err((expected, format!("{actual} ({matching} matching)"))) }
+    if holds {
+        Ok(())
+    } else {
+        Err((expected, format!("{actual} ({matching} matching)")))
+    }
 }
 
 fn when(at: Option<&Spanned<crate::definitions::values::TimeSpec>>) -> String {
-    at.map(|t| format!(" at {}", t.value.0.to_rfc3339())).unwrap_or_else(|| " by the end".into())
+    at.map(|t| format!(" at {}", t.value.0.to_rfc3339()))
+        .unwrap_or_else(|| " by the end".into())
 }
 
 /// Every outbox record, oldest first.

@@ -75,7 +75,13 @@ pub fn text(report: &TestReport, sources: &SourceMap) -> String {
     }
     for file in &report.files {
         for case in file.tests.iter().filter(|c| !c.passed) {
-            let _ = writeln!(out, "\n--- {} ({}:{})", case.name, file.path.display(), case.line);
+            let _ = writeln!(
+                out,
+                "\n--- {} ({}:{})",
+                case.name,
+                file.path.display(),
+                case.line
+            );
             if let Some(error) = &case.error {
                 let _ = writeln!(out, "{}:{}: error: {error}", file.path.display(), case.line);
             }

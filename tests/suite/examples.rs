@@ -78,6 +78,13 @@ fn every_example_template_matches_the_template_schema() {
 }
 
 #[test]
+fn every_bundled_journey_test_matches_the_journey_test_schema() {
+    let files = yaml_files("journey-tests");
+    assert!(files.len() >= 7, "{files:?}");
+    assert_valid(SchemaKind::JourneyTest, &files);
+}
+
+#[test]
 fn the_schema_rejects_what_validate_rejects() {
     let validator = validator(SchemaKind::Journey);
     let broken = serde_json::json!({
@@ -98,6 +105,7 @@ fn the_schema_rejects_what_validate_rejects() {
 fn example_files_start_with_a_schema_modeline() {
     let mut files = yaml_files("journeys");
     files.extend(yaml_files("templates"));
+    files.extend(yaml_files("journey-tests"));
     files.push(repo().join("touchline.yaml"));
     for file in files {
         let text = std::fs::read_to_string(&file).expect("read");
@@ -119,10 +127,17 @@ fn example_files_start_with_a_schema_modeline() {
 }
 
 /// Copies the bundled example (definitions and sample customers) into a folder of its own.
-fn bundled_example() -> tempfile::TempDir {
+pub fn bundled_example() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
     let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    for folder in ["journeys", "scripts", "templates", "schemas", "sample"] {
+    for folder in [
+        "journeys",
+        "journey-tests",
+        "scripts",
+        "templates",
+        "schemas",
+        "sample",
+    ] {
         std::fs::create_dir_all(dir.path().join(folder)).expect("mkdir");
         for entry in std::fs::read_dir(source.join(folder)).expect("folder") {
             let path = entry.expect("entry").path();

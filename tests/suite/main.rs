@@ -11,4 +11,5 @@ mod crash;
 mod daemon;
 mod examples;
 mod hostile;
+mod journey_tests;
 mod validate;
