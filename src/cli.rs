@@ -10,8 +10,8 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 use crate::commands::{
-    self, Context, Project, deliveries, demo, explain, generate, hold, import, init, preview, run,
-    schema, status, suppress, tasks, test, tick, validate,
+    self, Context, Project, deliveries, demo, explain, generate, hold, import, init, plan, preview,
+    run, schema, status, suppress, tasks, test, tick, validate,
 };
 use crate::definitions;
 use crate::diagnostic;
@@ -66,6 +66,9 @@ pub enum Command {
     /// Run the journey tests: small timelines played through the engine in memory, with
     /// what should come of them.
     Test(test::Args),
+    /// Simulate the next days on a copy of the database and show what would happen; with
+    /// `--against`, what an edited set of definitions would change.
+    Plan(plan::Args),
     /// Explain an account: facts, scores and their inputs, tier, and every journey's verdict.
     Explain(explain::Args),
     /// Write realistic sample customers (CSV and JSONL) for trying touchline out.
@@ -135,7 +138,7 @@ fn execute(cli: Cli, out: &mut dyn Write) -> Result<i32, String> {
             };
             // A journey test's rule errors are part of what it checks (an unknown score, a
             // tier kept), not news for the log.
-            let quiet = matches!(command, Command::Test(_));
+            let quiet = matches!(command, Command::Test(_) | Command::Plan(_));
             init_logging(log_format, quiet);
             runtime.block_on(dispatch(command, &ctx, out))
         }
@@ -156,6 +159,7 @@ async fn dispatch(command: Command, ctx: &Context, out: &mut dyn Write) -> Resul
         Command::Hold(args) => hold::run(args, ctx, out).await,
         Command::Explain(args) => explain::run(args, ctx, out).await,
         Command::Test(args) => test::run(args, ctx, out).await,
+        Command::Plan(args) => plan::run(args, ctx, out).await,
         Command::Generate(args) => generate::run(args, ctx, out),
         Command::Demo(args) => demo::run(args, ctx, out).await,
         Command::Init(_) | Command::Schema(_) | Command::Validate(_) => {

@@ -13,6 +13,7 @@ pub mod generate;
 pub mod ingest;
 pub mod journey_tests;
 pub mod model;
+pub mod plan;
 pub mod preview;
 pub mod rules;
 pub mod schema;

@@ -9,6 +9,7 @@ pub mod generate;
 pub mod hold;
 pub mod import;
 pub mod init;
+pub mod plan;
 pub mod preview;
 pub mod run;
 pub mod schema;

@@ -737,6 +737,11 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         account_id: &str,
     ) -> impl Future<Output = Result<Vec<TierChange>>> + Send;
+    /// Tier changes of every account at or after `since` (ms), per (from, to, rule), counted.
+    fn tier_flows_since(
+        &self,
+        since: i64,
+    ) -> impl Future<Output = Result<Vec<(TierChange, i64)>>> + Send;
     /// Claims up to `limit` pending outbox records of these kinds, due at `now`, for
     /// `owner` until `now + lease_ms`. Records whose lease ran out are claimable again.
     fn claim_outbox(

@@ -1054,6 +1054,16 @@ macro_rules! store_impl {
                     .collect()
             }
 
+            async fn tier_flows_since(&self, since: i64) -> Result<Vec<(TierChange, i64)>> {
+                let rows = sqlx::query("SELECT from_tier, to_tier, rule, MIN(at) AS at, COUNT(*) AS n FROM tier_changes WHERE at >= $1 GROUP BY from_tier, to_tier, rule ORDER BY n DESC")
+                    .bind(since)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| Ok((TierChange { from: r.try_get("from_tier")?, to: r.try_get("to_tier")?, rule: r.try_get("rule")?, at: r.try_get("at")? }, r.try_get("n")?)))
+                    .collect()
+            }
+
             async fn claim_outbox(&self, kinds: &[&str], now: i64, owner: &str, lease_ms: i64, limit: i64) -> Result<Vec<OutboxItem>> {
                 if kinds.is_empty() {
                     return Ok(Vec::new());

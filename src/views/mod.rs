@@ -7,6 +7,7 @@ pub mod deliveries;
 pub mod explain;
 pub mod holds;
 pub mod journey_tests;
+pub mod plan;
 pub mod status;
 pub mod suppressions;
 pub mod tasks;

@@ -12,4 +12,5 @@ mod daemon;
 mod examples;
 mod hostile;
 mod journey_tests;
+mod plan;
 mod validate;
