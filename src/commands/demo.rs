@@ -130,10 +130,15 @@ async fn demo(ctx: &Context, days: i64, sample: &Path, out: &mut dyn Write) -> R
         )
         .map_err(io)?;
     }
+    let end = (start + Duration::days(days)).format("%Y-%m-%d");
     writeln!(
         out,
-        "Explore: touchline --database sqlite://demo.db explain acc-000001 --now {}",
-        (start + Duration::days(days)).format("%Y-%m-%d")
+        "Explore: touchline --database sqlite://demo.db explain acc-000001 --now {end}"
+    )
+    .map_err(io)?;
+    writeln!(
+        out,
+        "\nBefore changing a journey:\n  touchline test                     run the journey tests in journey-tests/ (one per bundled journey)\n  touchline --database sqlite://demo.db plan --now {end} [--against BRANCH|FOLDER]\n                                     what the next two weeks would bring, and what your edit would change"
     )
     .map_err(io)?;
     Ok(0)

@@ -128,6 +128,30 @@ text: |
   The Customer Success team
 "#;
 
+const JOURNEY_TEST: &str = r#"# yaml-language-server: $schema=../schemas/journey-test.schema.json
+#
+# Journey tests: a small timeline played through the engine in memory by `touchline test`,
+# and what should come of it. Nothing is sent.
+
+tests:
+  - name: a new admin is welcomed, and gets the first-win mail once half set up
+    start: 2026-01-05 10:00            # a Monday, inside the send window (UTC)
+    run_for: 5d
+    accounts:
+      - { id: acme, name: Acme, arr: 5000, goals: onboarding }
+    contacts:
+      - { id: ann, account_id: acme, email: ann@acme.example, first_name: Ann, role: admin }
+    metrics:
+      - { account_id: acme, at: 2026-01-05, setup_steps_done: 2 }
+    events:
+      - { account_id: acme, name: account_created, at: 2026-01-05 10:00 }
+    expect:
+      - tier: { is: tech }
+      - mail: { to: ann, template: welcome, subject_contains: "Welcome, Ann" }
+      - mail: { to: ann, template: first_win, sent_after: 2026-01-08 10:00 }
+      - no_task: {}
+"#;
+
 const GITIGNORE: &str = "# touchline's embedded database and the mails written without an SMTP server\n\
 touchline.db\ntouchline.db-*\noutbox/\n";
 
@@ -138,6 +162,7 @@ fn files() -> Vec<(String, String)> {
         ("journeys/onboarding.yaml", JOURNEY),
         ("templates/welcome.yaml", WELCOME),
         ("templates/first_win.yaml", FIRST_WIN),
+        ("journey-tests/onboarding.yaml", JOURNEY_TEST),
         (".gitignore", GITIGNORE),
     ]
     .iter()
@@ -169,8 +194,8 @@ pub fn run(args: Args, out: &mut dyn Write) -> Result<i32, String> {
     }
     writeln!(
         out,
-        "created a touchline project in {}: touchline.yaml, journeys/onboarding.yaml, 2 templates, schemas/\n\
-         next: touchline validate, then touchline import accounts FILE and touchline tick",
+        "created a touchline project in {}: touchline.yaml, journeys/onboarding.yaml, 2 templates, a journey test, schemas/\n\
+         next: touchline validate and touchline test, then touchline import accounts FILE and touchline tick",
         args.dir.display()
     )
     .map_err(io)?;

@@ -389,6 +389,16 @@ pub async fn tier_changes_after_a_utilization_drop<S: Store>(store: S) {
         .await
         .expect("load")[0];
     assert_eq!(state.scores["utilization"], 10.0);
+    // What a plan counts: the flows since a time.
+    let since = |at| engine.store().tier_flows_since(to_millis(at));
+    let flows: Vec<_> = since(t0() + days(1))
+        .await
+        .expect("flows")
+        .into_iter()
+        .map(|(c, n)| (c.from, c.to, n))
+        .collect();
+    assert_eq!(flows, [(Some("tech".to_string()), "low".to_string(), 1)]);
+    assert_eq!(since(t0()).await.expect("flows").len(), 2);
 }
 
 pub async fn edited_journey_keeps_running_enrollments_on_their_version<S: Store>(store: S) {

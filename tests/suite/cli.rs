@@ -639,6 +639,9 @@ fn init_makes_a_project_that_validates_and_runs_and_never_overwrites() {
         out.starts_with("valid: 1 journey, 4 scores, 3 tier rules, 2 templates"),
         "{out}"
     );
+    let (code, out, err) = run(&["test"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("1 test passed, 0 failed"), "{out}");
     let (code, out, err) = run(&["tick", "--now", "2026-11-23T09:00:00Z"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.starts_with("pass at 2026-11-23 09:00 UTC"), "{out}");
