@@ -104,7 +104,7 @@ pub fn text(report: &TestReport, sources: &SourceMap) -> String {
                         " ".repeat(failure.location.column.saturating_sub(1))
                     );
                 }
-                let _ = writeln!(out, "  = found: {}", failure.actual);
+                let _ = writeln!(out, "  = found: {}\n", failure.actual);
             }
         }
     }
