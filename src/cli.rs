@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 
 use crate::commands::{
     self, Context, Project, deliveries, demo, explain, generate, hold, import, init, plan, preview,
-    run, schema, status, suppress, tasks, test, tick, validate,
+    report, run, schema, status, suppress, tasks, test, tick, validate,
 };
 use crate::definitions;
 use crate::diagnostic;
@@ -69,6 +69,9 @@ pub enum Command {
     /// Simulate the next days on a copy of the database and show what would happen; with
     /// `--against`, what an edited set of definitions would change.
     Plan(plan::Args),
+    /// Show whether the journeys work: funnels, conversion, time to value, tier flows, CSM
+    /// workload and delivery health over a period.
+    Report(report::Args),
     /// Explain an account: facts, scores and their inputs, tier, and every journey's verdict.
     Explain(explain::Args),
     /// Write realistic sample customers (CSV and JSONL) for trying touchline out.
@@ -160,6 +163,7 @@ async fn dispatch(command: Command, ctx: &Context, out: &mut dyn Write) -> Resul
         Command::Explain(args) => explain::run(args, ctx, out).await,
         Command::Test(args) => test::run(args, ctx, out).await,
         Command::Plan(args) => plan::run(args, ctx, out).await,
+        Command::Report(args) => report::run(args, ctx, out).await,
         Command::Generate(args) => generate::run(args, ctx, out),
         Command::Demo(args) => demo::run(args, ctx, out).await,
         Command::Init(_) | Command::Schema(_) | Command::Validate(_) => {

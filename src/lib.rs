@@ -18,6 +18,7 @@ pub mod preview;
 pub mod rules;
 pub mod schema;
 pub mod simulate;
+pub mod stats;
 pub mod store;
 pub mod suggest;
 pub mod text;

@@ -156,7 +156,7 @@ pub async fn simulate<S: Store>(
             .or_default() += 1;
     }
     for (change, n) in store
-        .tier_flows_since(to_millis(span.from))
+        .tier_flows(to_millis(span.from), i64::MAX)
         .await
         .map_err(store_error)?
     {

@@ -77,11 +77,6 @@ impl<S: Store> Simulation<S> {
         self.arrivals.sort_by_key(|a| std::cmp::Reverse(a.0));
     }
 
-    /// The moment the simulation has reached (everything before it has happened).
-    pub fn reached(&self) -> DateTime<Utc> {
-        self.next_step - self.step
-    }
-
     /// Runs every import, pass and delivery round due up to and including `until`;
     /// `progress` hears the time of each step.
     pub async fn advance_to(

@@ -11,6 +11,7 @@ pub mod import;
 pub mod init;
 pub mod plan;
 pub mod preview;
+pub mod report;
 pub mod run;
 pub mod schema;
 pub mod status;

@@ -35,6 +35,8 @@ pub struct Timeline {
     pub accounts: BTreeSet<String>,
     /// Contacts: id → (account id, address, time zone).
     pub contacts: BTreeMap<String, (String, String, Option<String>)>,
+    /// Accounts' time zones, where given.
+    pub account_zones: BTreeMap<String, String>,
 }
 
 /// Builds a test's timeline and checks its expectations' names; every problem is a
@@ -62,6 +64,7 @@ pub fn prepare(
         arrivals: BTreeMap::new(),
         accounts: BTreeSet::new(),
         contacts: BTreeMap::new(),
+        account_zones: BTreeMap::new(),
     };
     // Names come from the records as written, so a record with a bad value elsewhere
     // does not also make every mention of it an error.
@@ -130,6 +133,9 @@ impl Timeline {
     fn add(&mut self, import: Import) {
         for account in import.accounts {
             self.accounts.insert(account.id.clone());
+            if let Some(zone) = &account.timezone {
+                self.account_zones.insert(account.id.clone(), zone.clone());
+            }
             self.arrivals
                 .entry(self.start)
                 .or_default()

@@ -505,17 +505,20 @@ impl Checker<'_> {
         ))
     }
 
-    /// A time in the recipient's zone (contact's, else account's, else the project's).
+    /// A time in the recipient's zone (the contact's, else the account's, else the
+    /// project's), as delivery decides send windows.
     fn local_time(
         &self,
         record: &crate::store::OutboxRecord,
         t: DateTime<Utc>,
     ) -> chrono::DateTime<chrono_tz::Tz> {
-        let zone = self
+        let contact_zone = self
             .timeline
             .contacts
             .get(&record.contact_id)
-            .and_then(|(_, _, zone)| zone.as_deref())
+            .and_then(|(_, _, zone)| zone.clone());
+        let zone = contact_zone
+            .or_else(|| self.timeline.account_zones.get(&record.account_id).cloned())
             .and_then(|z| z.parse::<chrono_tz::Tz>().ok())
             .unwrap_or(self.definitions.config.timezone.value.0);
         t.with_timezone(&zone)

@@ -474,6 +474,21 @@ pub struct Count {
     pub count: i64,
 }
 
+/// Outbox records of one step in one status, counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepOutboxCount {
+    /// The journey.
+    pub journey_id: String,
+    /// The step.
+    pub step_id: String,
+    /// `email`, `webhook` or `task`.
+    pub kind: String,
+    /// Where the records stand.
+    pub status: DeliveryStatus,
+    /// How many.
+    pub count: i64,
+}
+
 /// A change of tier.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TierChange {
@@ -601,6 +616,8 @@ pub struct Task {
     pub created_at: i64,
     /// Why it was closed, when it was closed by touchline (e.g. `goal reached`).
     pub closed_reason: Option<String>,
+    /// Last changed (ms): for a done task, when it was done.
+    pub updated_at: i64,
 }
 
 /// What delivering a task did.
@@ -737,11 +754,32 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         account_id: &str,
     ) -> impl Future<Output = Result<Vec<TierChange>>> + Send;
-    /// Tier changes of every account at or after `since` (ms), per (from, to, rule), counted.
-    fn tier_flows_since(
+    /// Tier changes of every account in `[since, until)` (ms), per (from, to, rule), counted
+    /// (`at` is the first such change).
+    fn tier_flows(
         &self,
         since: i64,
+        until: i64,
     ) -> impl Future<Output = Result<Vec<(TierChange, i64)>>> + Send;
+    /// Enrollments (any status) that entered in `[from, to)` (ms), oldest first.
+    fn enrollments_entered(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> impl Future<Output = Result<Vec<Enrollment>>> + Send;
+    /// Per (journey, step): how many enrollments that entered in `[from, to)` reached the
+    /// step (a step skipped for the subject's tier does not count).
+    fn steps_reached(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> impl Future<Output = Result<Vec<(String, String, i64)>>> + Send;
+    /// Outbox records written in `[from, to)`, per journey, step, kind and status.
+    fn outbox_by_step(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> impl Future<Output = Result<Vec<StepOutboxCount>>> + Send;
     /// Claims up to `limit` pending outbox records of these kinds, due at `now`, for
     /// `owner` until `now + lease_ms`. Records whose lease ran out are claimable again.
     fn claim_outbox(

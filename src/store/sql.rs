@@ -12,8 +12,8 @@ use sqlx::{QueryBuilder, Row};
 use super::{
     Applied, Changes, Count, DeliveryOutcome, DeliveryRow, DeliveryStatus, Enrollment,
     EnrollmentStatus, HeldJourney, Import, ImportOutcome, LogEntry, LoginsAsOf, MetricsAsOf,
-    NewTask, OutboxItem, OutboxRecord, Payload, Result, Store, StoreError, SubjectKey, Suppression,
-    Task, TaskStatus, TaskWrite, TierChange, millis,
+    NewTask, OutboxItem, OutboxRecord, Payload, Result, StepOutboxCount, Store, StoreError,
+    SubjectKey, Suppression, Task, TaskStatus, TaskWrite, TierChange, millis,
 };
 use crate::clock::{from_millis, to_millis};
 use crate::model::{Account, AccountState, Contact, Event, MetricValue};
@@ -470,6 +470,7 @@ macro_rules! store_impl {
                     status: TaskStatus::parse(&row.try_get::<String, _>("status")?)?,
                     created_at: row.try_get("created_at")?,
                     closed_reason: row.try_get("closed_reason")?,
+                    updated_at: row.try_get("updated_at")?,
                 })
             }
 
@@ -1054,13 +1055,61 @@ macro_rules! store_impl {
                     .collect()
             }
 
-            async fn tier_flows_since(&self, since: i64) -> Result<Vec<(TierChange, i64)>> {
-                let rows = sqlx::query("SELECT from_tier, to_tier, rule, MIN(at) AS at, COUNT(*) AS n FROM tier_changes WHERE at >= $1 GROUP BY from_tier, to_tier, rule ORDER BY n DESC")
+            async fn tier_flows(&self, since: i64, until: i64) -> Result<Vec<(TierChange, i64)>> {
+                let rows = sqlx::query("SELECT from_tier, to_tier, rule, MIN(at) AS at, COUNT(*) AS n FROM tier_changes WHERE at >= $1 AND at < $2 GROUP BY from_tier, to_tier, rule ORDER BY n DESC")
                     .bind(since)
+                    .bind(until)
                     .fetch_all(&self.pool)
                     .await?;
                 rows.iter()
                     .map(|r| Ok((TierChange { from: r.try_get("from_tier")?, to: r.try_get("to_tier")?, rule: r.try_get("rule")?, at: r.try_get("at")? }, r.try_get("n")?)))
+                    .collect()
+            }
+
+            async fn enrollments_entered(&self, from: i64, to: i64) -> Result<Vec<Enrollment>> {
+                let rows = sqlx::query(&format!("SELECT {ENROLLMENT_COLUMNS} FROM enrollments WHERE entered_at >= $1 AND entered_at < $2 ORDER BY id"))
+                    .bind(from)
+                    .bind(to)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(Self::enrollment).collect()
+            }
+
+            async fn steps_reached(&self, from: i64, to: i64) -> Result<Vec<(String, String, i64)>> {
+                let rows = sqlx::query(
+                    "SELECT e.journey_id, l.step_id, COUNT(DISTINCT l.enrollment_id) AS n FROM enrollment_log l \
+                     JOIN enrollments e ON e.id = l.enrollment_id \
+                     WHERE e.entered_at >= $1 AND e.entered_at < $2 AND l.step_id IS NOT NULL AND l.event <> 'skipped' \
+                     GROUP BY e.journey_id, l.step_id",
+                )
+                .bind(from)
+                .bind(to)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| Ok((r.try_get("journey_id")?, r.try_get("step_id")?, r.try_get("n")?)))
+                    .collect()
+            }
+
+            async fn outbox_by_step(&self, from: i64, to: i64) -> Result<Vec<StepOutboxCount>> {
+                let rows = sqlx::query(
+                    "SELECT journey_id, step_id, kind, status, COUNT(*) AS n FROM outbox \
+                     WHERE created_at >= $1 AND created_at < $2 GROUP BY journey_id, step_id, kind, status",
+                )
+                .bind(from)
+                .bind(to)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(StepOutboxCount {
+                            journey_id: r.try_get("journey_id")?,
+                            step_id: r.try_get("step_id")?,
+                            kind: r.try_get("kind")?,
+                            status: DeliveryStatus::parse(&r.try_get::<String, _>("status")?)?,
+                            count: r.try_get("n")?,
+                        })
+                    })
                     .collect()
             }
 
@@ -1393,7 +1442,7 @@ macro_rules! store_impl {
             async fn tasks(&self, assignee: Option<&str>, status: Option<TaskStatus>) -> Result<Vec<Task>> {
                 let rows = sqlx::query(
                     "SELECT id, dedupe_key, account_id, journey_id, step_id, title, description, assignee, priority, \
-                     status, due_at, reason, created_at, closed_reason FROM tasks \
+                     status, due_at, reason, created_at, closed_reason, updated_at FROM tasks \
                      WHERE ($1 IS NULL OR assignee = $1) AND ($2 IS NULL OR status = $2) ORDER BY id",
                 )
                 .bind(assignee)

@@ -8,6 +8,7 @@ pub mod explain;
 pub mod holds;
 pub mod journey_tests;
 pub mod plan;
+pub mod report;
 pub mod status;
 pub mod suppressions;
 pub mod tasks;

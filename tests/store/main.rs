@@ -9,6 +9,7 @@ mod crash;
 mod delivery;
 mod engine;
 mod fixture;
+mod report;
 #[path = "../support/smtp_sink.rs"]
 mod smtp_sink;
 #[path = "../support/webhook_sink.rs"]
@@ -202,6 +203,7 @@ fn main() {
         engine::wait_until_times_out,
         engine::goal_ends_the_journey_mid_way,
         engine::tier_changes_after_a_utilization_drop,
+        report::the_report_counts_a_known_history,
         engine::edited_journey_keeps_running_enrollments_on_their_version,
         engine::removed_journey_lets_running_enrollments_finish,
         engine::schedule_entry_fires_at_its_time,
