@@ -5,7 +5,9 @@ use std::io::Write;
 
 use chrono::Duration;
 
-use super::{Context, Format, print};
+use clap::ValueEnum;
+
+use super::{Context, io};
 use crate::views::report::{self, Scope, VALUE_LIMIT_DAYS};
 
 /// Show whether the journeys work over a period: per journey the funnel and goal
@@ -31,9 +33,23 @@ pub struct Args {
     /// Days after its start within which an account should reach value.
     #[arg(long, default_value_t = VALUE_LIMIT_DAYS)]
     value_within: i64,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t)]
-    format: Format,
+    /// Output: text, json, or html (one self-contained page).
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    format: ReportFormat,
+    /// Write the report to this file instead of printing it (for `--format html`).
+    #[arg(long, value_name = "FILE")]
+    out: Option<std::path::PathBuf>,
+}
+
+/// How `touchline report` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// For people, in a terminal.
+    Text,
+    /// One JSON document.
+    Json,
+    /// One self-contained HTML page with charts.
+    Html,
 }
 
 /// Runs `report`.
@@ -62,6 +78,20 @@ pub async fn run(args: Args, ctx: &Context, out: &mut dyn Write) -> Result<i32, 
     let store = ctx.open_store().await?;
     let view = crate::with_store!(&store, |s| report::build(s, &ctx.definitions, scope).await)
         .map_err(|e| e.to_string())?;
-    print(out, args.format, &view, report::text)?;
+    let rendered = match args.format {
+        ReportFormat::Text => report::text(&view),
+        ReportFormat::Json => {
+            serde_json::to_string_pretty(&view).map_err(|e| e.to_string())? + "\n"
+        }
+        ReportFormat::Html => report::html(&view)?,
+    };
+    match &args.out {
+        Some(path) => {
+            std::fs::write(path, rendered)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            writeln!(out, "wrote the report to {}", path.display()).map_err(io)?;
+        }
+        None => write!(out, "{rendered}").map_err(io)?,
+    }
     Ok(0)
 }

@@ -191,8 +191,8 @@ pub struct Deliverer<S: Store> {
     unsubscribe: OnceCell<UnsubscribeKey>,
     installation: OnceCell<String>,
     /// Tasks are assigned one at a time, so two at once cannot both see a CSM's last free
-    /// slot.
-    assigning: tokio::sync::Mutex<()>,
+    /// slot; the lock holds the open tasks per CSM as this worker counts them.
+    assigning: tokio::sync::Mutex<tasks::OpenTasks>,
     /// Endpoints disabled after a 410: name → the URL that answered it and why (read once
     /// per round).
     disabled: std::sync::Mutex<BTreeMap<String, String>>,
@@ -219,7 +219,7 @@ impl<S: Store> Deliverer<S> {
             webhooks,
             unsubscribe: OnceCell::new(),
             installation: OnceCell::new(),
-            assigning: tokio::sync::Mutex::new(()),
+            assigning: tokio::sync::Mutex::new(tasks::OpenTasks::default()),
             disabled: std::sync::Mutex::new(BTreeMap::new()),
             simulated: false,
         }
@@ -272,6 +272,8 @@ impl<S: Store> Deliverer<S> {
         let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
         let concurrency = concurrency(&self.definitions);
         self.read_disabled_endpoints().await?;
+        // Open tasks are counted afresh each round: CSMs close tasks between rounds.
+        self.assigning.lock().await.forget();
         let started = std::time::Instant::now();
         loop {
             // The clock moves on during a long round: each claim's lease starts when it is
@@ -418,10 +420,17 @@ impl<S: Store> Deliverer<S> {
         now: DateTime<Utc>,
         report: &mut DeliveryReport,
     ) -> Result<(), StoreError> {
-        let _one_at_a_time = self.assigning.lock().await;
+        let mut open = self.assigning.lock().await;
         for attempt in 1..=PLANS {
-            let mut task =
-                tasks::plan(&self.definitions, &self.store, &item.record, payload, now).await?;
+            let mut task = tasks::plan(
+                &self.definitions,
+                &self.store,
+                &mut open,
+                &item.record,
+                payload,
+                now,
+            )
+            .await?;
             if attempt == PLANS {
                 // Slots keep vanishing under other engines: assign as planned.
                 task.capacity = None;
@@ -432,9 +441,15 @@ impl<S: Store> Deliverer<S> {
                 .deliver_task(item.id, &self.owner, to_millis(now), &task, &notices)
                 .await?
             {
-                Some(TaskWrite::Created(_)) => report.tasks_created += 1,
+                Some(TaskWrite::Created(_)) => {
+                    open.add(task.assignee.as_deref());
+                    report.tasks_created += 1;
+                }
                 Some(TaskWrite::Updated(_)) => report.tasks_updated += 1,
-                Some(TaskWrite::AssigneeFull) => continue,
+                Some(TaskWrite::AssigneeFull) => {
+                    open.forget();
+                    continue;
+                }
                 None => {}
             }
             break;

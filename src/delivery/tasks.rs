@@ -10,15 +10,49 @@ use crate::definitions::Definitions;
 use crate::definitions::config::Csm;
 use crate::store::{Assignment, NewTask, OutboxRecord, Store, StoreError, Strategy, TaskPayload};
 
+/// Open tasks per CSM as a delivery worker counted them: read once per delivery round and
+/// kept up to date with the tasks the worker writes, so assigning a task does not count
+/// every open task again. Other engines' tasks are not in it; the store's own capacity
+/// check, in the transaction that writes a task, stays the judge of a free slot (a task
+/// refused for a full CSM makes the worker count again).
+#[derive(Debug, Default)]
+pub struct OpenTasks(Option<std::collections::BTreeMap<String, i64>>);
+
+impl OpenTasks {
+    /// Forgets the counts (a new round, or a slot that was not free after all).
+    pub fn forget(&mut self) {
+        self.0 = None;
+    }
+
+    /// Counts one more open task for `csm`.
+    pub fn add(&mut self, csm: Option<&str>) {
+        if let (Some(counts), Some(csm)) = (&mut self.0, csm) {
+            *counts.entry(csm.to_string()).or_default() += 1;
+        }
+    }
+
+    async fn load<S: Store>(
+        &mut self,
+        store: &S,
+    ) -> Result<&std::collections::BTreeMap<String, i64>, StoreError> {
+        if self.0.is_none() {
+            let counts = store.open_task_counts().await?;
+            self.0 = Some(counts.into_iter().map(|c| (c.label, c.count)).collect());
+        }
+        Ok(self.0.get_or_insert_default())
+    }
+}
+
 /// Turns a task outbox record into the task to write: text, assignee, due date.
 pub async fn plan<S: Store>(
     definitions: &Definitions,
     store: &S,
+    open: &mut OpenTasks,
     record: &OutboxRecord,
     task: &TaskPayload,
     now: DateTime<Utc>,
 ) -> Result<NewTask, StoreError> {
-    let (assignee, capacity) = assign(definitions, store, &task.assign).await?;
+    let (assignee, capacity) = assign(definitions, store, open, &task.assign).await?;
     let csm = assignee
         .as_deref()
         .and_then(|id| definitions.config.csm(id));
@@ -54,6 +88,7 @@ fn zone(definitions: &Definitions, csm: Option<&Csm>) -> chrono_tz::Tz {
 async fn assign<S: Store>(
     definitions: &Definitions,
     store: &S,
+    open: &mut OpenTasks,
     assign: &Assignment,
 ) -> Result<(Option<String>, Option<i64>), StoreError> {
     let config = &definitions.config;
@@ -64,12 +99,22 @@ async fn assign<S: Store>(
         .and_then(|pool| config.pools.get(pool))
         .map(|members| members.iter().filter_map(|m| roster(&m.value)).collect())
         .unwrap_or_default();
-    let open = store.open_task_counts().await?;
-    let load = |csm: &Csm| {
-        open.iter()
-            .find(|c| c.label == csm.id.value)
-            .map_or(0, |c| c.count)
-    };
+    if pool.is_empty() {
+        // The owner: capacity does not enter into it, so nothing needs counting.
+        return Ok(match assign.strategy {
+            Strategy::Owner => (
+                assign
+                    .owner
+                    .as_deref()
+                    .and_then(roster)
+                    .map(|c| c.id.value.clone()),
+                None,
+            ),
+            _ => (None, None),
+        });
+    }
+    let open = open.load(store).await?;
+    let load = |csm: &Csm| open.get(&csm.id.value).copied().unwrap_or(0);
     let has_room = |csm: &Csm| csm.capacity.is_none_or(|cap| load(csm) < i64::from(cap));
     // The chosen CSM, and their capacity if the choice counted on one of their free slots.
     let chosen = |csm: Option<&&Csm>| {

@@ -68,7 +68,7 @@ pub struct JourneyReport {
     pub name: String,
     /// Enrollments that entered in the period.
     pub entered: u64,
-    /// Per step, in the journey's order.
+    /// Per step that delivers something (email, webhook, task), in the journey's order.
     pub steps: Vec<StepFunnel>,
     /// Of those that entered, reached the goal.
     pub goal_reached: u64,
@@ -97,7 +97,7 @@ pub struct JourneyReport {
 pub struct StepFunnel {
     /// The step.
     pub step_id: String,
-    /// `email`, `webhook`, `task`, `wait`, `branch`, `exit`.
+    /// `email`, `webhook` or `task`.
     pub kind: String,
     /// Enrollments that reached it.
     pub reached: u64,
@@ -306,9 +306,16 @@ pub async fn build<S: Store>(
                     .map(|end| (end - e.entered_at) as f64 / 86_400_000.0)
             })
             .collect();
+        // The steps that deliver something: the funnel's rungs.
         let steps = journey
             .steps
             .iter()
+            .filter(|step| {
+                matches!(
+                    step.action,
+                    Action::Email(_) | Action::Webhook(_) | Action::Task(_)
+                )
+            })
             .map(|step| {
                 let mut funnel = StepFunnel {
                     step_id: step.id.clone(),
@@ -451,6 +458,17 @@ fn step_kind(action: &Action) -> &'static str {
         Action::Branch(_) => "branch",
         Action::Exit(_) => "exit",
     }
+}
+
+/// The report as one self-contained HTML page: inline SVG charts, no scripts, nothing
+/// fetched from the network.
+pub fn html(view: &ReportView) -> Result<String, String> {
+    let mut env = minijinja::Environment::new();
+    env.add_template("report.html", include_str!("report.html"))
+        .map_err(|e| format!("the report page does not compile: {e}"))?;
+    env.get_template("report.html")
+        .and_then(|page| page.render(view))
+        .map_err(|e| format!("cannot render the report page: {e}"))
 }
 
 fn breakdown(
