@@ -41,6 +41,10 @@ pub struct ApiState<S: Store> {
     pub config: Arc<crate::definitions::Config>,
     /// Where "now" comes from (times stored, link expiry).
     pub clock: Arc<dyn crate::clock::Clock>,
+    /// The definitions now running (replaced when they are reloaded), for `/report`.
+    pub definitions: Arc<std::sync::RwLock<Arc<crate::definitions::Definitions>>>,
+    /// What the service counted, for `/metrics`.
+    pub metrics: Arc<crate::metrics::ServiceMetrics>,
 }
 
 /// The API's routes.
@@ -57,6 +61,8 @@ pub fn router<S: Store>(state: Arc<ApiState<S>>) -> Router {
         .route("/v1/tasks/{id}/reassign", post(reassign_task::<S>))
         .route("/v1/suppressions", get(list_suppressions::<S>))
         .route("/v1/holds", get(list_holds::<S>))
+        .route("/report", get(report_page::<S>))
+        .route("/metrics", get(metrics::<S>))
         .route(
             "/v1/suppressions/{email}",
             put(add_suppression::<S>).delete(remove_suppression::<S>),
@@ -336,6 +342,81 @@ async fn reassign_task<S: Store>(
     {
         Ok(true) => Json(json!({ "id": id, "assignee": reassign.csm })).into_response(),
         Ok(false) => error(StatusCode::NOT_FOUND, format!("no task {id}"), Vec::new()),
+        Err(e) => unavailable(e),
+    }
+}
+
+/// Query of `GET /report`: the period and filters of `touchline report`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportQuery {
+    from: Option<String>,
+    to: Option<String>,
+    journey: Option<String>,
+    tier: Option<String>,
+    goal: Option<String>,
+}
+
+impl<S: Store> ApiState<S> {
+    fn definitions(&self) -> Arc<crate::definitions::Definitions> {
+        // A writer panicking mid-swap leaves the previous Arc whole.
+        self.definitions
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// `GET /report`: the report of `touchline report --format html`, for the last 30 days
+/// unless `from` / `to` say otherwise.
+async fn report_page<S: Store>(
+    State(state): State<Arc<ApiState<S>>>,
+    query: Result<Query<ReportQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let bad = |message: String| (StatusCode::BAD_REQUEST, message).into_response();
+    let Ok(Query(query)) = query else {
+        return bad("unknown query parameter; use from, to, journey, tier, goal".into());
+    };
+    let time = |text: &Option<String>| text.as_deref().map(crate::clock::parse_time).transpose();
+    let (from, to) = match (time(&query.from), time(&query.to)) {
+        (Ok(from), Ok(to)) => (from, to.unwrap_or_else(|| state.clock.now())),
+        (Err(e), _) | (_, Err(e)) => return bad(e),
+    };
+    let from = from.unwrap_or(to - chrono::Duration::days(30));
+    if from >= to {
+        return bad("the period is empty: `from` must be before `to`".into());
+    }
+    let scope = crate::views::report::Scope {
+        from,
+        to,
+        journey: query.journey,
+        tier: query.tier,
+        goal: query.goal,
+        value_limit_days: crate::views::report::VALUE_LIMIT_DAYS,
+    };
+    let definitions = state.definitions();
+    match crate::views::report::build(&state.store, &definitions, scope).await {
+        Ok(view) => match crate::views::report::html(&view) {
+            Ok(page) => Html(page).into_response(),
+            Err(e) => unavailable(e),
+        },
+        Err(crate::views::report::ReportError::Filter(message)) => bad(message),
+        Err(e) => unavailable(e),
+    }
+}
+
+/// `GET /metrics`: Prometheus text format.
+async fn metrics<S: Store>(State(state): State<Arc<ApiState<S>>>) -> Response {
+    let definitions = state.definitions();
+    match crate::metrics::render(&state.metrics, &state.store, &definitions).await {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
         Err(e) => unavailable(e),
     }
 }

@@ -94,6 +94,8 @@ pub async fn run<S: Store>(
             "HTTP API data routes off (only unsubscribe links work): set {token_env} to the bearer token clients must send"
         );
     }
+    let metrics = Arc::new(crate::metrics::ServiceMetrics::default());
+    let shared_definitions = Arc::new(std::sync::RwLock::new(definitions.clone()));
     // The server always runs: the unsubscribe links in sent mail must keep working.
     let server = {
         let listen = options
@@ -120,6 +122,8 @@ pub async fn run<S: Store>(
             unsubscribe,
             config: Arc::new(definitions.config.clone()),
             clock: clock.clone(),
+            definitions: shared_definitions.clone(),
+            metrics: metrics.clone(),
         });
         let mut stop = stop_rx.clone();
         let serve = axum::serve(listener, api::router(state)).with_graceful_shutdown(async move {
@@ -136,7 +140,12 @@ pub async fn run<S: Store>(
     let mut stop = stop_rx.clone();
     loop {
         let now = clock.now();
-        match engine.tick(now).await {
+        let started = std::time::Instant::now();
+        let pass = engine.tick(now).await;
+        if let Ok(report) = &pass {
+            metrics.record_pass(report, started.elapsed());
+        }
+        match pass {
             Ok(report) if !report.is_idle() => {
                 tracing::info!("{}", report.describe(now))
             }
@@ -172,6 +181,9 @@ pub async fn run<S: Store>(
                         )
                     );
                     let definitions = Arc::new(definitions);
+                    if let Ok(mut shared) = shared_definitions.write() {
+                        *shared = definitions.clone();
+                    }
                     let outbox_dir = crate::delivery::outbox_dir(&definitions);
                     engine = Engine::new(definitions.clone(), store.clone());
                     deliverer = Deliverer::new(definitions, store.clone(), outbox_dir);

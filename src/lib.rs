@@ -12,6 +12,7 @@ pub mod engine;
 pub mod generate;
 pub mod ingest;
 pub mod journey_tests;
+pub mod metrics;
 pub mod model;
 pub mod plan;
 pub mod preview;

@@ -474,6 +474,19 @@ pub struct Count {
     pub count: i64,
 }
 
+/// How long one channel's sent records took from being written to being delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Latency {
+    /// `email`, `webhook` or `task`.
+    pub kind: String,
+    /// For each bound asked for, how many took at most that long.
+    pub at_most: Vec<i64>,
+    /// Sent records in all.
+    pub count: i64,
+    /// Their latencies added up (ms).
+    pub sum_ms: i64,
+}
+
 /// Outbox records of one step in one status, counted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepOutboxCount {
@@ -774,6 +787,12 @@ pub trait Store: Clone + Send + Sync + 'static {
         from: i64,
         to: i64,
     ) -> impl Future<Output = Result<Vec<(String, String, i64)>>> + Send;
+    /// How long sent records took from being written to being delivered, per kind: for
+    /// each bound (ms) how many took at most that long, then the count and the sum (ms).
+    fn delivery_latency(
+        &self,
+        bounds_ms: &[i64],
+    ) -> impl Future<Output = Result<Vec<Latency>>> + Send;
     /// Outbox records written in `[from, to)`, per journey, step, kind and status.
     fn outbox_by_step(
         &self,

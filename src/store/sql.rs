@@ -11,9 +11,9 @@ use sqlx::{QueryBuilder, Row};
 
 use super::{
     Applied, Changes, Count, DeliveryOutcome, DeliveryRow, DeliveryStatus, Enrollment,
-    EnrollmentStatus, HeldJourney, Import, ImportOutcome, LogEntry, LoginsAsOf, MetricsAsOf,
-    NewTask, OutboxItem, OutboxRecord, Payload, Result, StepOutboxCount, Store, StoreError,
-    SubjectKey, Suppression, Task, TaskStatus, TaskWrite, TierChange, millis,
+    EnrollmentStatus, HeldJourney, Import, ImportOutcome, Latency, LogEntry, LoginsAsOf,
+    MetricsAsOf, NewTask, OutboxItem, OutboxRecord, Payload, Result, StepOutboxCount, Store,
+    StoreError, SubjectKey, Suppression, Task, TaskStatus, TaskWrite, TierChange, millis,
 };
 use crate::clock::{from_millis, to_millis};
 use crate::model::{Account, AccountState, Contact, Event, MetricValue};
@@ -1088,6 +1088,25 @@ macro_rules! store_impl {
                 .await?;
                 rows.iter()
                     .map(|r| Ok((r.try_get("journey_id")?, r.try_get("step_id")?, r.try_get("n")?)))
+                    .collect()
+            }
+
+            async fn delivery_latency(&self, bounds_ms: &[i64]) -> Result<Vec<Latency>> {
+                let mut query = QueryBuilder::<$db>::new("SELECT kind, COUNT(*) AS n, CAST(COALESCE(SUM(delivered_at - created_at), 0) AS BIGINT) AS total");
+                for (index, bound) in bounds_ms.iter().enumerate() {
+                    query.push(", CAST(COALESCE(SUM(CASE WHEN delivered_at - created_at <= ");
+                    query.push_bind(*bound);
+                    query.push(format!(" THEN 1 ELSE 0 END), 0) AS BIGINT) AS b{index}"));
+                }
+                query.push(" FROM outbox WHERE status = 'sent' AND delivered_at IS NOT NULL GROUP BY kind ORDER BY kind");
+                let rows = query.build().fetch_all(&self.pool).await?;
+                rows.iter()
+                    .map(|r| {
+                        let buckets = (0..bounds_ms.len())
+                            .map(|index| r.try_get(format!("b{index}").as_str()))
+                            .collect::<std::result::Result<Vec<i64>, _>>()?;
+                        Ok(Latency { kind: r.try_get("kind")?, at_most: buckets, count: r.try_get("n")?, sum_ms: r.try_get("total")? })
+                    })
                     .collect()
             }
 

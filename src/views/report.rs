@@ -503,7 +503,7 @@ async fn time_to_value<S: Store>(
     definitions: &Definitions,
     scope: &Scope,
     accounts: &BTreeMap<String, AccountState>,
-    selected: &dyn Fn(&str) -> bool,
+    selected: &(dyn Fn(&str) -> bool + Sync),
 ) -> Result<Vec<GoalValue>, StoreError> {
     let to = to_millis(scope.to);
     let limit = Duration::days(scope.value_limit_days);

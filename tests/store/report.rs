@@ -71,6 +71,27 @@ pub async fn the_report_counts_a_known_history<S: Store>(store: S) {
         .expect("email health");
     assert_eq!((email.sent, email.failed, email.dead), (6, 0, 0));
 
+    // What /metrics shows from the same history.
+    assert_eq!(
+        store.delivery_latency(&[0, 1000]).await.expect("latency"),
+        [touchline::store::Latency {
+            kind: "email".into(),
+            at_most: vec![6, 6],
+            count: 6,
+            sum_ms: 0
+        }]
+    );
+    let metrics = touchline::metrics::render(&Default::default(), &store, &definitions)
+        .await
+        .expect("metrics");
+    for line in [
+        "touchline_outbox_records{channel=\"email\",state=\"sent\"} 6",
+        "touchline_delivery_latency_seconds_count{channel=\"email\"} 6",
+        "touchline_enrollments{journey=\"welcome\",status=\"goal_reached\",step=\"step-2\"} 2",
+    ] {
+        assert!(metrics.contains(line), "no `{line}` in:\n{metrics}");
+    }
+
     // A period before anything happened says so.
     let before = Scope {
         from: t0() - days(30),

@@ -197,6 +197,39 @@ fn the_service_takes_data_over_http_and_stops_cleanly() {
         "{login} is the time of receipt"
     );
 
+    // Prometheus metrics and the report page, behind the token.
+    let (code, _) = service.request("GET", "/metrics", None, "");
+    assert_eq!(code, 401);
+    let (code, metrics) = service.request("GET", "/metrics", Some("s3cret"), "");
+    assert_eq!(code, 200, "{metrics}");
+    for expected in [
+        "# TYPE touchline_passes_total counter",
+        "# TYPE touchline_pass_duration_seconds histogram",
+        "touchline_pass_duration_seconds_bucket{le=\"+Inf\"} ",
+        "touchline_accounts_evaluated_total ",
+        "touchline_rule_errors_total ",
+        "# TYPE touchline_enrollments gauge",
+        "# TYPE touchline_outbox_records gauge",
+        "# TYPE touchline_delivery_latency_seconds histogram",
+        "# TYPE touchline_held_records gauge",
+    ] {
+        assert!(metrics.contains(expected), "no `{expected}` in:\n{metrics}");
+    }
+    let passes: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("touchline_passes_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("a pass count");
+    assert!(passes >= 1, "{metrics}");
+    let (code, page) = service.request("GET", "/report", Some("s3cret"), "");
+    assert_eq!(code, 200);
+    assert!(page.contains("Does the programme work?"), "{page}");
+    let (code, body) = service.request("GET", "/report?journey=helo", Some("s3cret"), "");
+    assert_eq!(
+        (code, body.as_str()),
+        (400, "unknown journey `helo`; did you mean `hello`?")
+    );
+
     // A broken edit is rejected and the previous definitions keep running; a fix is picked up.
     std::fs::write(project.path("journeys/hello.yaml"), "name: [broken\n").expect("write");
     service.wait_for("definitions changed but do not validate; the previous version keeps running");

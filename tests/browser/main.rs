@@ -1,0 +1,227 @@
+//! Pages in a real browser: the HTML report is opened in headless Chromium, which must
+//! render its charts (SVG bars of a real width, a screenshot that is not blank) without
+//! console errors and without fetching anything.
+//!
+//! Chromium comes from the distribution (`apt install chromium`; `.ci/run` installs it).
+//! Without it these tests are reported as ignored, with a line saying so, never as passed;
+//! with `TOUCHLINE_REQUIRE_BROWSER=1` (CI) a missing browser is a failure.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use libtest_mimic::{Arguments, Failed, Trial};
+
+/// The headless browser, if installed.
+fn chromium() -> Option<PathBuf> {
+    ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .flat_map(|name| {
+            std::env::var_os("PATH")
+                .map(|paths| {
+                    std::env::split_paths(&paths)
+                        .map(|dir| dir.join(name))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        })
+        .find(|path| path.is_file())
+}
+
+fn touchline(dir: &Path, args: &[&str]) -> Result<String, Failed> {
+    let output = Command::new(env!("CARGO_BIN_EXE_touchline"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .map_err(|e| format!("touchline does not run: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "touchline {args:?} failed:\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+        .into());
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// The bundled example in a folder of its own.
+fn bundled_example() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let source = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for folder in ["journeys", "scripts", "templates", "sample"] {
+        std::fs::create_dir_all(dir.path().join(folder)).expect("mkdir");
+        for entry in std::fs::read_dir(source.join(folder)).expect("folder") {
+            let path = entry.expect("entry").path();
+            std::fs::copy(
+                &path,
+                dir.path()
+                    .join(folder)
+                    .join(path.file_name().expect("name")),
+            )
+            .expect("copy");
+        }
+    }
+    std::fs::copy(
+        source.join("touchline.yaml"),
+        dir.path().join("touchline.yaml"),
+    )
+    .expect("copy");
+    dir
+}
+
+/// Runs headless Chromium on `page`: the DOM after load, and stderr (console messages).
+fn browse(browser: &Path, page: &Path, extra: &[&str]) -> Result<(String, String), Failed> {
+    let profile = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let output = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .args(extra)
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .map_err(|e| format!("chromium does not run: {e}"))?;
+    Ok((
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    ))
+}
+
+fn the_html_report_renders_its_charts_in_chromium(browser: &Path) -> Result<(), Failed> {
+    let dir = bundled_example();
+    touchline(dir.path(), &["demo", "--days", "3"])?;
+    let page = dir.path().join("report.html");
+    touchline(
+        dir.path(),
+        &[
+            "--database",
+            "sqlite://demo.db",
+            "report",
+            "--from",
+            "2026-11-01",
+            "--to",
+            "2026-12-01",
+            "--format",
+            "html",
+            "--out",
+            "report.html",
+        ],
+    )?;
+    let html = std::fs::read_to_string(&page).map_err(|e| e.to_string())?;
+    // One self-contained file: nothing to fetch, nothing to run.
+    for outside in ["<script", "src=\"http", "href=\"http", "@import", "url("] {
+        if html.contains(outside) {
+            return Err(format!("the report page reaches outside itself: `{outside}`").into());
+        }
+    }
+    let (dom, log) = browse(browser, &page, &["--dump-dom"])?;
+    if let Some(line) = log
+        .lines()
+        .find(|l| l.contains(":CONSOLE") || l.contains("Uncaught"))
+    {
+        return Err(format!("console message while rendering the report: {line}").into());
+    }
+    // Every bundled journey that had entries has its funnel, and its bars have width.
+    for journey in [
+        "churn-risk",
+        "utilization-rescue",
+        "upsell-after-onboarding",
+    ] {
+        if !dom.contains(&format!("id=\"journey-{journey}\"")) {
+            return Err(format!("no funnel for {journey} in the rendered page").into());
+        }
+    }
+    let funnels = dom.matches("class=\"funnel\"").count();
+    let wide_bars = dom
+        .split("<rect ")
+        .skip(1)
+        .filter_map(|rect| {
+            rect.split("width=\"")
+                .nth(1)?
+                .split('"')
+                .next()?
+                .parse::<f64>()
+                .ok()
+        })
+        .filter(|width| *width > 1.0)
+        .count();
+    if funnels < 3 || wide_bars < 10 {
+        return Err(format!(
+            "the charts did not render: {funnels} funnels, {wide_bars} bars with width"
+        )
+        .into());
+    }
+    for chart in [
+        "class=\"time-to-value\"",
+        "class=\"tier-flow\"",
+        "class=\"by-tier\"",
+    ] {
+        if !dom.contains(chart) {
+            return Err(format!("no {chart} chart in the rendered page").into());
+        }
+    }
+    // A screenshot that is not blank: many colours, not one.
+    let shot = dir.path().join("report.png");
+    browse(
+        browser,
+        &page,
+        &[
+            "--hide-scrollbars",
+            "--window-size=1200,1600",
+            &format!("--screenshot={}", shot.display()),
+        ],
+    )?;
+    let decoder = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(&shot).map_err(|e| format!("no screenshot: {e}"))?,
+    ));
+    let mut reader = decoder.read_info().map_err(|e| e.to_string())?;
+    let mut pixels = vec![0; reader.output_buffer_size()];
+    let frame = reader.next_frame(&mut pixels).map_err(|e| e.to_string())?;
+    // 8-bit samples: one byte per channel.
+    let step = frame.color_type.samples();
+    let data = &pixels[..frame.buffer_size()];
+    let colours: std::collections::BTreeSet<&[u8]> = data.chunks(step).collect();
+    let bar_blue = data
+        .chunks(step)
+        .filter(|p| p.len() >= 3 && p[0] == 0x2f && p[1] == 0x6f && p[2] == 0xb3)
+        .count();
+    if colours.len() < 20 || bar_blue < 1000 {
+        return Err(format!(
+            "the screenshot looks blank: {} colours, {bar_blue} bar pixels",
+            colours.len()
+        )
+        .into());
+    }
+    Ok(())
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let browser = chromium();
+    let required = std::env::var_os("TOUCHLINE_REQUIRE_BROWSER").is_some_and(|v| v != "0");
+    if browser.is_none() {
+        if required {
+            eprintln!(
+                "TOUCHLINE_REQUIRE_BROWSER is set but no chromium is installed (apt install chromium)"
+            );
+            std::process::exit(1);
+        }
+        eprintln!("browser suite not run: chromium is not installed (its cases show as ignored)");
+    }
+    let trials = vec![
+        Trial::test("the_html_report_renders_its_charts_in_chromium", {
+            let browser = browser.clone();
+            move || match &browser {
+                Some(browser) => the_html_report_renders_its_charts_in_chromium(browser),
+                None => Ok(()),
+            }
+        })
+        .with_ignored_flag(browser.is_none()),
+    ];
+    libtest_mimic::run(&args, trials).exit();
+}
