@@ -130,6 +130,26 @@ async fn demo(ctx: &Context, days: i64, sample: &Path, out: &mut dyn Write) -> R
         )
         .map_err(io)?;
     }
+    let report_path = ctx.root.join("demo-report.html");
+    let scope = crate::views::report::Scope {
+        from: start - Duration::days(30),
+        to: start + Duration::days(days + 1),
+        journey: None,
+        tier: None,
+        goal: None,
+        value_limit_days: crate::views::report::VALUE_LIMIT_DAYS,
+    };
+    let report = crate::views::report::build(engine.store(), &ctx.definitions, scope)
+        .await
+        .map_err(|e| e.to_string())?;
+    std::fs::write(&report_path, crate::views::report::html(&report)?)
+        .map_err(|e| format!("cannot write {}: {e}", report_path.display()))?;
+    writeln!(
+        out,
+        "The report (funnels, conversion, time to value, tier flows, CSM workload): {} (touchline report for text)",
+        report_path.display()
+    )
+    .map_err(io)?;
     let end = (start + Duration::days(days)).format("%Y-%m-%d");
     writeln!(
         out,

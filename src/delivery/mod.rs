@@ -311,7 +311,7 @@ impl<S: Store> Deliverer<S> {
                         report.add(&round);
                         if let Some(mark) = mark {
                             // The writer only stops early on an error, reported below.
-                            let _ = marks.send(mark).await;
+                            let _ = marks.send(mark);
                         }
                     }
                     Err(error) => failure = Some(error),
@@ -355,10 +355,13 @@ impl<S: Store> Deliverer<S> {
         &self,
         now: DateTime<Utc>,
     ) -> (
-        tokio::sync::mpsc::Sender<(i64, DeliveryOutcome)>,
+        tokio::sync::mpsc::UnboundedSender<(i64, DeliveryOutcome)>,
         tokio::task::JoinHandle<Result<(), StoreError>>,
     ) {
-        let (sender, mut receiver) = tokio::sync::mpsc::channel(4 * MARK_BATCH);
+        // Unbounded, so handing over a mark never waits: a delivery waiting here could hold
+        // the store's write gate the writer needs (a round claims at most CLAIM records, so
+        // at most that many marks are ever queued).
+        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
         let store = self.store.clone();
         let owner = self.owner.clone();
         let at = to_millis(now);

@@ -61,17 +61,27 @@ fn dedupe_metrics(metrics: &[MetricValue]) -> (Vec<&MetricValue>, Vec<&MetricVal
 }
 
 macro_rules! store_impl {
-    ($name:ident, $db:ty, $pool:ty, $doc:literal, $metrics_json:literal, $skip_locked:literal, $json_keys:literal) => {
+    ($name:ident, $db:ty, $pool:ty, $doc:literal, $metrics_json:literal, $skip_locked:literal, $json_keys:literal, $serial_writes:literal) => {
         #[doc = $doc]
         #[derive(Debug, Clone)]
         pub struct $name {
             pool: $pool,
+            writes: std::sync::Arc<tokio::sync::Mutex<()>>,
         }
 
         impl $name {
             /// Wraps a connected, migrated pool.
             pub fn new(pool: $pool) -> Self {
-                Self { pool }
+                Self { pool, writes: Default::default() }
+            }
+
+            /// SQLite takes one writer at a time and makes the others sleep and retry while
+            /// they hold a pooled connection; under load that starves the pool. So on SQLite
+            /// this process's writes queue here first, before taking a connection (readers
+            /// are not held up: WAL lets them read beside the writer). PostgreSQL writes side
+            /// by side.
+            async fn write_gate(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+                if $serial_writes { Some(self.writes.lock().await) } else { None }
             }
 
             /// The connection pool.
@@ -590,6 +600,8 @@ macro_rules! store_impl {
             }
 
             async fn import_all(&self, chunks: impl Iterator<Item = Import> + Send) -> Result<ImportOutcome> {
+                // One writer at a time on SQLite, queued here rather than in SQLite's busy loop.
+                let _writing = self.write_gate().await;
                 let mut tx = self.pool.begin().await?;
                 let mut outcome = ImportOutcome::default();
                 for import in chunks {
@@ -626,6 +638,8 @@ macro_rules! store_impl {
             }
 
             async fn mark_all_dirty(&self) -> Result<u64> {
+                // One writer at a time on SQLite, queued here rather than in SQLite's busy loop.
+                let _writing = self.write_gate().await;
                 let result = sqlx::query("UPDATE accounts SET data_version = evaluated_version + 1 WHERE data_version <= evaluated_version")
                     .execute(&self.pool)
                     .await?;
@@ -794,6 +808,8 @@ macro_rules! store_impl {
             }
 
             async fn mark_due_rechecks(&self, at: i64) -> Result<u64> {
+                // One writer at a time on SQLite, queued here rather than in SQLite's busy loop.
+                let _writing = self.write_gate().await;
                 let result = sqlx::query(
                     "UPDATE accounts SET data_version = data_version + 1, recheck_at = NULL WHERE recheck_at <= $1",
                 )
@@ -804,6 +820,8 @@ macro_rules! store_impl {
             }
 
             async fn claim_cron_fire(&self, journey_id: &str, fire_at: i64) -> Result<bool> {
+                // One writer at a time on SQLite, queued here rather than in SQLite's busy loop.
+                let _writing = self.write_gate().await;
                 let result = sqlx::query("INSERT INTO cron_fires (journey_id, fire_at) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                     .bind(journey_id)
                     .bind(fire_at)
@@ -821,6 +839,8 @@ macro_rules! store_impl {
             }
 
             async fn apply(&self, changes: &Changes) -> Result<Applied> {
+                // One writer at a time on SQLite, queued here rather than in SQLite's busy loop.
+                let _writing = self.write_gate().await;
                 let mut applied = Applied::default();
                 if changes.is_empty() {
                     return Ok(applied);
@@ -963,6 +983,8 @@ macro_rules! store_impl {
             }
 
             async fn set_meta(&self, key: &str, value: &str) -> Result<()> {
+                // One writer at a time on SQLite, queued here rather than in SQLite's busy loop.
+                let _writing = self.write_gate().await;
                 sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
                     .bind(key)
                     .bind(value)
@@ -972,6 +994,8 @@ macro_rules! store_impl {
             }
 
             async fn meta_or_insert(&self, key: &str, value: &str) -> Result<String> {
+                // One writer at a time on SQLite, queued here rather than in SQLite's busy loop.
+                let _writing = self.write_gate().await;
                 sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
                     .bind(key)
                     .bind(value)
@@ -982,6 +1006,8 @@ macro_rules! store_impl {
             }
 
             async fn save_journey_version(&self, journey_id: &str, hash: &str, text: &str, now: i64) -> Result<()> {
+                // One writer at a time on SQLite, queued here rather than in SQLite's busy loop.
+                let _writing = self.write_gate().await;
                 sqlx::query(
                     "INSERT INTO journey_versions (journey_id, hash, text, first_seen) VALUES ($1, $2, $3, $4) \
                      ON CONFLICT DO NOTHING",
@@ -1133,6 +1159,8 @@ macro_rules! store_impl {
             }
 
             async fn claim_outbox(&self, kinds: &[&str], now: i64, owner: &str, lease_ms: i64, limit: i64) -> Result<Vec<OutboxItem>> {
+                // One writer at a time on SQLite, queued here rather than in SQLite's busy loop.
+                let _writing = self.write_gate().await;
                 if kinds.is_empty() {
                     return Ok(Vec::new());
                 }
@@ -1167,11 +1195,15 @@ macro_rules! store_impl {
             }
 
             async fn finish_outbox(&self, id: i64, owner: &str, now: i64, outcome: &DeliveryOutcome) -> Result<bool> {
+                // One writer at a time on SQLite, queued here rather than in SQLite's busy loop.
+                let _writing = self.write_gate().await;
                 let mut conn = self.pool.acquire().await?;
                 Self::finish_one(&mut conn, id, owner, now, outcome).await
             }
 
             async fn finish_outbox_all(&self, owner: &str, now: i64, outcomes: &[(i64, DeliveryOutcome)]) -> Result<u64> {
+                // One writer at a time on SQLite, queued here rather than in SQLite's busy loop.
+                let _writing = self.write_gate().await;
                 let mut tx = self.pool.begin().await?;
                 let mut finished = 0;
                 for (id, outcome) in outcomes {
@@ -1182,6 +1214,8 @@ macro_rules! store_impl {
             }
 
             async fn deliver_task(&self, outbox_id: i64, owner: &str, now: i64, task: &NewTask, notices: &[OutboxRecord]) -> Result<Option<TaskWrite>> {
+                // One writer at a time on SQLite, queued here rather than in SQLite's busy loop.
+                let _writing = self.write_gate().await;
                 let mut tx = self.pool.begin().await?;
                 let held = sqlx::query(
                     "UPDATE outbox SET status = 'sent', delivered_at = $3, claimed_by = NULL, lease_until = NULL, result = 'task' \
@@ -1285,6 +1319,8 @@ macro_rules! store_impl {
             }
 
             async fn suppress(&self, suppression: &Suppression) -> Result<bool> {
+                // One writer at a time on SQLite, queued here rather than in SQLite's busy loop.
+                let _writing = self.write_gate().await;
                 let done = sqlx::query(
                     "INSERT INTO suppressions (email, reason, detail, created_at) VALUES ($1, $2, $3, $4) \
                      ON CONFLICT (email) DO NOTHING",
@@ -1300,6 +1336,8 @@ macro_rules! store_impl {
             }
 
             async fn unsuppress(&self, email: &str) -> Result<bool> {
+                // One writer at a time on SQLite, queued here rather than in SQLite's busy loop.
+                let _writing = self.write_gate().await;
                 let done = sqlx::query("DELETE FROM suppressions WHERE email = $1")
                     .bind(email.trim().to_lowercase())
                     .execute(&self.pool)
@@ -1346,6 +1384,8 @@ macro_rules! store_impl {
             }
 
             async fn requeue(&self, id: i64, from: &[DeliveryStatus], now: i64) -> Result<bool> {
+                // One writer at a time on SQLite, queued here rather than in SQLite's busy loop.
+                let _writing = self.write_gate().await;
                 let mut query = QueryBuilder::<$db>::new("UPDATE outbox SET status = 'pending', attempts = 0, claimed_by = NULL, lease_until = NULL, next_attempt_at = ");
                 query.push_bind(now).push(" WHERE id = ").push_bind(id).push(" AND status IN (");
                 let mut list = query.separated(", ");
@@ -1382,6 +1422,8 @@ macro_rules! store_impl {
             }
 
             async fn hold_journey(&self, journey_id: &str, reason: &str, at: i64) -> Result<u64> {
+                // One writer at a time on SQLite, queued here rather than in SQLite's busy loop.
+                let _writing = self.write_gate().await;
                 let mut tx = self.pool.begin().await?;
                 sqlx::query("INSERT INTO holds (journey_id, reason, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
                     .bind(journey_id)
@@ -1422,6 +1464,8 @@ macro_rules! store_impl {
             }
 
             async fn end_hold(&self, journey_id: &str, release: bool, now: i64) -> Result<Option<u64>> {
+                // One writer at a time on SQLite, queued here rather than in SQLite's busy loop.
+                let _writing = self.write_gate().await;
                 let mut tx = self.pool.begin().await?;
                 let ended = sqlx::query("DELETE FROM holds WHERE journey_id = $1")
                     .bind(journey_id)
@@ -1448,6 +1492,8 @@ macro_rules! store_impl {
             }
 
             async fn next_counter(&self, key: &str) -> Result<i64> {
+                // One writer at a time on SQLite, queued here rather than in SQLite's busy loop.
+                let _writing = self.write_gate().await;
                 let row = sqlx::query(
                     "INSERT INTO counters (key, value) VALUES ($1, 1) \
                      ON CONFLICT (key) DO UPDATE SET value = counters.value + 1 RETURNING value",
@@ -1472,6 +1518,8 @@ macro_rules! store_impl {
             }
 
             async fn update_task(&self, id: i64, status: Option<TaskStatus>, assignee: Option<&str>, now: i64) -> Result<bool> {
+                // One writer at a time on SQLite, queued here rather than in SQLite's busy loop.
+                let _writing = self.write_gate().await;
                 let done = sqlx::query(
                     "UPDATE tasks SET status = COALESCE($2, status), assignee = COALESCE($3, assignee), updated_at = $4 \
                      WHERE id = $1",
@@ -1508,7 +1556,8 @@ store_impl!(
     "The embedded SQLite store (the default).",
     "json_group_object(m.name, m.value)",
     "",
-    "json_each(accounts.unknown_scores)"
+    "json_each(accounts.unknown_scores)",
+    true
 );
 store_impl!(
     PostgresStore,
@@ -1517,5 +1566,6 @@ store_impl!(
     "The PostgreSQL store, for several engine processes.",
     "json_object_agg(m.name, m.value)::text",
     " FOR UPDATE SKIP LOCKED",
-    "json_each_text(accounts.unknown_scores::json)"
+    "json_each_text(accounts.unknown_scores::json)",
+    false
 );
