@@ -99,19 +99,13 @@ async fn assign<S: Store>(
         .and_then(|pool| config.pools.get(pool))
         .map(|members| members.iter().filter_map(|m| roster(&m.value)).collect())
         .unwrap_or_default();
+    // The owner: capacity does not enter into it, so nothing needs counting.
+    if matches!(assign.strategy, Strategy::Owner) {
+        let owner = assign.owner.as_deref().and_then(roster);
+        return Ok((owner.map(|c| c.id.value.clone()), None));
+    }
     if pool.is_empty() {
-        // The owner: capacity does not enter into it, so nothing needs counting.
-        return Ok(match assign.strategy {
-            Strategy::Owner => (
-                assign
-                    .owner
-                    .as_deref()
-                    .and_then(roster)
-                    .map(|c| c.id.value.clone()),
-                None,
-            ),
-            _ => (None, None),
-        });
+        return Ok((None, None));
     }
     let open = open.load(store).await?;
     let load = |csm: &Csm| open.get(&csm.id.value).copied().unwrap_or(0);
@@ -126,15 +120,7 @@ async fn assign<S: Store>(
         (csm.map(|c| c.id.value.clone()), capacity)
     };
     match assign.strategy {
-        Strategy::Owner => Ok((
-            assign
-                .owner
-                .as_deref()
-                .and_then(roster)
-                .map(|c| c.id.value.clone()),
-            None,
-        )),
-        Strategy::RoundRobin if !pool.is_empty() => {
+        Strategy::RoundRobin => {
             let pool_name = assign.pool.as_deref().unwrap_or_default();
             // The turn is taken before the task is written: a crash in between passes one
             // CSM over once (the rotation stays fair within one task); the task itself is
@@ -150,7 +136,7 @@ async fn assign<S: Store>(
                 .or_else(|| pool.get(start));
             Ok(chosen(pick))
         }
-        Strategy::LeastLoaded if !pool.is_empty() => {
+        Strategy::LeastLoaded => {
             let with_room: Vec<&&Csm> = pool.iter().filter(|c| has_room(c)).collect();
             let candidates = if with_room.is_empty() {
                 pool.iter().collect()

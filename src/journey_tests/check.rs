@@ -384,12 +384,6 @@ impl Names<'_> {
                             .collect(),
                     );
                 }
-                if let Some(journey) = &e.journey {
-                    unknown(journey, "journey", journeys.clone());
-                }
-                if let Some(step) = &e.step {
-                    unknown(step, "step", steps(e.journey.as_ref()));
-                }
             }
             Expectation::Task(e) | Expectation::NoTask(e) => {
                 if let Some(csm) = &e.csm {
@@ -403,15 +397,6 @@ impl Names<'_> {
                             .map(|c| c.id.as_str())
                             .collect(),
                     );
-                }
-                if let Some(account) = &e.account {
-                    unknown(account, "account", accounts.clone());
-                }
-                if let Some(journey) = &e.journey {
-                    unknown(journey, "journey", journeys.clone());
-                }
-                if let Some(step) = &e.step {
-                    unknown(step, "step", steps(e.journey.as_ref()));
                 }
             }
             Expectation::Webhook(e) | Expectation::NoWebhook(e) => {
@@ -427,16 +412,29 @@ impl Names<'_> {
                             .collect(),
                     );
                 }
-                if let Some(account) = &e.account {
-                    unknown(account, "account", accounts.clone());
-                }
-                if let Some(journey) = &e.journey {
-                    unknown(journey, "journey", journeys.clone());
-                }
-                if let Some(step) = &e.step {
-                    unknown(step, "step", steps(e.journey.as_ref()));
-                }
             }
+        }
+        // Who and what a delivered record is about, where the expectation names it.
+        let (account, journey, step) = match &expectation.value {
+            Expectation::Mail(e) | Expectation::NoMail(e) => {
+                (None, e.journey.as_ref(), e.step.as_ref())
+            }
+            Expectation::Task(e) | Expectation::NoTask(e) => {
+                (e.account.as_ref(), e.journey.as_ref(), e.step.as_ref())
+            }
+            Expectation::Webhook(e) | Expectation::NoWebhook(e) => {
+                (e.account.as_ref(), e.journey.as_ref(), e.step.as_ref())
+            }
+            _ => (None, None, None),
+        };
+        if let Some(account) = account {
+            unknown(account, "account", accounts.clone());
+        }
+        if let Some(journey) = journey {
+            unknown(journey, "journey", journeys.clone());
+        }
+        if let Some(step) = step {
+            unknown(step, "step", steps(journey));
         }
         match account_needed {
             Some(Some(account)) => unknown(account, "account", accounts),
