@@ -112,21 +112,8 @@ impl Diagnostic {
             Severity::Warning => "warning",
         };
         let mut out = format!("{}: {severity}: {}\n", self.place(), self.message);
-        if let Some(loc) = self.location
-            && let Some(line) = sources.line(&self.path, loc.line)
-        {
-            let gutter = loc.line.to_string();
-            let pad = " ".repeat(gutter.len());
-            let indent: String = line
-                .chars()
-                .take(loc.column.saturating_sub(1))
-                .map(|c| if c == '\t' { '\t' } else { ' ' })
-                .collect();
-            let available = line.chars().count().saturating_sub(loc.column - 1).max(1);
-            let carets = "^".repeat(loc.len.clamp(1, available));
-            let _ = writeln!(out, "{pad} |");
-            let _ = writeln!(out, "{gutter} | {}", line.trim_end());
-            let _ = writeln!(out, "{pad} | {indent}{carets}");
+        if let Some(loc) = self.location {
+            out.push_str(&sources.quote(&self.path, loc));
         }
         if let Some(help) = &self.help {
             let _ = writeln!(out, "  = help: {help}");
@@ -166,6 +153,24 @@ impl SourceMap {
     /// The paths of every file read.
     pub fn paths(&self) -> impl Iterator<Item = &Path> {
         self.files.keys().map(PathBuf::as_path)
+    }
+
+    /// The source line at `location` with a caret under it (empty if the line is unknown),
+    /// as diagnostics and journey-test failures print it.
+    pub fn quote(&self, path: &Path, location: Location) -> String {
+        let Some(line) = self.line(path, location.line) else {
+            return String::new();
+        };
+        let gutter = location.line.to_string();
+        let pad = " ".repeat(gutter.len());
+        let indent: String = line
+            .chars()
+            .take(location.column.saturating_sub(1))
+            .map(|c| if c == '\t' { '\t' } else { ' ' })
+            .collect();
+        let available = line.chars().count().saturating_sub(location.column - 1).max(1);
+        let carets = "^".repeat(location.len.clamp(1, available));
+        format!("{pad} |\n{gutter} | {}\n{pad} | {indent}{carets}\n", line.trim_end())
     }
 
     /// Line `line` (1-based) of `path`.

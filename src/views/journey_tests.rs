@@ -93,17 +93,9 @@ pub fn text(report: &TestReport, sources: &SourceMap) -> String {
                     failure.location.column
                 );
                 let _ = writeln!(out, "{place}: expected {}", failure.expected);
-                if let Some(line) = sources.line(&file.path, failure.location.line) {
-                    let gutter = failure.location.line.to_string();
-                    let _ = writeln!(out, "{} |", " ".repeat(gutter.len()));
-                    let _ = writeln!(out, "{gutter} | {}", line.trim_end());
-                    let _ = writeln!(
-                        out,
-                        "{} | {}^",
-                        " ".repeat(gutter.len()),
-                        " ".repeat(failure.location.column.saturating_sub(1))
-                    );
-                }
+                // The caret marks where the expectation starts.
+                let at = crate::diagnostic::Location { len: 1, ..failure.location };
+                out.push_str(&sources.quote(&file.path, at));
                 let _ = writeln!(out, "  = found: {}\n", failure.actual);
             }
         }
