@@ -168,9 +168,16 @@ impl SourceMap {
             .take(location.column.saturating_sub(1))
             .map(|c| if c == '\t' { '\t' } else { ' ' })
             .collect();
-        let available = line.chars().count().saturating_sub(location.column - 1).max(1);
+        let available = line
+            .chars()
+            .count()
+            .saturating_sub(location.column - 1)
+            .max(1);
         let carets = "^".repeat(location.len.clamp(1, available));
-        format!("{pad} |\n{gutter} | {}\n{pad} | {indent}{carets}\n", line.trim_end())
+        format!(
+            "{pad} |\n{gutter} | {}\n{pad} | {indent}{carets}\n",
+            line.trim_end()
+        )
     }
 
     /// Line `line` (1-based) of `path`.

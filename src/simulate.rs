@@ -26,8 +26,8 @@ pub struct Simulation<S: Store> {
     /// The next moment to step to.
     next_step: DateTime<Utc>,
     next_pass: DateTime<Utc>,
-    /// Data not yet arrived, by the time it arrives (latest last).
-    arrivals: Vec<(DateTime<Utc>, Import)>,
+    /// Data not yet arrived, by the time it arrives.
+    arrivals: std::collections::BTreeMap<DateTime<Utc>, Vec<Import>>,
     /// Every pass so far.
     pub passes: Vec<(DateTime<Utc>, PassReport)>,
     /// What delivery did, in all.
@@ -60,7 +60,7 @@ impl<S: Store> Simulation<S> {
             step: every.min(DELIVERY_STEP),
             next_step: start,
             next_pass: start,
-            arrivals: Vec::new(),
+            arrivals: Default::default(),
             passes: Vec::new(),
             delivered: DeliveryReport::default(),
         }
@@ -73,8 +73,7 @@ impl<S: Store> Simulation<S> {
 
     /// Data that arrives at `at` (imported before the first pass at or after it).
     pub fn arrive(&mut self, at: DateTime<Utc>, import: Import) {
-        self.arrivals.push((at, import));
-        self.arrivals.sort_by_key(|a| std::cmp::Reverse(a.0));
+        self.arrivals.entry(at).or_default().push(import);
     }
 
     /// Runs every import, pass and delivery round due up to and including `until`;
@@ -105,8 +104,10 @@ impl<S: Store> Simulation<S> {
     }
 
     async fn import_arrived(&mut self, now: DateTime<Utc>) -> Result<(), String> {
-        while self.arrivals.last().is_some_and(|(at, _)| *at <= now) {
-            if let Some((_, import)) = self.arrivals.pop() {
+        while let Some(entry) = self.arrivals.first_entry()
+            && *entry.key() <= now
+        {
+            for import in entry.remove() {
                 self.engine
                     .store()
                     .import(&import)

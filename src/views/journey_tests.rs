@@ -94,7 +94,10 @@ pub fn text(report: &TestReport, sources: &SourceMap) -> String {
                 );
                 let _ = writeln!(out, "{place}: expected {}", failure.expected);
                 // The caret marks where the expectation starts.
-                let at = crate::diagnostic::Location { len: 1, ..failure.location };
+                let at = crate::diagnostic::Location {
+                    len: 1,
+                    ..failure.location
+                };
                 out.push_str(&sources.quote(&file.path, at));
                 let _ = writeln!(out, "  = found: {}\n", failure.actual);
             }

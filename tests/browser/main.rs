@@ -11,6 +11,10 @@ use std::process::Command;
 
 use libtest_mimic::{Arguments, Failed, Trial};
 
+#[path = "../support/bundled.rs"]
+mod bundled;
+use bundled::bundled_example;
+
 /// The headless browser, if installed.
 fn chromium() -> Option<PathBuf> {
     ["chromium", "chromium-browser", "google-chrome"]
@@ -42,31 +46,6 @@ fn touchline(dir: &Path, args: &[&str]) -> Result<String, Failed> {
         .into());
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-}
-
-/// The bundled example in a folder of its own.
-fn bundled_example() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let source = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for folder in ["journeys", "scripts", "templates", "sample"] {
-        std::fs::create_dir_all(dir.path().join(folder)).expect("mkdir");
-        for entry in std::fs::read_dir(source.join(folder)).expect("folder") {
-            let path = entry.expect("entry").path();
-            std::fs::copy(
-                &path,
-                dir.path()
-                    .join(folder)
-                    .join(path.file_name().expect("name")),
-            )
-            .expect("copy");
-        }
-    }
-    std::fs::copy(
-        source.join("touchline.yaml"),
-        dir.path().join("touchline.yaml"),
-    )
-    .expect("copy");
-    dir
 }
 
 /// Runs headless Chromium on `page`: the DOM after load, and stderr (console messages).

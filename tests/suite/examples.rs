@@ -1,5 +1,6 @@
 //! The bundled examples and the published JSON Schemas agree.
 
+use crate::bundled::bundled_example;
 use std::path::{Path, PathBuf};
 
 use touchline::schema::SchemaKind;
@@ -124,33 +125,6 @@ fn example_files_start_with_a_schema_modeline() {
             resolved.display()
         );
     }
-}
-
-/// Copies the bundled example (definitions and sample customers) into a folder of its own.
-pub fn bundled_example() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    for folder in [
-        "journeys",
-        "journey-tests",
-        "scripts",
-        "templates",
-        "schemas",
-        "sample",
-    ] {
-        std::fs::create_dir_all(dir.path().join(folder)).expect("mkdir");
-        for entry in std::fs::read_dir(source.join(folder)).expect("folder") {
-            let path = entry.expect("entry").path();
-            let name = path.file_name().expect("name");
-            std::fs::copy(&path, dir.path().join(folder).join(name)).expect("copy");
-        }
-    }
-    std::fs::copy(
-        source.join("touchline.yaml"),
-        dir.path().join("touchline.yaml"),
-    )
-    .expect("copy");
-    dir
 }
 
 #[test]

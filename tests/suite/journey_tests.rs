@@ -4,8 +4,8 @@
 use std::path::Path;
 use std::process::Command;
 
+use crate::bundled::bundled_example;
 use crate::common::Project;
-use crate::examples::bundled_example;
 
 struct Run {
     code: i32,

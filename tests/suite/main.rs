@@ -1,5 +1,7 @@
 //! touchline's integration tests, in one test binary.
 
+#[path = "../support/bundled.rs"]
+mod bundled;
 mod common;
 #[path = "../support/smtp_sink.rs"]
 mod smtp_sink;

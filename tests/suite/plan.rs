@@ -6,7 +6,7 @@ use std::process::Command;
 
 use sha2::{Digest, Sha256};
 
-use crate::examples::bundled_example;
+use crate::bundled::bundled_example;
 
 /// Runs touchline; its exit code and what it printed (stdout, then stderr when it failed).
 fn touchline(dir: &Path, args: &[&str]) -> (i32, String) {
