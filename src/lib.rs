@@ -4,6 +4,7 @@ pub mod api;
 pub mod cli;
 pub mod clock;
 pub mod commands;
+pub mod customer_model;
 pub mod daemon;
 pub mod definitions;
 pub mod delivery;

@@ -127,7 +127,8 @@ pub async fn simulate<S: Store>(
             Action::Task(_) => ("task", String::new()),
             _ => continue,
         };
-        if row.kind != kind {
+        // Held-out records are never sent: a plan counts what customers and CSMs receive.
+        if row.kind != kind || row.status == DeliveryStatus::HeldOut {
             continue;
         }
         let count = outcome

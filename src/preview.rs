@@ -65,6 +65,7 @@ impl Preview {
                 subject: format!("[test] {}", mail.subject),
                 ..mail.clone()
             }),
+            held_out: false,
         })
     }
 }

@@ -65,6 +65,8 @@ pub enum StatusFilter {
     Failed,
     /// Out of attempts.
     Dead,
+    /// Never sent: the subject is in the journey's holdout.
+    HeldOut,
     /// Every record.
     All,
 }
@@ -80,6 +82,7 @@ impl StatusFilter {
             Self::Skipped => DeliveryStatus::Skipped,
             Self::Failed => DeliveryStatus::Failed,
             Self::Dead => DeliveryStatus::Dead,
+            Self::HeldOut => DeliveryStatus::HeldOut,
             Self::All => return DeliveryStatus::ALL.to_vec(),
         };
         vec![one]

@@ -91,11 +91,21 @@ async fn demo(ctx: &Context, days: i64, sample: &Path, out: &mut dyn Write) -> R
         .await
         .map_err(|e| format!("cannot start the demo's webhook receiver: {e}"))?;
     let local = delivery::receiver::redirect_endpoints(&ctx.definitions, receiver);
-    let deliverer = Deliverer::new(Arc::new(local), store, outbox_dir.clone())
+    let deliverer = Deliverer::new(Arc::new(local), store.clone(), outbox_dir.clone())
         .with_secrets(|_| Some("whsec_ZGVtby1zZWNyZXQtZm9yLXRoZS1leGFtcGxl".into()));
     writeln!(out).map_err(io)?;
+    let mut customers = crate::customer_model::CustomerModel::new(7);
     for day in 0..=days {
         let now = start + Duration::days(day);
+        if day > 0 {
+            // The sample customers live on: usage moves, mails have (or lack) effects,
+            // some accounts leave.
+            let lived = customers
+                .day(&store, now)
+                .await
+                .map_err(|e| e.to_string())?;
+            store.import(&lived).await.map_err(|e| e.to_string())?;
+        }
         let report = engine.tick(now).await.map_err(|e| e.to_string())?;
         // Deliver through the day, as the service does: mail waits for each recipient's
         // send window in their own time zone.
@@ -146,7 +156,7 @@ async fn demo(ctx: &Context, days: i64, sample: &Path, out: &mut dyn Write) -> R
         .map_err(|e| format!("cannot write {}: {e}", report_path.display()))?;
     writeln!(
         out,
-        "The report (funnels, conversion, time to value, tier flows, CSM workload): {} (touchline report for text)",
+        "The report (funnels, conversion, time to value, tier flows, CSM workload, which steps work, whether the scores predict churn): {} (touchline report for text)",
         report_path.display()
     )
     .map_err(io)?;

@@ -64,6 +64,7 @@ pub async fn run(args: Args, ctx: &Context, out: &mut dyn Write) -> Result<i32, 
         }));
     }
     let (loaded, mut problems, sources) = journey_tests::load(&files);
+    let without_holdouts = Arc::new(ctx.definitions.without_holdouts());
     let mut report = TestReport::default();
     // Every selected test, checked; those that check out run side by side, one per core.
     let mut runs = tokio::task::JoinSet::new();
@@ -97,7 +98,7 @@ pub async fn run(args: Args, ctx: &Context, out: &mut dyn Write) -> Result<i32, 
                     problems.extend(found);
                 }
                 Ok(timeline) => {
-                    let definitions = Arc::clone(&ctx.definitions);
+                    let definitions = Arc::clone(&without_holdouts);
                     let expectations = case.value.expect.clone();
                     let place = (file_index, tests.len());
                     let slots = Arc::clone(&slots);

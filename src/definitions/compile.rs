@@ -80,6 +80,47 @@ pub struct Journey {
     pub steps: Vec<StepDef>,
 }
 
+impl Journey {
+    /// Whether an account is in the journey's holdout: a hash of journey and account, so it
+    /// stays in or out across passes, restarts and engine processes, and journeys hold out
+    /// different accounts. Every contact of a held-out account is held out with it: the
+    /// scores a holdout is measured by are the account's.
+    pub fn holds_out(&self, account_id: &str) -> bool {
+        use sha2::{Digest, Sha256};
+        let Some(holdout) = &self.file.holdout else {
+            return false;
+        };
+        let share = holdout.share().basis_points;
+        if share == 0 {
+            return false;
+        }
+        let digest = Sha256::new()
+            .chain_update(self.id.as_bytes())
+            .chain_update([0])
+            .chain_update(account_id.as_bytes())
+            .finalize();
+        let bucket = u64::from_be_bytes(digest[..8].try_into().unwrap_or_default()) % 10_000;
+        bucket < u64::from(share)
+    }
+
+    /// The scores whose movement after a step shows whether it works: the holdout's
+    /// `scores`, else those the goal reads.
+    pub fn measured_scores(&self) -> Vec<String> {
+        if let Some(scores) = self.file.holdout.as_ref().and_then(|h| h.scores()) {
+            return scores.iter().map(|s| s.value.clone()).collect();
+        }
+        self.goal_rule
+            .as_ref()
+            .map(|rule| {
+                rule.reads()
+                    .into_iter()
+                    .filter_map(|path| path.strip_prefix("scores.").map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
 /// A compiled step.
 #[derive(Debug, Clone)]
 pub struct StepDef {
@@ -421,6 +462,39 @@ impl<'a> Compiler<'a> {
         }
     }
 
+    /// A holdout's scores must exist; one with nothing to compare (no goal, no scores) says so.
+    fn check_holdout(&mut self, path: &Path, file: &JourneyFile) {
+        let Some(holdout) = &file.holdout else { return };
+        let known: Vec<String> = self.score_names.clone();
+        for score in holdout.scores().unwrap_or_default() {
+            if self.config.is_some() && !known.contains(&score.value) {
+                let help = suggest::hint(&score.value, known.iter().map(String::as_str));
+                self.error(
+                    path,
+                    Some(score.span.location()),
+                    format!("unknown score `{}`", score.value),
+                    help,
+                );
+            }
+        }
+        let reads_scores = file
+            .goal
+            .as_ref()
+            .is_some_and(|g| g.when.value.contains("scores."));
+        if holdout.scores().is_none() && !reads_scores {
+            self.diagnostics.push(
+                Diagnostic::warning(
+                    path,
+                    None,
+                    "the holdout has nothing to compare: the goal reads no score".to_string(),
+                )
+                .with_help(Some(
+                    "name them: `holdout: { share: 10%, scores: [utilization] }`".to_string(),
+                )),
+            );
+        }
+    }
+
     pub(crate) fn compile_journey(&mut self, parsed: ParsedJourney) -> Option<Journey> {
         let path = parsed.path.clone();
         let variables = match parsed.file.as_ref().map(|f| f.audience) {
@@ -465,6 +539,7 @@ impl<'a> Compiler<'a> {
                 help,
             );
         }
+        self.check_holdout(&path, &file);
         let segment_rule = file
             .segment
             .when

@@ -60,6 +60,23 @@ pub struct Config {
     /// lags (default 1h).
     #[serde(default)]
     pub recheck_interval: Option<Spanned<DurationSpec>>,
+    /// What `touchline report` counts as churn and how it bands scores.
+    #[serde(default)]
+    pub report: ReportSettings,
+}
+
+/// Settings of `touchline report`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSettings {
+    /// An event that marks an account as churned, at the event's time (besides the
+    /// account's `status` turning `churned`, dated by its contract end).
+    #[serde(default)]
+    pub churn_event: Option<String>,
+    /// Upper edges of the score bands churn is counted in, ascending, e.g.
+    /// `[20, 40, 60, 80]` (default: deciles of the scores seen).
+    #[serde(default)]
+    pub score_bands: Option<Vec<f64>>,
 }
 
 /// The blast-radius guard: when one pass enrolls far more of a journey than usual, that

@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::de::{MapAccess, Visitor, value::MapAccessDeserializer};
 use serde::{Deserialize, Deserializer};
 
-use super::values::{CronSpec, DurationSpec, SendWindow, Tier};
+use super::values::{CronSpec, DurationSpec, HoldoutShare, SendWindow, Tier};
 use crate::yaml::Spanned;
 
 /// A rule's text with its position in the file.
@@ -47,9 +47,109 @@ pub struct JourneyFile {
     /// This journey's own blast-radius guard settings.
     #[serde(default)]
     pub guard: Option<crate::definitions::config::GuardSettings>,
+    /// A stable share of entrants that walks the journey but gets none of its mail or
+    /// tasks, so the report can tell whether a step moves the scores: `10%`, or
+    /// `{ share: 10%, scores: [utilization], window: 14d }`.
+    #[serde(default)]
+    pub holdout: Option<Holdout>,
     /// The steps, run in order unless a branch jumps.
     #[serde(default)]
     pub steps: Vec<Step>,
+}
+
+/// A journey's holdout group.
+#[derive(Debug, Clone, JsonSchema)]
+#[serde(untagged)]
+pub enum Holdout {
+    /// Just the share: `holdout: 10%`.
+    Share(HoldoutShare),
+    /// The share and what to compare.
+    Detailed(HoldoutSettings),
+}
+
+/// A holdout with what the report compares.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HoldoutSettings {
+    /// The share of entrants held out, e.g. `10%` (0% to 50%).
+    pub share: HoldoutShare,
+    /// The scores whose movement shows a step works (default: those the goal reads).
+    #[serde(default)]
+    pub scores: Option<Vec<Spanned<String>>>,
+    /// How long after a step its effect is measured (default 14d).
+    #[serde(default)]
+    pub window: Option<DurationSpec>,
+}
+
+impl Holdout {
+    /// How long after a step its effect is measured, unless the journey says otherwise.
+    pub const WINDOW: std::time::Duration = std::time::Duration::from_secs(14 * 86_400);
+
+    /// The share held out.
+    pub fn share(&self) -> HoldoutShare {
+        match self {
+            Self::Share(share) => *share,
+            Self::Detailed(settings) => settings.share,
+        }
+    }
+
+    /// The scores named to compare, if any.
+    pub fn scores(&self) -> Option<&[Spanned<String>]> {
+        match self {
+            Self::Share(_) => None,
+            Self::Detailed(settings) => settings.scores.as_deref(),
+        }
+    }
+
+    /// How long after a step its effect is measured.
+    pub fn window(&self) -> std::time::Duration {
+        match self {
+            Self::Detailed(HoldoutSettings {
+                window: Some(window),
+                ..
+            }) => window.0,
+            _ => Self::WINDOW,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Holdout {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct HoldoutVisitor;
+
+        impl<'de> Visitor<'de> for HoldoutVisitor {
+            type Value = Holdout;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a share like `10%`, or `{ share: 10%, scores: [...], window: 14d }`")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Holdout, E> {
+                text.parse().map(Holdout::Share).map_err(E::custom)
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Holdout, E> {
+                Err(E::custom(format!("a holdout is a share: write `{n}%`")))
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Holdout, E> {
+                Err(E::custom(format!("a holdout is a share: write `{n}%`")))
+            }
+
+            fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<Holdout, E> {
+                Err(E::custom(format!(
+                    "a holdout is a share in percent: write `{}%`",
+                    n * 100.0
+                )))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Holdout, A::Error> {
+                HoldoutSettings::deserialize(MapAccessDeserializer::new(map)).map(Holdout::Detailed)
+            }
+        }
+
+        deserializer.deserialize_any(HoldoutVisitor)
+    }
 }
 
 /// Who is enrolled.

@@ -60,6 +60,16 @@ impl Definitions {
 }
 
 impl Definitions {
+    /// These definitions with every journey's holdout off: journey tests check what a
+    /// journey does, and must not depend on which side of a holdout a test's ids hash to.
+    pub fn without_holdouts(&self) -> Self {
+        let mut definitions = self.clone();
+        for journey in definitions.journeys.values_mut() {
+            journey.file.holdout = None;
+        }
+        definitions
+    }
+
     /// Every compiled rule: score formulas, tier rules, and each journey's conditions.
     pub fn rules(&self) -> impl Iterator<Item = &crate::rules::Rule> {
         let scores = self.scores.iter().map(|s| &s.rule);

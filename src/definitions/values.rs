@@ -99,6 +99,58 @@ impl JsonSchema for DurationSpec {
     }
 }
 
+/// A holdout's share of a journey's entrants, written `10%`: from 0 up to 50%, in steps of
+/// 0.01% (a larger holdout would withhold the journey from most of its audience).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HoldoutShare {
+    /// In hundredths of a percent (`10%` is 1000).
+    pub basis_points: u32,
+}
+
+impl HoldoutShare {
+    /// The largest holdout.
+    pub const MAX_PERCENT: f64 = 50.0;
+
+    /// In percent.
+    pub fn percent(self) -> f64 {
+        f64::from(self.basis_points) / 100.0
+    }
+}
+
+impl FromStr for HoldoutShare {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let expected =
+            || format!("invalid holdout `{text}`: write a share like `10%`, from 0% to 50%");
+        let number = text.trim().strip_suffix('%').ok_or_else(expected)?;
+        let percent: f64 = number.trim().parse().map_err(|_| expected())?;
+        if !(0.0..=Self::MAX_PERCENT).contains(&percent) {
+            return Err(format!(
+                "invalid holdout `{text}`: must be from 0% to 50%, so that most of the journey's audience gets it"
+            ));
+        }
+        Ok(Self {
+            basis_points: (percent * 100.0).round() as u32,
+        })
+    }
+}
+from_str_deserialize!(HoldoutShare);
+
+impl JsonSchema for HoldoutShare {
+    fn schema_name() -> Cow<'static, str> {
+        "HoldoutShare".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "type": "string",
+            "description": "A share of the journey's entrants, from `0%` to `50%`, e.g. `10%`.",
+            "pattern": "^\\s*[0-9]+(\\.[0-9]+)?\\s*%\\s*$"
+        })
+    }
+}
+
 /// A point in time: RFC 3339 (`2026-11-02T09:00:00-06:00`), or `2026-11-02 09:00` /
 /// `2026-11-02` in UTC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -808,6 +808,7 @@ mod tests {
                     endpoint: "crm".into(),
                     body: None,
                 }),
+                held_out: false,
             },
         }
     }

@@ -364,12 +364,20 @@ pub fn advance(ctx: &mut StepContext<'_>, enrollment: &Enrollment) -> Enrollment
         match &step.action {
             Action::Email(_) | Action::Webhook(_) | Action::Task(_) => {
                 let records = render(ctx, enrollment, index);
+                let held_out = records.first().is_some_and(|r| r.held_out);
                 let detail = match records.len() {
                     0 => "no recipients".to_string(),
                     1 => format!("{} queued", records[0].kind()),
                     n => format!("{n} {}s queued", records[0].kind()),
                 };
-                log.push(entry("queued", detail));
+                if held_out {
+                    log.push(entry(
+                        "held_out",
+                        format!("{detail}, not sent: in the holdout"),
+                    ));
+                } else {
+                    log.push(entry("queued", detail));
+                }
                 outbox.extend(records);
                 index += 1;
                 waiting_since = None;
@@ -592,6 +600,9 @@ fn render(ctx: &StepContext<'_>, enrollment: &Enrollment, index: usize) -> Vec<O
         _ => vec![ctx.contact],
     };
     let key = format!("{}:{}", enrollment.id, step.id);
+    // The holdout gets no mail and no task; webhooks keep other systems in step.
+    let held_out = matches!(step.action, Action::Email(_) | Action::Task(_))
+        && ctx.journey.holds_out(&enrollment.account_id);
     recipients
         .into_iter()
         .filter_map(|contact| {
@@ -619,6 +630,7 @@ fn render(ctx: &StepContext<'_>, enrollment: &Enrollment, index: usize) -> Vec<O
                 account_id: enrollment.account_id.clone(),
                 contact_id,
                 payload,
+                held_out,
             })
         })
         .collect()

@@ -564,7 +564,10 @@ fn live(status: DeliveryStatus, sent_only: bool) -> bool {
     match status {
         DeliveryStatus::Sent => true,
         DeliveryStatus::Pending | DeliveryStatus::Sending | DeliveryStatus::Held => !sent_only,
-        DeliveryStatus::Skipped | DeliveryStatus::Failed | DeliveryStatus::Dead => false,
+        DeliveryStatus::Skipped
+        | DeliveryStatus::Failed
+        | DeliveryStatus::Dead
+        | DeliveryStatus::HeldOut => false,
     }
 }
 

@@ -171,6 +171,8 @@ pub struct OutboxRecord {
     pub contact_id: String,
     /// What it delivers, rendered.
     pub payload: Payload,
+    /// The subject is in the journey's holdout: stored as `held_out`, never sent.
+    pub held_out: bool,
 }
 
 impl OutboxRecord {
@@ -276,11 +278,13 @@ pub enum DeliveryStatus {
     Failed,
     /// Out of attempts.
     Dead,
+    /// Never sent: the subject is in the journey's holdout group.
+    HeldOut,
 }
 
 impl DeliveryStatus {
     /// Every status.
-    pub const ALL: [DeliveryStatus; 7] = [
+    pub const ALL: [DeliveryStatus; 8] = [
         Self::Pending,
         Self::Sending,
         Self::Held,
@@ -288,6 +292,7 @@ impl DeliveryStatus {
         Self::Skipped,
         Self::Failed,
         Self::Dead,
+        Self::HeldOut,
     ];
 
     /// The name as stored and shown.
@@ -300,6 +305,7 @@ impl DeliveryStatus {
             Self::Skipped => "skipped",
             Self::Failed => "failed",
             Self::Dead => "dead",
+            Self::HeldOut => "held_out",
         }
     }
 
@@ -500,6 +506,38 @@ pub struct StepOutboxCount {
     pub status: DeliveryStatus,
     /// How many.
     pub count: i64,
+}
+
+/// A score before and after one step, for one enrollment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepScoreChange {
+    /// The enrollment.
+    pub enrollment_id: i64,
+    /// The step.
+    pub step_id: String,
+    /// `email` or `task`.
+    pub kind: String,
+    /// In the holdout (nothing sent) rather than sent.
+    pub held_out: bool,
+    /// The account.
+    pub account_id: String,
+    /// When the step ran (ms).
+    pub at: i64,
+    /// The score then (`None`: not scored yet).
+    pub before: Option<f64>,
+    /// The score a window later.
+    pub after: Option<f64>,
+}
+
+/// One account's score at a time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoreAt {
+    /// The account.
+    pub account_id: String,
+    /// The value.
+    pub value: f64,
+    /// When it was computed (ms).
+    pub at: i64,
 }
 
 /// A change of tier.
@@ -793,6 +831,27 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         bounds_ms: &[i64],
     ) -> impl Future<Output = Result<Vec<Latency>>> + Send;
+    /// For one journey's email and task steps that ran in `[from, until - window_ms]` and were
+    /// sent or held out: the `score` when the step ran and `window_ms` later, per enrollment
+    /// and step.
+    fn step_score_changes(
+        &self,
+        journey_id: &str,
+        score: &str,
+        from: i64,
+        until: i64,
+        window_ms: i64,
+    ) -> impl Future<Output = Result<Vec<StepScoreChange>>> + Send;
+    /// Per account with a history of `score`: its value at `at` (ms), or, for accounts first
+    /// scored later, the first value before `until`.
+    fn scores_at(
+        &self,
+        score: &str,
+        at: i64,
+        until: i64,
+    ) -> impl Future<Output = Result<Vec<ScoreAt>>> + Send;
+    /// When each account first had an event named `name` (ms).
+    fn first_events(&self, name: &str) -> impl Future<Output = Result<Vec<(String, i64)>>> + Send;
     /// Outbox records written in `[from, to)`, per journey, step, kind and status.
     fn outbox_by_step(
         &self,

@@ -12,8 +12,9 @@ use sqlx::{QueryBuilder, Row};
 use super::{
     Applied, Changes, Count, DeliveryOutcome, DeliveryRow, DeliveryStatus, Enrollment,
     EnrollmentStatus, HeldJourney, Import, ImportOutcome, Latency, LogEntry, LoginsAsOf,
-    MetricsAsOf, NewTask, OutboxItem, OutboxRecord, Payload, Result, StepOutboxCount, Store,
-    StoreError, SubjectKey, Suppression, Task, TaskStatus, TaskWrite, TierChange, millis,
+    MetricsAsOf, NewTask, OutboxItem, OutboxRecord, Payload, Result, ScoreAt, StepOutboxCount,
+    StepScoreChange, Store, StoreError, SubjectKey, Suppression, Task, TaskStatus, TaskWrite,
+    TierChange, millis,
 };
 use crate::clock::{from_millis, to_millis};
 use crate::model::{Account, AccountState, Contact, Event, MetricValue};
@@ -498,6 +499,8 @@ macro_rules! store_impl {
                         Payload::from_stored(&kind, &text)
                             .map_err(|e| StoreError::Corrupt(format!("{e}: {text}")))?
                     },
+                    // Read back only to deliver or show: held-out records are never claimed.
+                    held_out: false,
                 })
             }
 
@@ -583,7 +586,7 @@ macro_rules! store_impl {
                             .push_bind(&r.account_id)
                             .push_bind(&r.contact_id)
                             .push_bind(to_json(&r.payload))
-                            .push_bind("pending")
+                            .push_bind(if r.held_out { "held_out" } else { "pending" })
                             .push_bind(now)
                             .push_bind(now);
                     });
@@ -1090,6 +1093,69 @@ macro_rules! store_impl {
                 rows.iter()
                     .map(|r| Ok((TierChange { from: r.try_get("from_tier")?, to: r.try_get("to_tier")?, rule: r.try_get("rule")?, at: r.try_get("at")? }, r.try_get("n")?)))
                     .collect()
+            }
+
+            async fn step_score_changes(&self, journey_id: &str, score: &str, from: i64, until: i64, window_ms: i64) -> Result<Vec<StepScoreChange>> {
+                // One row per enrollment and step (an account journey mails several contacts),
+                // with the score when the step ran and `window_ms` later.
+                let rows = sqlx::query(
+                    "SELECT s.enrollment_id, s.step_id, s.kind, s.status, s.account_id, s.at, \
+                     (SELECT h.value FROM score_history h WHERE h.account_id = s.account_id AND h.name = $2 \
+                      AND h.at <= s.at ORDER BY h.at DESC LIMIT 1) AS before_value, \
+                     (SELECT h.value FROM score_history h WHERE h.account_id = s.account_id AND h.name = $2 \
+                      AND h.at <= s.at + $5 ORDER BY h.at DESC LIMIT 1) AS after_value \
+                     FROM (SELECT enrollment_id, step_id, kind, status, account_id, MIN(created_at) AS at FROM outbox \
+                           WHERE journey_id = $1 AND status IN ('sent', 'held_out') AND kind IN ('email', 'task') \
+                           AND created_at >= $3 AND created_at + $5 <= $4 \
+                           GROUP BY enrollment_id, step_id, kind, status, account_id) s",
+                )
+                .bind(journey_id)
+                .bind(score)
+                .bind(from)
+                .bind(until)
+                .bind(window_ms)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(StepScoreChange {
+                            enrollment_id: r.try_get("enrollment_id")?,
+                            step_id: r.try_get("step_id")?,
+                            kind: r.try_get("kind")?,
+                            held_out: r.try_get::<String, _>("status")? == "held_out",
+                            account_id: r.try_get("account_id")?,
+                            at: r.try_get("at")?,
+                            before: r.try_get("before_value")?,
+                            after: r.try_get("after_value")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn scores_at(&self, score: &str, at: i64, until: i64) -> Result<Vec<ScoreAt>> {
+                // Per account: the latest value at `at`, else the first one after it.
+                let rows = sqlx::query(
+                    "SELECT account_id, value, at FROM (SELECT account_id, value, at, ROW_NUMBER() OVER ( \
+                     PARTITION BY account_id ORDER BY CASE WHEN at <= $2 THEN 0 ELSE 1 END, \
+                     CASE WHEN at <= $2 THEN -at ELSE at END) AS rn \
+                     FROM score_history WHERE name = $1 AND at < $3) ranked WHERE rn = 1",
+                )
+                .bind(score)
+                .bind(at)
+                .bind(until)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| Ok(ScoreAt { account_id: r.try_get("account_id")?, value: r.try_get("value")?, at: r.try_get("at")? }))
+                    .collect()
+            }
+
+            async fn first_events(&self, name: &str) -> Result<Vec<(String, i64)>> {
+                let rows = sqlx::query("SELECT account_id, MIN(at) AS at FROM events WHERE name = $1 GROUP BY account_id")
+                    .bind(name)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(|r| Ok((r.try_get("account_id")?, r.try_get("at")?))).collect()
             }
 
             async fn enrollments_entered(&self, from: i64, to: i64) -> Result<Vec<Enrollment>> {

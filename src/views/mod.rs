@@ -9,7 +9,9 @@ pub mod holds;
 pub mod journey_tests;
 pub mod plan;
 pub mod report;
+pub mod score_validation;
 pub mod status;
+pub mod step_effects;
 pub mod suppressions;
 pub mod tasks;
 

@@ -16,6 +16,8 @@ use crate::model::AccountState;
 use crate::stats::{percent, quantile};
 use crate::store::{DeliveryStatus, Enrollment, EnrollmentStatus, Store, StoreError, TaskStatus};
 use crate::text::count;
+use crate::views::score_validation::{self, ScoreValidation};
+use crate::views::step_effects::{self, StepEffect, Verdict};
 
 /// Days after its start within which an account should reach its onboarding goal, unless
 /// the report is told otherwise.
@@ -57,6 +59,11 @@ pub struct ReportView {
     pub delivery: Vec<ChannelHealth>,
     /// Suppressed addresses per reason (all time).
     pub suppressions: BTreeMap<String, u64>,
+    /// Whether each email and task step moves the scores (against the holdout where the
+    /// journey has one); ineffective steps are flagged.
+    pub step_effects: Vec<StepEffect>,
+    /// Each health score against churn in the period.
+    pub score_validation: Vec<ScoreValidation>,
 }
 
 /// One journey's funnel.
@@ -107,6 +114,8 @@ pub struct StepFunnel {
     pub held: u64,
     /// Records not sent on purpose (suppressed, over the cap, discarded).
     pub skipped: u64,
+    /// Records not sent because the subject is in the journey's holdout.
+    pub held_out: u64,
     /// Records failed or dead.
     pub failed: u64,
     /// Records still waiting (send window, retry).
@@ -213,6 +222,8 @@ pub struct ChannelHealth {
     pub held: u64,
     /// Skipped on purpose.
     pub skipped: u64,
+    /// Not sent: in a journey's holdout.
+    pub held_out: u64,
 }
 
 /// A filter naming something the project does not have.
@@ -340,6 +351,7 @@ pub async fn build<S: Store>(
                             DeliveryStatus::Sent => funnel.sent += n,
                             DeliveryStatus::Held => funnel.held += n,
                             DeliveryStatus::Skipped => funnel.skipped += n,
+                            DeliveryStatus::HeldOut => funnel.held_out += n,
                             DeliveryStatus::Failed | DeliveryStatus::Dead => funnel.failed += n,
                             DeliveryStatus::Pending | DeliveryStatus::Sending => {
                                 funnel.pending += n
@@ -420,7 +432,19 @@ pub async fn build<S: Store>(
     for suppression in store.suppressions().await? {
         *suppressions.entry(suppression.reason).or_insert(0) += 1;
     }
+    let mut step_effects = Vec::new();
+    for (id, journey) in &definitions.journeys {
+        if scope.journey.as_ref().is_none_or(|j| j == id) {
+            step_effects
+                .extend(step_effects::for_journey(store, journey, from, to, &selected).await?);
+        }
+    }
+    let churned = score_validation::churn_times(store, definitions, &accounts).await?;
+    let score_validation =
+        score_validation::build(store, definitions, &churned, (from, to), &selected).await?;
     Ok(ReportView {
+        step_effects,
+        score_validation,
         csms: csm_loads(definitions, &tasks, from, to),
         delivery: delivery_health(definitions, &outbox),
         scope,
@@ -660,6 +684,7 @@ fn delivery_health(
             DeliveryStatus::Pending | DeliveryStatus::Sending => health.pending += n,
             DeliveryStatus::Held => health.held += n,
             DeliveryStatus::Skipped => health.skipped += n,
+            DeliveryStatus::HeldOut => health.held_out += n,
         }
     }
     channels.into_values().collect()
@@ -721,13 +746,14 @@ pub fn text(view: &ReportView) -> String {
         {
             let _ = writeln!(
                 out,
-                "  {:<22} {:<8} reached {:>6}  sent {:>6}  held {:>5}  skipped {:>5}  failed {:>4}  waiting {:>5}",
+                "  {:<22} {:<8} reached {:>6}  sent {:>6}  held {:>5}  skipped {:>5}  held out {:>5}  failed {:>4}  waiting {:>5}",
                 step.step_id,
                 step.kind,
                 step.reached,
                 step.sent,
                 step.held,
                 step.skipped,
+                step.held_out,
                 step.failed,
                 step.pending
             );
@@ -828,5 +854,97 @@ pub fn text(view: &ReportView) -> String {
             .collect();
         let _ = writeln!(out, "  suppressed addresses: {}", list.join(", "));
     }
+    step_effects_text(&mut out, &view.step_effects);
+    score_validation_text(&mut out, &view.score_validation);
     out
+}
+
+fn estimate(e: Option<crate::stats::Estimate>) -> String {
+    e.map_or_else(
+        || "—".into(),
+        |e| format!("{:+.1} [{:+.1}, {:+.1}]", e.value, e.low, e.high),
+    )
+}
+
+fn step_effects_text(out: &mut String, effects: &[StepEffect]) {
+    if effects.is_empty() {
+        return;
+    }
+    out.push_str(
+        "
+Do the steps work? (score change in the window after the step, 95% interval)
+",
+    );
+    for effect in effects {
+        let flag = if effect.verdict == Verdict::Ineffective {
+            "!!"
+        } else {
+            "  "
+        };
+        let _ = writeln!(
+            out,
+            "{flag}{}/{} ({}, {:.0} days): {}",
+            effect.journey_id, effect.step_id, effect.kind, effect.window_days, effect.summary
+        );
+        for score in &effect.scores {
+            let _ = writeln!(
+                out,
+                "      {:<16} recipients {} ({})   holdout {} ({})   lift {}",
+                score.score,
+                estimate(score.recipients_change),
+                score.recipients,
+                estimate(score.held_out_change),
+                score.held_out,
+                estimate(score.lift)
+            );
+        }
+    }
+}
+
+fn score_validation_text(out: &mut String, scores: &[ScoreValidation]) {
+    if scores.is_empty() {
+        return;
+    }
+    out.push_str(
+        "
+Do the scores predict churn? (score at the period's start, churn by its end)
+",
+    );
+    for score in scores {
+        let _ = writeln!(
+            out,
+            "  {:<16} {} accounts, {} churned: {}",
+            score.score, score.accounts, score.churned, score.verdict
+        );
+        let bands: Vec<String> = score
+            .bands
+            .iter()
+            .map(|b| {
+                let range = match (b.above, b.up_to) {
+                    (None, Some(high)) => format!("≤{}", super::number(high)),
+                    (Some(low), Some(high)) => {
+                        format!("{}–{}", super::number(low), super::number(high))
+                    }
+                    (Some(low), None) => format!(">{}", super::number(low)),
+                    (None, None) => "all".into(),
+                };
+                format!(
+                    "{range}: {}/{} ({})",
+                    b.churned,
+                    b.accounts,
+                    pct(b.churn_percent)
+                )
+            })
+            .collect();
+        if !bands.is_empty() {
+            let _ = writeln!(out, "      churn by band: {}", bands.join(", "));
+        }
+        if score.churn_time_unknown > 0 {
+            let _ = writeln!(
+                out,
+                "      {} churned accounts left out: no churn event or contract end says when",
+                score.churn_time_unknown
+            );
+        }
+    }
 }

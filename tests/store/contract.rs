@@ -231,6 +231,7 @@ fn step_move(before: &Enrollment, step: &str) -> EnrollmentUpdate {
                 endpoint: "crm".into(),
                 body: None,
             }),
+            held_out: false,
         }],
         log: vec![LogEntry {
             step_id: Some(step.into()),

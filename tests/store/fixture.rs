@@ -25,6 +25,8 @@ pools:
 webhooks:
   # Nothing listens on port 9: webhook records fail for now and are retried.
   crm: { url: "http://127.0.0.1:9/hook", allow_private: true }
+report:
+  churn_event: account_churned
 "#;
 
 /// Contact journey started by `account_created`: mail, wait two days, mail; goal usage ≥ 90.

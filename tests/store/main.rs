@@ -204,6 +204,7 @@ fn main() {
         engine::goal_ends_the_journey_mid_way,
         engine::tier_changes_after_a_utilization_drop,
         report::the_report_counts_a_known_history,
+        report::holdouts_show_which_steps_move_the_scores,
         engine::edited_journey_keeps_running_enrollments_on_their_version,
         engine::removed_journey_lets_running_enrollments_finish,
         engine::schedule_entry_fires_at_its_time,

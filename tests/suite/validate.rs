@@ -450,3 +450,41 @@ fn every_file_the_definitions_read_is_watched() {
         ]
     );
 }
+
+#[test]
+fn a_holdout_is_a_share_up_to_half_and_names_known_scores() {
+    let with = |holdout: &str| {
+        format!(
+            "name: Test\naudience: accounts\nentry: {{ event: account_created }}\ngoal: {{ when: 'account.scores.utilization >= 60' }}\nholdout: {holdout}\nsteps:\n  - exit: done\n"
+        )
+    };
+    let project = Project::new()
+        .journey("big", &with("70%"))
+        .journey("bare", &with("10"))
+        .journey("named", &with("{ share: 10%, scores: [utilisation] }"))
+        .journey("fine", &with("{ share: 12.5%, window: 7d }"));
+    assert_diagnostics(
+        &project.load(),
+        &[
+            "journeys/bare.yaml:5:10: error: a holdout is a share: write `10%`",
+            "journeys/big.yaml:5:10: error: invalid holdout `70%`: must be from 0% to 50%, so that most of the journey's audience gets it",
+            "journeys/named.yaml:5:33: error: unknown score `utilisation`",
+            "  help: did you mean `utilization`?",
+        ],
+    );
+}
+
+#[test]
+fn a_holdout_with_nothing_to_compare_is_a_warning() {
+    let project = Project::new().journey(
+        "plain",
+        "name: Test\naudience: accounts\nentry: { event: account_created }\nholdout: 10%\nsteps:\n  - exit: done\n",
+    );
+    assert_diagnostics(
+        &project.load(),
+        &[
+            "journeys/plain.yaml: warning: the holdout has nothing to compare: the goal reads no score",
+            "  help: name them: `holdout: { share: 10%, scores: [utilization] }`",
+        ],
+    );
+}
