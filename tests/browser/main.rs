@@ -73,7 +73,7 @@ fn browse(browser: &Path, page: &Path, extra: &[&str]) -> Result<(String, String
 
 fn the_html_report_renders_its_charts_in_chromium(browser: &Path) -> Result<(), Failed> {
     let dir = bundled_example();
-    touchline(dir.path(), &["demo", "--days", "3"])?;
+    touchline(dir.path(), &["demo"])?;
     let page = dir.path().join("report.html");
     touchline(
         dir.path(),
@@ -82,7 +82,7 @@ fn the_html_report_renders_its_charts_in_chromium(browser: &Path) -> Result<(), 
             "sqlite://demo.db",
             "report",
             "--from",
-            "2026-11-01",
+            "2026-10-17",
             "--to",
             "2026-12-01",
             "--format",
@@ -144,14 +144,29 @@ fn the_html_report_renders_its_charts_in_chromium(browser: &Path) -> Result<(), 
             return Err(format!("no {chart} chart in the rendered page").into());
         }
     }
-    // A screenshot that is not blank: many colours, not one.
+    // Which steps work: the utilization nudge is flagged against its holdout, and every
+    // measured step has its dot; each score has its churn bands.
+    let flagged = dom
+        .split("<tr class=\"ineffective\">")
+        .skip(1)
+        .any(|row| row.contains("utilization-rescue/nudge"));
+    let dots = dom.matches("class=\"effect\"").count();
+    let bands = dom.matches("class=\"churn-bands\"").count();
+    if !flagged || dots < 5 || bands < 4 {
+        return Err(format!(
+            "step effects and score validation did not render: nudge flagged {flagged}, {dots} effect dots, {bands} churn-band charts"
+        )
+        .into());
+    }
+    // A screenshot of the whole page that is not blank: many colours, not one; bars drawn,
+    // and the churn bars and flagged step in red.
     let shot = dir.path().join("report.png");
     browse(
         browser,
         &page,
         &[
             "--hide-scrollbars",
-            "--window-size=1200,1600",
+            "--window-size=1200,9000",
             &format!("--screenshot={}", shot.display()),
         ],
     )?;
@@ -169,9 +184,13 @@ fn the_html_report_renders_its_charts_in_chromium(browser: &Path) -> Result<(), 
         .chunks(step)
         .filter(|p| p.len() >= 3 && p[0] == 0x2f && p[1] == 0x6f && p[2] == 0xb3)
         .count();
-    if colours.len() < 20 || bar_blue < 1000 {
+    let red = data
+        .chunks(step)
+        .filter(|p| p.len() >= 3 && p[0] == 0xb8 && p[1] == 0x32 && p[2] == 0x2a)
+        .count();
+    if colours.len() < 20 || bar_blue < 1000 || red < 1000 {
         return Err(format!(
-            "the screenshot looks blank: {} colours, {bar_blue} bar pixels",
+            "the screenshot looks blank: {} colours, {bar_blue} bar pixels, {red} red pixels",
             colours.len()
         )
         .into());

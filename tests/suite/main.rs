@@ -15,4 +15,5 @@ mod examples;
 mod hostile;
 mod journey_tests;
 mod plan;
+mod report;
 mod validate;
