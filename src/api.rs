@@ -59,6 +59,7 @@ pub fn router<S: Store>(state: Arc<ApiState<S>>) -> Router {
         .route("/v1/tasks", get(list_tasks::<S>))
         .route("/v1/tasks/{id}/done", post(complete_task::<S>))
         .route("/v1/tasks/{id}/reassign", post(reassign_task::<S>))
+        .route("/v1/tasks/{id}/snooze", post(snooze_task::<S>))
         .route("/v1/suppressions", get(list_suppressions::<S>))
         .route("/v1/holds", get(list_holds::<S>))
         .route("/report", get(report_page::<S>))
@@ -291,18 +292,89 @@ async fn list_tasks<S: Store>(
     }
 }
 
+/// Who changes tasks through the API, in a task's history.
+const API_ACTOR: &str = "api";
+
+/// A refused task change as an HTTP answer.
+fn desk_error(e: crate::task_desk::DeskError) -> Response {
+    use crate::task_desk::DeskError;
+    let status = match &e {
+        DeskError::NoSuchTask(_) => StatusCode::NOT_FOUND,
+        DeskError::Closed(_) | DeskError::Full { .. } => StatusCode::CONFLICT,
+        DeskError::UnknownCsm(_) | DeskError::PastSnooze => StatusCode::UNPROCESSABLE_ENTITY,
+        DeskError::Store(e) => return unavailable(e),
+    };
+    error(status, e.to_string(), Vec::new())
+}
+
+/// An optional JSON body of `T` (an empty body is `T::default()`), or why it is bad.
+fn optional_body<T: serde::de::DeserializeOwned + Default>(
+    body: &Bytes,
+    shape: &str,
+) -> Result<T, String> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| format!("send {shape}: {e}"))
+}
+
+/// Body of `POST /v1/tasks/{id}/done`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DoneBody {
+    note: Option<String>,
+}
+
 async fn complete_task<S: Store>(
     State(state): State<Arc<ApiState<S>>>,
     Path(id): Path<i64>,
+    body: Bytes,
 ) -> Response {
-    match state
-        .store
-        .update_task(id, Some(TaskStatus::Done), None, state.now_ms())
-        .await
-    {
-        Ok(true) => Json(json!({ "id": id, "status": "done" })).into_response(),
-        Ok(false) => error(StatusCode::NOT_FOUND, format!("no task {id}"), Vec::new()),
-        Err(e) => unavailable(e),
+    let body: DoneBody = match optional_body(&body, "nothing, or {\"note\": \"...\"}") {
+        Ok(body) => body,
+        Err(reason) => return error(StatusCode::BAD_REQUEST, reason, Vec::new()),
+    };
+    let now = state.clock.now();
+    match crate::task_desk::done(&state.store, id, body.note, API_ACTOR, now).await {
+        Ok(done) => {
+            Json(json!({ "id": id, "status": "done", "changed": done.changed })).into_response()
+        }
+        Err(e) => desk_error(e),
+    }
+}
+
+/// Body of `POST /v1/tasks/{id}/snooze`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SnoozeBody {
+    until: String,
+}
+
+async fn snooze_task<S: Store>(
+    State(state): State<Arc<ApiState<S>>>,
+    Path(id): Path<i64>,
+    body: Bytes,
+) -> Response {
+    let shape = "{\"until\": \"2026-12-07T09:00:00Z\"}";
+    let body: SnoozeBody = match serde_json::from_slice(&body) {
+        Ok(body) => body,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("send {shape}: {e}"),
+                Vec::new(),
+            );
+        }
+    };
+    let until = match crate::clock::parse_time(&body.until) {
+        Ok(until) => until,
+        Err(e) => return error(StatusCode::UNPROCESSABLE_ENTITY, e, Vec::new()),
+    };
+    let now = state.clock.now();
+    match crate::task_desk::snooze(&state.store, id, until, API_ACTOR, now).await {
+        Ok(done) => Json(json!({ "id": id, "snoozed_until": until, "changed": done.changed }))
+            .into_response(),
+        Err(e) => desk_error(e),
     }
 }
 
@@ -328,21 +400,21 @@ async fn reassign_task<S: Store>(
             );
         }
     };
-    if state.config.csm(&reassign.csm).is_none() {
-        return error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            crate::definitions::config::no_such_csm(&reassign.csm, &state.config.csm_ids()),
-            Vec::new(),
-        );
-    }
-    match state
-        .store
-        .update_task(id, None, Some(&reassign.csm), state.now_ms())
-        .await
+    let definitions = state.definitions();
+    let now = state.clock.now();
+    match crate::task_desk::reassign(
+        &state.store,
+        &definitions,
+        id,
+        &reassign.csm,
+        API_ACTOR,
+        now,
+    )
+    .await
     {
-        Ok(true) => Json(json!({ "id": id, "assignee": reassign.csm })).into_response(),
-        Ok(false) => error(StatusCode::NOT_FOUND, format!("no task {id}"), Vec::new()),
-        Err(e) => unavailable(e),
+        Ok(done) => Json(json!({ "id": id, "assignee": reassign.csm, "changed": done.changed }))
+            .into_response(),
+        Err(e) => desk_error(e),
     }
 }
 

@@ -23,6 +23,7 @@ pub mod simulate;
 pub mod stats;
 pub mod store;
 pub mod suggest;
+pub mod task_desk;
 pub mod text;
 pub mod views;
 pub mod yaml;

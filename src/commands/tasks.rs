@@ -1,14 +1,14 @@
-//! `touchline tasks`: CSM tasks by CSM; done, reassign.
+//! `touchline tasks`: CSM tasks by CSM; done, snooze, reassign.
 
 use std::io::Write;
 
 use super::{Context, Format, io, print};
-use crate::clock::to_millis;
 use crate::store::{Store, TaskStatus};
+use crate::task_desk;
 use crate::views::tasks;
 use crate::with_store;
 
-/// List CSM tasks, mark them done, or reassign them.
+/// List CSM tasks, mark them done, snooze or reassign them.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// What to do (default: list open tasks).
@@ -35,6 +35,16 @@ pub enum Action {
     Done {
         /// The task's number.
         id: i64,
+        /// What was done, kept with the task.
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// Put a task out of the way until a time.
+    Snooze {
+        /// The task's number.
+        id: i64,
+        /// Until when, e.g. `2026-12-07` or `2026-12-07T09:00:00-06:00`.
+        until: String,
     },
     /// Give a task to another CSM.
     Reassign {
@@ -84,8 +94,8 @@ async fn act<S: Store>(
     action: Action,
     out: &mut dyn Write,
 ) -> Result<i32, String> {
-    let now = to_millis(ctx.clock.now());
-    let (id, csm) = match action {
+    let now = ctx.clock.now();
+    let result = match action {
         Action::List {
             csm,
             status,
@@ -102,30 +112,19 @@ async fn act<S: Store>(
             print(out, format, &view, |v| tasks::text(v))?;
             return Ok(0);
         }
-        Action::Done { id } => (id, None),
+        Action::Done { id, note } => task_desk::done(store, id, note, ACTOR, now).await,
+        Action::Snooze { id, until } => {
+            let until = crate::clock::parse_time(&until)?;
+            task_desk::snooze(store, id, until, ACTOR, now).await
+        }
         Action::Reassign { id, csm } => {
-            let config = &ctx.definitions.config;
-            if config.csm(&csm).is_none() {
-                return Err(crate::definitions::config::no_such_csm(
-                    &csm,
-                    &config.csm_ids(),
-                ));
-            }
-            (id, Some(csm))
+            task_desk::reassign(store, &ctx.definitions, id, &csm, ACTOR, now).await
         }
     };
-    let status = csm.is_none().then_some(TaskStatus::Done);
-    let updated = store
-        .update_task(id, status, csm.as_deref(), now)
-        .await
-        .map_err(|e| e.to_string())?;
-    if !updated {
-        return Err(format!("no task #{id}"));
-    }
-    match csm {
-        Some(csm) => writeln!(out, "task #{id} reassigned to {csm}"),
-        None => writeln!(out, "task #{id} done"),
-    }
-    .map_err(io)?;
+    let done = result.map_err(|e| e.to_string())?;
+    writeln!(out, "{}", done.message).map_err(io)?;
     Ok(0)
 }
+
+/// Who changes tasks from the command line, in a task's history.
+const ACTOR: &str = "cli";

@@ -669,6 +669,71 @@ pub struct Task {
     pub closed_reason: Option<String>,
     /// Last changed (ms): for a done task, when it was done.
     pub updated_at: i64,
+    /// Out of the CSM's way until then (ms).
+    pub snoozed_until: Option<i64>,
+    /// What the CSM wrote when marking it done.
+    pub note: Option<String>,
+}
+
+/// A person's change to a task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskChange {
+    /// Mark it done, with an optional note.
+    Done {
+        /// The note.
+        note: Option<String>,
+    },
+    /// Out of the way until this time (ms).
+    Snooze {
+        /// Until (ms).
+        until: i64,
+    },
+    /// Give it to another CSM, if they have room.
+    Reassign {
+        /// The CSM.
+        to: String,
+        /// Their capacity (open tasks), if set.
+        capacity: Option<i64>,
+    },
+}
+
+impl TaskChange {
+    /// The action's name in the task's history.
+    pub fn action(&self) -> &'static str {
+        match self {
+            Self::Done { .. } => "done",
+            Self::Snooze { .. } => "snoozed",
+            Self::Reassign { .. } => "reassigned",
+        }
+    }
+}
+
+/// What a task change did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskChangeOutcome {
+    /// Changed and recorded.
+    Changed,
+    /// It already was so (a form sent twice): nothing written.
+    Unchanged,
+    /// No such task.
+    NotFound,
+    /// The task is done: it cannot be snoozed or reassigned.
+    Closed,
+    /// The new assignee has no room.
+    AssigneeFull,
+}
+
+/// One line of a task's history.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TaskLogEntry {
+    /// When (ms).
+    pub at: i64,
+    /// Who: a CSM id, `admin`, `cli` or `touchline`.
+    pub actor: String,
+    /// `done`, `snoozed`, `reassigned`.
+    pub action: String,
+    /// The note, the time, the CSMs.
+    pub detail: String,
 }
 
 /// What delivering a task did.
@@ -956,14 +1021,22 @@ pub trait Store: Clone + Send + Sync + 'static {
         assignee: Option<&str>,
         status: Option<TaskStatus>,
     ) -> impl Future<Output = Result<Vec<Task>>> + Send;
-    /// Changes a task's status and/or assignee; false if there is no such task.
-    fn update_task(
+    /// One task.
+    fn task(&self, id: i64) -> impl Future<Output = Result<Option<Task>>> + Send;
+    /// Applies a person's change to a task and records it (with `notices` to write when
+    /// it changed), in one transaction; a change that is already so writes nothing. A
+    /// reassignment counts the new assignee's open tasks under the same lock as task
+    /// creation, so a free slot is given once.
+    fn change_task(
         &self,
         id: i64,
-        status: Option<TaskStatus>,
-        assignee: Option<&str>,
+        change: &TaskChange,
+        actor: &str,
         now: i64,
-    ) -> impl Future<Output = Result<bool>> + Send;
+        notices: &[OutboxRecord],
+    ) -> impl Future<Output = Result<TaskChangeOutcome>> + Send;
+    /// A task's history, oldest first.
+    fn task_log(&self, id: i64) -> impl Future<Output = Result<Vec<TaskLogEntry>>> + Send;
     /// An enrollment's history: (time, step, event, detail).
     fn enrollment_log(
         &self,

@@ -13,8 +13,8 @@ use super::{
     Applied, Changes, Count, DeliveryOutcome, DeliveryRow, DeliveryStatus, Enrollment,
     EnrollmentStatus, HeldJourney, Import, ImportOutcome, Latency, LogEntry, LoginsAsOf,
     MetricsAsOf, NewTask, OutboxItem, OutboxRecord, Payload, Result, ScoreAt, StepOutboxCount,
-    StepScoreChange, Store, StoreError, SubjectKey, Suppression, Task, TaskStatus, TaskWrite,
-    TierChange, millis,
+    StepScoreChange, Store, StoreError, SubjectKey, Suppression, Task, TaskChange,
+    TaskChangeOutcome, TaskLogEntry, TaskStatus, TaskWrite, TierChange, millis,
 };
 use crate::clock::{from_millis, to_millis};
 use crate::model::{Account, AccountState, Contact, Event, MetricValue};
@@ -27,6 +27,8 @@ const ACCOUNT_COLUMNS: &str = "id, name, plan, arr, mrr, industry, owner, timezo
 
 const CONTACT_COLUMNS: &str = "id, account_id, email, name, first_name, role, locale, timezone, subscribed, created_at, last_login_at, attributes";
 
+const TASK_COLUMNS: &str = "id, dedupe_key, account_id, journey_id, step_id, title, description, assignee, \
+     priority, status, due_at, reason, created_at, closed_reason, updated_at, snoozed_until, note";
 const ENROLLMENT_COLUMNS: &str = "id, journey_id, version_hash, account_id, contact_id, status, step_index, \
      wait_started_at, next_due_at, entered_at, ended_at, end_reason, version";
 
@@ -482,6 +484,8 @@ macro_rules! store_impl {
                     created_at: row.try_get("created_at")?,
                     closed_reason: row.try_get("closed_reason")?,
                     updated_at: row.try_get("updated_at")?,
+                    snoozed_until: row.try_get("snoozed_until")?,
+                    note: row.try_get("note")?,
                 })
             }
 
@@ -1572,9 +1576,8 @@ macro_rules! store_impl {
 
             async fn tasks(&self, assignee: Option<&str>, status: Option<TaskStatus>) -> Result<Vec<Task>> {
                 let rows = sqlx::query(
-                    "SELECT id, dedupe_key, account_id, journey_id, step_id, title, description, assignee, priority, \
-                     status, due_at, reason, created_at, closed_reason, updated_at FROM tasks \
-                     WHERE ($1 IS NULL OR assignee = $1) AND ($2 IS NULL OR status = $2) ORDER BY id",
+                    &format!("SELECT {TASK_COLUMNS} FROM tasks \
+                     WHERE ($1 IS NULL OR assignee = $1) AND ($2 IS NULL OR status = $2) ORDER BY id"),
                 )
                 .bind(assignee)
                 .bind(status.map(TaskStatus::as_str))
@@ -1583,21 +1586,104 @@ macro_rules! store_impl {
                 rows.iter().map(Self::task).collect()
             }
 
-            async fn update_task(&self, id: i64, status: Option<TaskStatus>, assignee: Option<&str>, now: i64) -> Result<bool> {
+            async fn task(&self, id: i64) -> Result<Option<Task>> {
+                let row = sqlx::query(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.as_ref().map(Self::task).transpose()
+            }
+
+            async fn change_task(&self, id: i64, change: &TaskChange, actor: &str, now: i64, notices: &[OutboxRecord]) -> Result<TaskChangeOutcome> {
                 // One writer at a time on SQLite, queued here rather than in SQLite's busy loop.
                 let _writing = self.write_gate().await;
-                let done = sqlx::query(
-                    "UPDATE tasks SET status = COALESCE($2, status), assignee = COALESCE($3, assignee), updated_at = $4 \
-                     WHERE id = $1",
-                )
-                .bind(id)
-                .bind(status.map(TaskStatus::as_str))
-                .bind(assignee)
-                .bind(now)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-                Ok(done == 1)
+                let mut tx = self.pool.begin().await?;
+                if matches!(change, TaskChange::Reassign { .. }) {
+                    // The lock task creation takes: a free slot is counted once.
+                    sqlx::query(
+                        "INSERT INTO counters (key, value) VALUES ('task_assignment', 1) \
+                         ON CONFLICT (key) DO UPDATE SET value = counters.value + 1",
+                    )
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                let Some(row) = sqlx::query("SELECT status, assignee, snoozed_until FROM tasks WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                else {
+                    return Ok(TaskChangeOutcome::NotFound);
+                };
+                let done = row.try_get::<String, _>("status")? == "done";
+                let assignee: Option<String> = row.try_get("assignee")?;
+                let snoozed: Option<i64> = row.try_get("snoozed_until")?;
+                let detail = match change {
+                    TaskChange::Done { .. } if done => return Ok(TaskChangeOutcome::Unchanged),
+                    TaskChange::Done { note } => {
+                        sqlx::query("UPDATE tasks SET status = 'done', note = $2, snoozed_until = NULL, updated_at = $3 WHERE id = $1")
+                            .bind(id)
+                            .bind(note)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                        note.clone().unwrap_or_default()
+                    }
+                    _ if done => return Ok(TaskChangeOutcome::Closed),
+                    TaskChange::Snooze { until } if snoozed == Some(*until) => return Ok(TaskChangeOutcome::Unchanged),
+                    TaskChange::Snooze { until } => {
+                        sqlx::query("UPDATE tasks SET snoozed_until = $2, updated_at = $3 WHERE id = $1")
+                            .bind(id)
+                            .bind(*until)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                        crate::clock::from_millis(*until).format("until %Y-%m-%d %H:%M UTC").to_string()
+                    }
+                    TaskChange::Reassign { to, .. } if assignee.as_deref() == Some(to.as_str()) => {
+                        return Ok(TaskChangeOutcome::Unchanged);
+                    }
+                    TaskChange::Reassign { to, capacity } => {
+                        if let Some(capacity) = capacity {
+                            let open: i64 = sqlx::query("SELECT COUNT(*) AS n FROM tasks WHERE assignee = $1 AND status = 'open'")
+                                .bind(to)
+                                .fetch_one(&mut *tx)
+                                .await?
+                                .try_get("n")?;
+                            if open >= *capacity {
+                                return Ok(TaskChangeOutcome::AssigneeFull);
+                            }
+                        }
+                        sqlx::query("UPDATE tasks SET assignee = $2, snoozed_until = NULL, updated_at = $3 WHERE id = $1")
+                            .bind(id)
+                            .bind(to)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                        format!("{} → {to}", assignee.as_deref().unwrap_or("(nobody)"))
+                    }
+                };
+                sqlx::query("INSERT INTO task_log (task_id, at, actor, action, detail) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(id)
+                    .bind(now)
+                    .bind(actor)
+                    .bind(change.action())
+                    .bind(&detail)
+                    .execute(&mut *tx)
+                    .await?;
+                let notices: Vec<&OutboxRecord> = notices.iter().collect();
+                Self::outbox_all(&mut tx, &notices, now).await?;
+                tx.commit().await?;
+                Ok(TaskChangeOutcome::Changed)
+            }
+
+            async fn task_log(&self, id: i64) -> Result<Vec<TaskLogEntry>> {
+                let rows = sqlx::query("SELECT at, actor, action, detail FROM task_log WHERE task_id = $1 ORDER BY id")
+                    .bind(id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| Ok(TaskLogEntry { at: r.try_get("at")?, actor: r.try_get("actor")?, action: r.try_get("action")?, detail: r.try_get("detail")? }))
+                    .collect()
             }
 
             async fn enrollment_log(&self, enrollment_id: i64) -> Result<Vec<(i64, LogEntry)>> {

@@ -137,12 +137,10 @@ pub async fn an_open_task_is_updated_not_duplicated<S: Store>(store: S) {
     );
     // Once done, the next one is a new task.
     let id = store.tasks(None, None).await.expect("tasks")[0].id;
-    assert!(
-        store
-            .update_task(id, Some(TaskStatus::Done), None, to_millis(t0()))
-            .await
-            .expect("done")
-    );
+    let done = touchline::task_desk::done(&store, id, None, "ana", t0())
+        .await
+        .expect("done");
+    assert!(done.changed, "{done:?}");
     send_event(&store, "a1", "account_created", t0() + days(4)).await;
     engine.tick(t0() + days(4)).await.expect("tick");
     let report = deliverer
@@ -1095,4 +1093,130 @@ pub async fn many_rule_errors_in_one_pass_hold_what_it_wrote<S: Store>(store: S)
         .await
         .expect("deliver");
     assert!(delivered.is_idle(), "nothing goes out: {delivered:?}");
+}
+
+/// A CSM's actions on tasks: done with a note, snooze, reassign — each refused with a
+/// reason where it must be, recorded once, and a form sent twice changes nothing more.
+pub async fn a_csm_works_tasks_done_snoozed_and_reassigned_once<S: Store>(store: S) {
+    use touchline::task_desk::{self, DeskError};
+
+    let project = Project::new(&[("handoff", HANDOFF)]);
+    for id in ["a1", "a2", "a3"] {
+        customer(&store, id, 5000.0, 50.0, t0()).await;
+        send_event(&store, id, "account_created", t0()).await;
+    }
+    let definitions = project.definitions();
+    let engine = Engine::new(definitions.clone(), store.clone());
+    engine.tick(t0()).await.expect("tick");
+    let deliverer = Deliverer::new(
+        definitions.clone(),
+        store.clone(),
+        project.dir.path().join("outbox"),
+    );
+    deliverer.deliver_due(t0()).await.expect("deliver");
+    let open = store
+        .tasks(None, Some(TaskStatus::Open))
+        .await
+        .expect("tasks");
+    let of = |csm: &str| {
+        open.iter()
+            .filter(|t| t.task.assignee.as_deref() == Some(csm))
+            .map(|t| t.id)
+            .collect::<Vec<i64>>()
+    };
+    let (anas, bens) = (of("ana"), of("ben"));
+    assert_eq!((anas.len(), bens.len()), (1, 2));
+    let now = t0() + chrono::Duration::hours(2);
+
+    // Ana (capacity 1) has no room; an unknown CSM gets a did-you-mean.
+    let full = task_desk::reassign(&store, &definitions, bens[0], "ana", "ben", now)
+        .await
+        .expect_err("ana is full");
+    assert_eq!(
+        full.to_string(),
+        "Ana Ortiz has no room: 1 open tasks of a capacity of 1"
+    );
+    let unknown = task_desk::reassign(&store, &definitions, bens[0], "anna", "ben", now)
+        .await
+        .expect_err("unknown");
+    assert!(matches!(unknown, DeskError::UnknownCsm(_)), "{unknown}");
+    assert!(
+        unknown.to_string().contains("did you mean `ana`?"),
+        "{unknown}"
+    );
+
+    // Done with a note, twice: recorded once.
+    for changed in [true, false] {
+        let done = task_desk::done(
+            &store,
+            anas[0],
+            Some(" called, kickoff booked ".into()),
+            "ana",
+            now,
+        )
+        .await
+        .expect("done");
+        assert_eq!(done.changed, changed, "{done:?}");
+    }
+    let task = store.task(anas[0]).await.expect("task").expect("exists");
+    assert_eq!(
+        (task.status, task.note.as_deref()),
+        (TaskStatus::Done, Some("called, kickoff booked"))
+    );
+    let refused = task_desk::snooze(&store, anas[0], now + days(1), "ana", now)
+        .await
+        .expect_err("done tasks stay done");
+    assert!(matches!(refused, DeskError::Closed(_)), "{refused}");
+
+    // Now Ana has room: the handover happens once, and she hears about it once.
+    for changed in [true, false] {
+        let handed = task_desk::reassign(&store, &definitions, bens[0], "ana", "ben", now)
+            .await
+            .expect("reassign");
+        assert_eq!(handed.changed, changed, "{handed:?}");
+    }
+    let notices: Vec<_> = store
+        .deliveries(&[DeliveryStatus::Pending], 100)
+        .await
+        .expect("pending")
+        .into_iter()
+        .filter(|r| r.record.idempotency_key.contains(":reassigned:ana:"))
+        .collect();
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    let report = deliverer.deliver_due(now).await.expect("deliver");
+    assert_eq!(report.emails, 1, "{report:?}");
+
+    // Snooze: into the future once; the past is refused.
+    for changed in [true, false] {
+        let snoozed = task_desk::snooze(&store, bens[1], now + days(3), "ben", now)
+            .await
+            .expect("snooze");
+        assert_eq!(snoozed.changed, changed);
+    }
+    let past = task_desk::snooze(&store, bens[1], now - days(1), "ben", now)
+        .await
+        .expect_err("past");
+    assert!(matches!(past, DeskError::PastSnooze));
+    let snoozed = store.task(bens[1]).await.expect("task").expect("exists");
+    assert_eq!(snoozed.snoozed_until, Some(to_millis(now + days(3))));
+
+    // Each change is in the task's history, with who made it.
+    let history = |id: i64| {
+        let store = store.clone();
+        async move {
+            store
+                .task_log(id)
+                .await
+                .expect("log")
+                .into_iter()
+                .map(|e| format!("{} {} {}", e.actor, e.action, e.detail))
+                .collect::<Vec<String>>()
+        }
+    };
+    assert_eq!(history(anas[0]).await, ["ana done called, kickoff booked"]);
+    assert_eq!(history(bens[0]).await, ["ben reassigned ben → ana"]);
+    assert_eq!(
+        history(bens[1]).await,
+        ["ben snoozed until 2026-11-05 11:00 UTC"]
+    );
 }

@@ -213,6 +213,7 @@ fn main() {
         engine::a_pass_sees_only_data_dated_at_or_before_it,
         delivery::tasks_are_assigned_round_robin_with_capacity,
         delivery::an_open_task_is_updated_not_duplicated,
+        delivery::a_csm_works_tasks_done_snoozed_and_reassigned_once,
         delivery::a_lost_lease_is_taken_over_and_delivered_once,
         delivery::failed_deliveries_are_listed_and_can_be_retried,
         delivery::emails_go_over_smtp_and_failures_are_classified,
