@@ -10,42 +10,23 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::middleware;
 use axum::response::Html;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::{Map, Value, json};
-use tokio::sync::Notify;
 
-use crate::delivery::unsubscribe::{TokenError, UnsubscribeKey};
+use crate::delivery::unsubscribe::TokenError;
 use crate::ingest::{self, Kind};
 use crate::store::{Store, Suppression, TaskStatus};
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
-/// What the handlers share.
-#[derive(Debug)]
-pub struct ApiState<S: Store> {
-    /// Where data goes.
-    pub store: S,
-    /// The bearer token clients must send (`None`: only `/unsubscribe` and `/healthz` work).
-    pub token: Option<String>,
-    /// Woken after every write, so the engine runs a pass soon.
-    pub wake: Arc<Notify>,
-    /// Checks unsubscribe tokens.
-    pub unsubscribe: UnsubscribeKey,
-    /// The settings: the CSMs tasks can be reassigned to, and their names.
-    pub config: Arc<crate::definitions::Config>,
-    /// Where "now" comes from (times stored, link expiry).
-    pub clock: Arc<dyn crate::clock::Clock>,
-    /// The definitions now running (replaced when they are reloaded), for `/report`.
-    pub definitions: Arc<std::sync::RwLock<Arc<crate::definitions::Definitions>>>,
-    /// What the service counted, for `/metrics`.
-    pub metrics: Arc<crate::metrics::ServiceMetrics>,
-}
+pub use crate::http_state::ApiState;
+use crate::http_state::authorized;
 
 /// The API's routes.
 pub fn router<S: Store>(state: Arc<ApiState<S>>) -> Router {
@@ -79,6 +60,7 @@ pub fn router<S: Store>(state: Arc<ApiState<S>>) -> Router {
             get(unsubscribe_page::<S>).post(unsubscribe::<S>),
         )
         .merge(protected)
+        .merge(crate::pages::router::<S>())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -112,28 +94,6 @@ fn error(status: StatusCode, message: impl Into<String>, problems: Vec<String>) 
         body["problems"] = json!(problems);
     }
     (status, Json(body)).into_response()
-}
-
-fn authorized(headers: &HeaderMap, token: &Option<String>) -> bool {
-    let Some(token) = token.as_deref() else {
-        return false;
-    };
-    let Some(given) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    let Some(given) = given.strip_prefix("Bearer ") else {
-        return false;
-    };
-    // Compare without an early exit, so timing does not reveal the token.
-    given.len() == token.len()
-        && given
-            .bytes()
-            .zip(token.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
 }
 
 /// The JSON objects in a body (one object, or an array of them), or why there are none.
@@ -427,16 +387,6 @@ struct ReportQuery {
     journey: Option<String>,
     tier: Option<String>,
     goal: Option<String>,
-}
-
-impl<S: Store> ApiState<S> {
-    fn definitions(&self) -> Arc<crate::definitions::Definitions> {
-        // A writer panicking mid-swap leaves the previous Arc whole.
-        self.definitions
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
 }
 
 /// `GET /report`: the report of `touchline report --format html`, for the last 30 days

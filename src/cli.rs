@@ -10,8 +10,8 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand};
 
 use crate::commands::{
-    self, Context, Project, deliveries, demo, explain, generate, hold, import, init, plan, preview,
-    report, run, schema, status, suppress, tasks, test, tick, validate,
+    self, Context, Project, csm, deliveries, demo, explain, generate, hold, import, init, plan,
+    preview, report, run, schema, status, suppress, tasks, test, tick, validate,
 };
 use crate::definitions;
 use crate::diagnostic;
@@ -59,8 +59,10 @@ pub enum Command {
     Preview(preview::Args),
     /// The suppression list: addresses no step email goes to.
     Suppress(suppress::Args),
-    /// List CSM tasks, mark them done, or reassign them.
+    /// List CSM tasks, mark them done, snooze or reassign them.
     Tasks(tasks::Args),
+    /// CSMs: a link that signs one in to their inbox.
+    Csm(csm::Args),
     /// Journeys held by the blast-radius guard: list them, release or discard their records.
     Hold(hold::Args),
     /// Run the journey tests: small timelines played through the engine in memory, with
@@ -159,6 +161,7 @@ async fn dispatch(command: Command, ctx: &Context, out: &mut dyn Write) -> Resul
         Command::Preview(args) => preview::run(args, ctx, out).await,
         Command::Suppress(args) => suppress::run(args, ctx, out).await,
         Command::Tasks(args) => tasks::run(args, ctx, out).await,
+        Command::Csm(args) => csm::run(args, ctx, out).await,
         Command::Hold(args) => hold::run(args, ctx, out).await,
         Command::Explain(args) => explain::run(args, ctx, out).await,
         Command::Test(args) => test::run(args, ctx, out).await,

@@ -108,7 +108,9 @@ pub async fn reassign<S: Store>(
     };
     let task = store.task(id).await?.ok_or(DeskError::NoSuchTask(id))?;
     let capacity = csm.capacity.map(i64::from);
-    let notices = reassignment_notices(definitions, &task, to, now);
+    let key = crate::delivery::unsubscribe::UnsubscribeKey::load(config, store).await?;
+    let keys = crate::delivery::signin::PageKeys::new(&key);
+    let notices = reassignment_notices(definitions, &task, to, &keys, now);
     let change = TaskChange::Reassign {
         to: to.to_string(),
         capacity,
@@ -160,6 +162,7 @@ fn reassignment_notices(
     definitions: &Definitions,
     task: &Task,
     to: &str,
+    keys: &crate::delivery::signin::PageKeys,
     now: DateTime<Utc>,
 ) -> Vec<OutboxRecord> {
     let record = OutboxRecord {
@@ -179,5 +182,5 @@ fn reassignment_notices(
         assignee: Some(to.to_string()),
         ..task.task.clone()
     };
-    crate::delivery::notices::for_task(definitions, &record, &handed)
+    crate::delivery::notices::for_task(definitions, &record, &handed, Some(keys), to_millis(now))
 }

@@ -2,6 +2,7 @@
 //! clap `Args` struct) and its `run`. `cli` only parses and dispatches; what commands show
 //! comes from [`crate::views`], printed as text or, with `--format json`, as JSON.
 
+pub mod csm;
 pub mod deliveries;
 pub mod demo;
 pub mod explain;

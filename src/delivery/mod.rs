@@ -20,6 +20,7 @@
 pub mod email_file;
 pub mod notices;
 pub mod receiver;
+pub mod signin;
 pub mod smtp;
 pub mod tasks;
 pub mod unsubscribe;
@@ -438,7 +439,16 @@ impl<S: Store> Deliverer<S> {
                 // Slots keep vanishing under other engines: assign as planned.
                 task.capacity = None;
             }
-            let notices = notices::for_task(&self.definitions, &item.record, &task);
+            let keys = signin::PageKeys::new(self.unsubscribe_key().await?);
+            // A sign-in link is a credential: it lives by the wall clock, also when the
+            // engine's clock is simulated (the demo, plans).
+            let notices = notices::for_task(
+                &self.definitions,
+                &item.record,
+                &task,
+                Some(&keys),
+                chrono::Utc::now().timestamp_millis(),
+            );
             match self
                 .store
                 .deliver_task(item.id, &self.owner, to_millis(now), &task, &notices)

@@ -3,13 +3,18 @@
 //! written in the transaction that creates the task, so each task is announced once.
 
 use crate::definitions::Definitions;
+use crate::delivery::signin::{self, PageKeys};
+use crate::delivery::unsubscribe::public_url;
 use crate::store::{EmailPayload, NewTask, OutboxRecord, Payload, WebhookPayload};
 
-/// The notices for a task just created from `record`.
+/// The notices for a task just created from `record`; `signin` makes the link that signs
+/// the assignee in to their inbox.
 pub fn for_task(
     definitions: &Definitions,
     record: &OutboxRecord,
     task: &NewTask,
+    signin: Option<&PageKeys>,
+    now: i64,
 ) -> Vec<OutboxRecord> {
     let Some(csm) = task
         .assignee
@@ -38,6 +43,19 @@ pub fn for_task(
         payload,
         ..record.clone()
     };
+    let inbox = match signin {
+        Some(keys) => format!(
+            "Your inbox (this link signs you in for {} days): {}\n",
+            signin::LINK_DAYS,
+            signin::link(
+                &public_url(&definitions.config),
+                keys,
+                &csm.id.value,
+                now / 1000
+            )
+        ),
+        None => format!("See it with: touchline tasks list --csm {}\n", csm.id.value),
+    };
     let mut notices = Vec::new();
     if csm.notify_email {
         notices.push(notice(
@@ -47,8 +65,8 @@ pub fn for_task(
                 to: format!("{} <{}>", csm.name, csm.email),
                 subject: format!("[touchline] {}", task.title),
                 text: format!(
-                    "Hi {},\n\n{summary}\n{description}\nJourney: {} / step {}\nSee it with: touchline tasks list --csm {}\n",
-                    csm.name, task.journey_id, task.step_id, csm.id.value
+                    "Hi {},\n\n{summary}\n{description}\nJourney: {} / step {}\n{inbox}",
+                    csm.name, task.journey_id, task.step_id
                 ),
                 html: None,
                 notice: true,

@@ -70,9 +70,14 @@ impl UnsubscribeKey {
         mac.finalize().into_bytes().to_vec()
     }
 
-    /// A token for `email`, issued at `now` (unix seconds).
-    pub fn token(&self, email: &str, now: i64) -> String {
-        let payload = format!("{}\n{now}", email.trim().to_lowercase());
+    /// A key of its own for another purpose (CSM sign-in links, sessions, forms), so a
+    /// token made for one purpose is forged for every other.
+    pub fn derive(&self, purpose: &str) -> Self {
+        Self(self.mac(purpose.as_bytes()))
+    }
+
+    /// `payload`, signed: `base64url(payload) . base64url(HMAC)`.
+    pub fn sign(&self, payload: &str) -> String {
         format!(
             "{}.{}",
             B64.encode(payload.as_bytes()),
@@ -80,8 +85,8 @@ impl UnsubscribeKey {
         )
     }
 
-    /// The address a token unsubscribes, if it is genuine and current at `now`.
-    pub fn verify(&self, token: &str, now: i64) -> Result<String, TokenError> {
+    /// The payload of a token signed with this key.
+    pub fn open(&self, token: &str) -> Result<String, TokenError> {
         let (payload, signature) = token.trim().split_once('.').ok_or(TokenError::Malformed)?;
         let payload = B64.decode(payload).map_err(|_| TokenError::Malformed)?;
         let signature = B64.decode(signature).map_err(|_| TokenError::Malformed)?;
@@ -90,7 +95,17 @@ impl UnsubscribeKey {
         // verify_slice compares in constant time.
         mac.verify_slice(&signature)
             .map_err(|_| TokenError::Forged)?;
-        let text = String::from_utf8(payload).map_err(|_| TokenError::Malformed)?;
+        String::from_utf8(payload).map_err(|_| TokenError::Malformed)
+    }
+
+    /// A token for `email`, issued at `now` (unix seconds).
+    pub fn token(&self, email: &str, now: i64) -> String {
+        self.sign(&format!("{}\n{now}", email.trim().to_lowercase()))
+    }
+
+    /// The address a token unsubscribes, if it is genuine and current at `now`.
+    pub fn verify(&self, token: &str, now: i64) -> Result<String, TokenError> {
+        let text = self.open(token)?;
         let (email, issued) = text.split_once('\n').ok_or(TokenError::Malformed)?;
         let issued: i64 = issued.parse().map_err(|_| TokenError::Malformed)?;
         if now - issued > TOKEN_DAYS * 86_400 {

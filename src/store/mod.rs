@@ -1021,6 +1021,16 @@ pub trait Store: Clone + Send + Sync + 'static {
         assignee: Option<&str>,
         status: Option<TaskStatus>,
     ) -> impl Future<Output = Result<Vec<Task>>> + Send;
+    /// An account's score history: (score, value, at ms), oldest first.
+    fn score_history(
+        &self,
+        account_id: &str,
+    ) -> impl Future<Output = Result<Vec<(String, f64, i64)>>> + Send;
+    /// What was delivered for an account (mails, webhooks, tasks), oldest first.
+    fn delivered_to(
+        &self,
+        account_id: &str,
+    ) -> impl Future<Output = Result<Vec<DeliveryRow>>> + Send;
     /// One task.
     fn task(&self, id: i64) -> impl Future<Output = Result<Option<Task>>> + Send;
     /// Applies a person's change to a task and records it (with `notices` to write when

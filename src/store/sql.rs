@@ -27,6 +27,8 @@ const ACCOUNT_COLUMNS: &str = "id, name, plan, arr, mrr, industry, owner, timezo
 
 const CONTACT_COLUMNS: &str = "id, account_id, email, name, first_name, role, locale, timezone, subscribed, created_at, last_login_at, attributes";
 
+const DELIVERY_COLUMNS: &str = "id, idempotency_key, enrollment_id, journey_id, step_id, kind, account_id, \
+     contact_id, payload, status, attempts, next_attempt_at, last_error, held_reason, delivered_at";
 const TASK_COLUMNS: &str = "id, dedupe_key, account_id, journey_id, step_id, title, description, assignee, \
      priority, status, due_at, reason, created_at, closed_reason, updated_at, snoozed_until, note";
 const ENROLLMENT_COLUMNS: &str = "id, journey_id, version_hash, account_id, contact_id, status, step_index, \
@@ -486,6 +488,19 @@ macro_rules! store_impl {
                     updated_at: row.try_get("updated_at")?,
                     snoozed_until: row.try_get("snoozed_until")?,
                     note: row.try_get("note")?,
+                })
+            }
+
+            fn delivery_row(r: &<$db as sqlx::Database>::Row) -> Result<DeliveryRow> {
+                Ok(DeliveryRow {
+                    id: r.try_get("id")?,
+                    record: Self::outbox_record(r)?,
+                    status: DeliveryStatus::parse(&r.try_get::<String, _>("status")?)?,
+                    attempts: r.try_get("attempts")?,
+                    next_attempt_at: r.try_get("next_attempt_at")?,
+                    last_error: r.try_get("last_error")?,
+                    held_reason: r.try_get("held_reason")?,
+                    delivered_at: r.try_get("delivered_at")?,
                 })
             }
 
@@ -1427,30 +1442,24 @@ macro_rules! store_impl {
                 if statuses.is_empty() {
                     return Ok(Vec::new());
                 }
-                let mut query = QueryBuilder::<$db>::new(
-                    "SELECT id, idempotency_key, enrollment_id, journey_id, step_id, kind, account_id, contact_id, payload, \
-                     status, attempts, next_attempt_at, last_error, held_reason, delivered_at FROM outbox WHERE status IN (",
-                );
+                let mut query = QueryBuilder::<$db>::new(format!("SELECT {DELIVERY_COLUMNS} FROM outbox WHERE status IN ("));
                 let mut list = query.separated(", ");
                 for status in statuses {
                     list.push_bind(status.as_str());
                 }
                 query.push(") ORDER BY id DESC LIMIT ").push_bind(limit);
                 let rows = query.build().fetch_all(&self.pool).await?;
-                rows.iter()
-                    .map(|r| {
-                        Ok(DeliveryRow {
-                            id: r.try_get("id")?,
-                            record: Self::outbox_record(r)?,
-                            status: DeliveryStatus::parse(&r.try_get::<String, _>("status")?)?,
-                            attempts: r.try_get("attempts")?,
-                            next_attempt_at: r.try_get("next_attempt_at")?,
-                            last_error: r.try_get("last_error")?,
-                            held_reason: r.try_get("held_reason")?,
-                            delivered_at: r.try_get("delivered_at")?,
-                        })
-                    })
-                    .collect()
+                rows.iter().map(Self::delivery_row).collect()
+            }
+
+            async fn delivered_to(&self, account_id: &str) -> Result<Vec<DeliveryRow>> {
+                let rows = sqlx::query(&format!(
+                    "SELECT {DELIVERY_COLUMNS} FROM outbox WHERE account_id = $1 AND status = 'sent' ORDER BY delivered_at, id"
+                ))
+                .bind(account_id)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(Self::delivery_row).collect()
             }
 
             async fn requeue(&self, id: i64, from: &[DeliveryStatus], now: i64) -> Result<bool> {
@@ -1584,6 +1593,14 @@ macro_rules! store_impl {
                 .fetch_all(&self.pool)
                 .await?;
                 rows.iter().map(Self::task).collect()
+            }
+
+            async fn score_history(&self, account_id: &str) -> Result<Vec<(String, f64, i64)>> {
+                let rows = sqlx::query("SELECT name, value, at FROM score_history WHERE account_id = $1 ORDER BY at, name")
+                    .bind(account_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(|r| Ok((r.try_get("name")?, r.try_get("value")?, r.try_get("at")?))).collect()
             }
 
             async fn task(&self, id: i64) -> Result<Option<Task>> {

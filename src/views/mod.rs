@@ -3,9 +3,11 @@
 //! JSON shape of every view is part of touchline's interface: fields are added, never
 //! renamed or removed.
 
+pub mod account_story;
 pub mod deliveries;
 pub mod explain;
 pub mod holds;
+pub mod inbox;
 pub mod journey_tests;
 pub mod plan;
 pub mod report;

@@ -14,6 +14,7 @@ mod daemon;
 mod examples;
 mod hostile;
 mod journey_tests;
+mod pages;
 mod plan;
 mod report;
 mod validate;
