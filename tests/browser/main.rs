@@ -13,11 +13,19 @@ use libtest_mimic::{Arguments, Failed, Trial};
 
 #[path = "../support/bundled.rs"]
 mod bundled;
+#[path = "../support/service.rs"]
+mod service;
+mod webdriver;
 use bundled::bundled_example;
 
 /// The headless browser, if installed.
 fn chromium() -> Option<PathBuf> {
-    ["chromium", "chromium-browser", "google-chrome"]
+    installed(&["chromium", "chromium-browser", "google-chrome"])
+}
+
+/// The first of `names` on the PATH.
+fn installed(names: &[&str]) -> Option<PathBuf> {
+    names
         .iter()
         .flat_map(|name| {
             std::env::var_os("PATH")
@@ -198,6 +206,133 @@ fn the_html_report_renders_its_charts_in_chromium(browser: &Path) -> Result<(), 
     Ok(())
 }
 
+/// Open tasks of `csm`, by `touchline tasks`.
+fn tasks_of(dir: &Path, csm: &str, status: &str) -> Result<Vec<i64>, Failed> {
+    let json: serde_json::Value = serde_json::from_str(&touchline(
+        dir,
+        &[
+            "--database",
+            "sqlite://demo.db",
+            "tasks",
+            "list",
+            "--csm",
+            csm,
+            "--status",
+            status,
+            "--format",
+            "json",
+        ],
+    )?)
+    .map_err(|e| e.to_string())?;
+    let mut ids = Vec::new();
+    let mut stack = vec![&json];
+    while let Some(value) = stack.pop() {
+        match value {
+            serde_json::Value::Object(map) => {
+                if let (Some(id), Some(_)) =
+                    (map.get("id").and_then(|v| v.as_i64()), map.get("title"))
+                {
+                    ids.push(id);
+                }
+                stack.extend(map.values());
+            }
+            serde_json::Value::Array(items) => stack.extend(items),
+            _ => {}
+        }
+    }
+    Ok(ids)
+}
+
+/// A CSM follows the link in a notice mail, sees their tasks, marks one done with a note,
+/// hands one to a colleague with room and snoozes one — clicking the pages' own forms in
+/// Chromium — and `touchline tasks` shows each result.
+fn a_csm_works_the_inbox_in_chromium(chromium: &Path, chromedriver: &Path) -> Result<(), Failed> {
+    let dir = bundled_example();
+    let root = dir.path();
+    touchline(root, &["demo", "--days", "3"])?;
+    let service = service::Service::start(root);
+    let browser = webdriver::Browser::start(chromedriver, chromium)?;
+    let base = format!("http://{}", service.address);
+    browser.open(&format!(
+        "{base}{}",
+        service::link_in_notice(root, "Ana Ortiz")
+    ))?;
+    if !browser.url()?.ends_with("/inbox") {
+        return Err(format!("the sign-in link led to {}", browser.url()?).into());
+    }
+    let shown: Vec<i64> = browser
+        .attributes("section.task", "data-task")?
+        .iter()
+        .filter_map(|id| id.parse().ok())
+        .collect();
+    let mut anas = tasks_of(root, "ana", "open")?;
+    let mut sorted = shown.clone();
+    sorted.sort();
+    anas.sort();
+    if sorted != anas || shown.len() < 3 {
+        return Err(format!("the inbox shows {shown:?}; Ana's open tasks are {anas:?}").into());
+    }
+    let (done, handed, snoozed) = (shown[0], shown[1], shown[2]);
+
+    browser.type_into(
+        &format!("#task-{done} form.done input[name=note]"),
+        "called the admin",
+    )?;
+    browser.click(&format!("#task-{done} form.done button"))?;
+    if !browser
+        .source()?
+        .contains(&format!("Task {done} marked done."))
+    {
+        return Err("no word that the task is done".into());
+    }
+    if !tasks_of(root, "ana", "done")?.contains(&done) {
+        return Err(format!("touchline tasks does not show task {done} done").into());
+    }
+
+    let free = browser.attributes(
+        &format!("#task-{handed} form.reassign option:not([disabled])"),
+        "value",
+    )?;
+    let to = free.first().ok_or("nobody with room to hand the task to")?;
+    browser.click(&format!(
+        "#task-{handed} form.reassign option[value=\"{to}\"]"
+    ))?;
+    browser.click(&format!("#task-{handed} form.reassign button"))?;
+    if !browser
+        .source()?
+        .contains(&format!("Task {handed} given to"))
+    {
+        return Err("no word that the task was handed over".into());
+    }
+    if !tasks_of(root, to, "open")?.contains(&handed) {
+        return Err(format!("touchline tasks does not show task {handed} with {to}").into());
+    }
+
+    browser.set_value(
+        &format!("#task-{snoozed} form.snooze input[name=until]"),
+        "2030-01-07",
+    )?;
+    browser.click(&format!("#task-{snoozed} form.snooze button"))?;
+    let page = browser.source()?;
+    if !page.contains(&format!("Task {snoozed} snoozed until 2030-01-07"))
+        || page.contains(&format!("id=\"task-{snoozed}\""))
+    {
+        return Err("the snoozed task is still in the way".into());
+    }
+
+    // The account page of a task still in view tells its story.
+    let account = browser.attributes("section.task a[href^=\"/accounts/\"]", "href")?;
+    let account = account.first().ok_or("no account link")?;
+    browser.open(&format!("{base}{}", account.trim_start_matches(&base)))?;
+    let story = browser.source()?;
+    for part in ["id=\"scores\"", "id=\"journeys\"", "What they received"] {
+        if !story.contains(part) {
+            return Err(format!("no {part} on the account page").into());
+        }
+    }
+    Ok(())
+}
+
 fn main() {
     let args = Arguments::from_args();
     let browser = chromium();
@@ -211,7 +346,28 @@ fn main() {
         }
         eprintln!("browser suite not run: chromium is not installed (its cases show as ignored)");
     }
+    let driver = installed(&["chromedriver"]);
+    if browser.is_some() && driver.is_none() && required {
+        eprintln!(
+            "TOUCHLINE_REQUIRE_BROWSER is set but chromedriver is not installed (apt install chromium-driver)"
+        );
+        std::process::exit(1);
+    }
+    let pages_ready = browser.is_some() && driver.is_some();
+    if browser.is_some() && driver.is_none() {
+        eprintln!(
+            "page-driving cases not run: chromedriver is not installed (they show as ignored)"
+        );
+    }
     let trials = vec![
+        Trial::test("a_csm_works_the_inbox_in_chromium", {
+            let (browser, driver) = (browser.clone(), driver.clone());
+            move || match (&browser, &driver) {
+                (Some(browser), Some(driver)) => a_csm_works_the_inbox_in_chromium(browser, driver),
+                _ => Ok(()),
+            }
+        })
+        .with_ignored_flag(!pages_ready),
         Trial::test("the_html_report_renders_its_charts_in_chromium", {
             let browser = browser.clone();
             move || match &browser {

@@ -3,6 +3,8 @@
 #[path = "../support/bundled.rs"]
 mod bundled;
 mod common;
+#[path = "../support/service.rs"]
+mod service;
 #[path = "../support/smtp_sink.rs"]
 mod smtp_sink;
 #[path = "../support/webhook_sink.rs"]

@@ -2,13 +2,14 @@
 //! mail, see one's tasks, act on them with the forms, and find the result in `touchline
 //! tasks`; refused links, forms without their token and other CSMs' tasks get a 4xx page.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use crate::bundled::bundled_example;
+use crate::service::{Service, link_in_notice};
 
 fn touchline(dir: &Path, args: &[&str]) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_touchline"))
@@ -25,47 +26,18 @@ fn touchline(dir: &Path, args: &[&str]) -> String {
     text
 }
 
-/// `touchline run` on the demo database, killed when dropped.
-struct Service {
-    child: Child,
-    address: String,
+/// Plain HTTP/1.1 requests, as a browser without JavaScript sends them.
+trait Requests {
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        cookie: Option<&str>,
+        form: &str,
+    ) -> (u16, String, String);
 }
 
-impl Service {
-    fn start(dir: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_touchline"))
-            .args([
-                "--database",
-                "sqlite://demo.db",
-                "run",
-                "--interval",
-                "1h",
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .current_dir(dir)
-            .env("TOUCHLINE_API_TOKEN", "s3cret")
-            .env("RUST_LOG", "info")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("touchline run starts");
-        let stderr = child.stderr.take().expect("stderr");
-        let mut lines = BufReader::new(stderr).lines();
-        let address = loop {
-            let line = lines.next().expect("a log line").expect("log");
-            if let Some(address) = line
-                .rsplit("HTTP API listening on http://")
-                .next()
-                .filter(|_| line.contains("listening on"))
-            {
-                break address.trim().to_string();
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
-        Self { child, address }
-    }
-
+impl Requests for Service {
     /// An HTTP/1.1 request: (status, headers, body).
     fn request(
         &self,
@@ -95,36 +67,6 @@ impl Service {
             .unwrap_or(0);
         (status, head.to_string(), body.to_string())
     }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The sign-in link's path and query in a CSM's notice mail (quoted-printable decoded).
-fn link_in_notice(dir: &Path, csm_name: &str) -> String {
-    for entry in std::fs::read_dir(dir.join("demo-outbox")).expect("outbox") {
-        let path = entry.expect("entry").path();
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
-        if !text.contains(&format!("To: \"{csm_name}\"")) {
-            continue;
-        }
-        let decoded = text
-            .replace("=\r\n", "")
-            .replace("=\n", "")
-            .replace("=3D", "=");
-        if let Some(at) = decoded.find("/signin?token=") {
-            let link: String = decoded[at..]
-                .chars()
-                .take_while(|c| !c.is_whitespace())
-                .collect();
-            return link;
-        }
-    }
-    panic!("no notice mail with a sign-in link for {csm_name}");
 }
 
 fn session_cookie(head: &str) -> String {

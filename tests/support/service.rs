@@ -1,0 +1,70 @@
+//! `touchline run` on a project folder for tests that talk to its pages, and the sign-in
+//! link a CSM's notice mail carries.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+/// `touchline run` on the demo database, killed when dropped.
+pub struct Service {
+    child: Child,
+    /// `host:port` it listens on.
+    pub address: String,
+}
+
+impl Service {
+    /// Starts the service in `dir` on a free port (API token `s3cret`).
+    pub fn start(dir: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_touchline"))
+            .args(["--database", "sqlite://demo.db", "run"])
+            .args(["--interval", "1h", "--listen", "127.0.0.1:0"])
+            .current_dir(dir)
+            .env("TOUCHLINE_API_TOKEN", "s3cret")
+            .env("RUST_LOG", "info")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("touchline run starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let address = loop {
+            let line = lines.next().expect("a log line").expect("log");
+            if let Some((_, address)) = line.split_once("HTTP API listening on http://") {
+                break address.trim().to_string();
+            }
+        };
+        // Keep reading, so the service never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        Self { child, address }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The path and query of the sign-in link in a notice mail to `csm_name` in the demo's
+/// outbox (quoted-printable undone).
+pub fn link_in_notice(dir: &Path, csm_name: &str) -> String {
+    for entry in std::fs::read_dir(dir.join("demo-outbox")).expect("outbox") {
+        let path = entry.expect("entry").path();
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        if !text.contains(&format!("To: \"{csm_name}\"")) {
+            continue;
+        }
+        let decoded = text
+            .replace("=\r\n", "")
+            .replace("=\n", "")
+            .replace("=3D", "=");
+        if let Some(at) = decoded.find("/signin?token=") {
+            return decoded[at..]
+                .chars()
+                .take_while(|c| !c.is_whitespace())
+                .collect();
+        }
+    }
+    panic!("no notice mail with a sign-in link for {csm_name}");
+}
