@@ -105,6 +105,7 @@ pub async fn preview<S: Store>(
     step_id: &str,
     account_id: &str,
     contact_id: Option<&str>,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Preview, String> {
     let journey = definitions.journeys.get(journey_id).ok_or_else(|| {
         let hint = suggest::hint(journey_id, definitions.journeys.keys().map(String::as_str))
@@ -149,6 +150,7 @@ pub async fn preview<S: Store>(
         &state,
         contact,
         &strict,
+        now,
     )?;
     let Some(payload) = rendered else {
         return Err(format!(

@@ -52,6 +52,7 @@ async fn show<S: Store>(
         &args.step,
         &args.account,
         args.contact.as_deref(),
+        ctx.clock.now(),
     )
     .await?;
     let text = rendered.render();

@@ -12,8 +12,10 @@ use crate::suggest;
 
 /// The fields templates see under `owner` (the account's CSM).
 pub const OWNER_FIELDS: &[&str] = &["id", "name", "email"];
+/// The links templates see under `links` (pages of `touchline run`).
+pub const LINK_FIELDS: &[&str] = &["account", "inbox"];
 /// Top-level names: the data, plus minijinja's global functions.
-const ROOTS: &[&str] = &["account", "contact", "owner"];
+const ROOTS: &[&str] = &["account", "contact", "owner", "links", "now", "today"];
 const GLOBALS: &[&str] = &["range", "dict", "namespace", "debug", "loop", "self"];
 
 /// Problems with one template text found in `file_text` (for positions).
@@ -66,6 +68,8 @@ fn unknown_field(field: &str, scores: &BTreeSet<String>) -> Option<(String, Opti
     let known: Vec<&str> = match root {
         "account" => account_fields().collect(),
         "contact" => contact_fields().collect(),
+        "links" => LINK_FIELDS.to_vec(),
+        "now" | "today" => return None,
         _ => OWNER_FIELDS.to_vec(),
     };
     let name = parts.get(1)?;

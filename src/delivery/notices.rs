@@ -78,7 +78,12 @@ pub fn for_task(
             "notice-webhook",
             Payload::Webhook(WebhookPayload {
                 endpoint: endpoint.value.clone(),
-                body: Some(serde_json::json!({ "text": format!("{}: {summary}", csm.name) })),
+                body: Some(serde_json::json!({ "text": format!(
+                    "{}: {summary} <{}/accounts/{}|Open the account>",
+                    csm.name,
+                    public_url(&definitions.config),
+                    url::form_urlencoded::byte_serialize(task.account_id.as_bytes()).collect::<String>()
+                ) })),
             }),
         ));
     }

@@ -522,13 +522,24 @@ pub fn step_payload(
     state: &AccountState,
     contact: Option<&Contact>,
     render: &TextRenderer<'_>,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Option<Payload>, String> {
     let owner = state
         .account
         .owner
         .as_ref()
         .and_then(|id| definitions.config.csm(id));
-    let data = context::template_data(state, contact, owner);
+    let mut data = context::template_data(state, contact, owner);
+    // When the step runs, and the pages of `touchline run` a message can point at.
+    let base = crate::delivery::unsubscribe::public_url(&definitions.config);
+    let account: String =
+        url::form_urlencoded::byte_serialize(state.account.id.as_bytes()).collect();
+    data["now"] = serde_json::json!(now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    data["today"] = serde_json::json!(now.format("%Y-%m-%d").to_string());
+    data["links"] = serde_json::json!({
+        "account": format!("{base}/accounts/{account}"),
+        "inbox": format!("{base}/inbox"),
+    });
     let text = |what: &str, source: &str| render(what, source, &data);
     let optional = |what: &str, source: Option<&String>| source.map(|s| text(what, s)).transpose();
     Ok(Some(match &step.action {
@@ -613,6 +624,7 @@ fn render(ctx: &StepContext<'_>, enrollment: &Enrollment, index: usize) -> Vec<O
                 ctx.state,
                 contact,
                 &renderer,
+                ctx.now,
             );
             // The lenient renderer never fails.
             let payload = rendered.ok().flatten()?;

@@ -749,6 +749,10 @@ steps:
         text.starts_with("Ana Ortiz: New normal task for account a1: Call a1 Inc"),
         "{text}"
     );
+    assert!(
+        text.ends_with("<http://127.0.0.1:8080/accounts/a1|Open the account>"),
+        "the Slack notice links the account's page: {text}"
+    );
 }
 
 pub async fn an_unreachable_mail_server_is_retried_and_reported<S: Store>(store: S) {

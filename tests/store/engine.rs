@@ -211,6 +211,7 @@ pub async fn preview_renders_what_the_engine_sends<S: Store>(store: S) {
         "hello",
         "a1",
         Some("a1-admin"),
+        t0(),
     )
     .await
     .expect("preview");

@@ -263,3 +263,105 @@ pub async fn private_addresses_are_refused_unless_allowed<S: Store>(store: S) {
         "no request reached the listener"
     );
 }
+
+/// A fenced YAML block of the README, found by its first line (`# recipe: …`).
+fn readme_recipe(name: &str) -> String {
+    let readme = include_str!("../../README.md");
+    let marker = format!("```yaml\n# recipe: {name}\n");
+    let start = readme
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no recipe `{name}` in the README"))
+        + marker.len();
+    let end = readme[start..].find("```").expect("the block ends") + start;
+    readme[start..end].to_string()
+}
+
+/// The README's Slack, HubSpot and Salesforce recipes, as written there, reach a real HTTP
+/// listener in each API's shape, with each endpoint's own Authorization header.
+pub async fn the_slack_hubspot_and_salesforce_recipes_send_what_their_apis_take<S: Store>(
+    store: S,
+) {
+    let (slack, hubspot, salesforce) = (
+        WebhookSink::start_unsigned().await,
+        WebhookSink::start_unsigned().await,
+        WebhookSink::start_unsigned().await,
+    );
+    let endpoints = readme_recipe("touchline.yaml")
+        .replace(
+            "https://hooks.slack.com/services/T000/B000/XXXXXXXX",
+            &slack.url,
+        )
+        .replace("https://api.hubapi.com/crm/v3/objects/tasks", &hubspot.url)
+        .replace(
+            "https://yourorg.my.salesforce.com/services/data/v60.0/sobjects/Task",
+            &salesforce.url,
+        )
+        .replace("    url: ", "    allow_private: true\n    url: ");
+    let config = CONFIG.replace(
+        "webhooks:\n  # Nothing listens on port 9: webhook records fail for now and are retried.\n  crm: { url: \"http://127.0.0.1:9/hook\", allow_private: true }\n",
+        &endpoints,
+    );
+    assert!(
+        config.contains("hubspot:"),
+        "the recipe replaced the endpoints:\n{config}"
+    );
+    let journey = format!(
+        "name: Rescue\naudience: accounts\nentry: {{ event: account_created }}\nsteps:\n{}",
+        readme_recipe("journey steps")
+    );
+    let project = Project::new(&[("rescue", &journey)]);
+    std::fs::write(project.dir.path().join("touchline.yaml"), config).expect("config");
+    let mut account = crate::fixture::account("a1", 5000.0);
+    account
+        .attributes
+        .insert("hubspot_owner_id".into(), "51234".into());
+    account
+        .attributes
+        .insert("salesforce_id".into(), "001Dn00000abcDE".into());
+    store
+        .import(&touchline::store::Import {
+            accounts: vec![account],
+            metrics: vec![crate::fixture::usage("a1", 23.0, t0())],
+            ..Default::default()
+        })
+        .await
+        .expect("import");
+    send_event(&store, "a1", "account_created", t0()).await;
+    let definitions = project.definitions();
+    Engine::new(definitions.clone(), store.clone())
+        .tick(t0())
+        .await
+        .expect("tick");
+    let deliverer = Deliverer::new(definitions, store.clone(), project.dir.path().join("out"))
+        .with_secrets(|name| match name {
+            "HUBSPOT_AUTHORIZATION" => Some("Bearer pat-na1-test".into()),
+            "SALESFORCE_AUTHORIZATION" => Some("Bearer 00Dtest".into()),
+            _ => None,
+        });
+    let report = deliverer.deliver_due(t0()).await.expect("deliver");
+    assert_eq!(report.webhooks, 3, "{report:?}");
+
+    let one = |sink: &WebhookSink| {
+        let received = sink.received();
+        assert_eq!(received.len(), 1, "{received:?}");
+        received[0].clone()
+    };
+    let message = one(&slack);
+    assert_eq!(
+        message.body["text"],
+        "Usage dropped at a1 Inc (utilization 23). <http://127.0.0.1:8080/accounts/a1|Open the account>"
+    );
+    let task = one(&hubspot);
+    assert_eq!(task.authorization.as_deref(), Some("Bearer pat-na1-test"));
+    let properties = &task.body["properties"];
+    assert_eq!(properties["hs_task_subject"], "Usage dropped at a1 Inc");
+    assert_eq!(properties["hs_task_status"], "NOT_STARTED");
+    assert_eq!(properties["hubspot_owner_id"], "51234");
+    assert_eq!(properties["hs_timestamp"], "2026-11-02T09:00:00Z");
+    let task = one(&salesforce);
+    assert_eq!(task.authorization.as_deref(), Some("Bearer 00Dtest"));
+    assert_eq!(task.body["Subject"], "Usage dropped at a1 Inc");
+    assert_eq!(task.body["Status"], "Not Started");
+    assert_eq!(task.body["ActivityDate"], "2026-11-02");
+    assert_eq!(task.body["WhatId"], "001Dn00000abcDE");
+}

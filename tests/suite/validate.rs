@@ -402,7 +402,7 @@ fn templates_reading_unknown_fields_fail_validation() {
             "templates/welcome.yaml:4:20: error: unknown score `account.scores.utilisation`",
             "  help: did you mean `utilization`?",
             "templates/welcome.yaml:5:6: error: unknown template variable `customer`",
-            "  help: expected one of `account`, `contact`, `owner`",
+            "  help: expected one of `account`, `contact`, `owner`, `links`, `now`, `today`",
             "templates/welcome.yaml:6:8: error: template does not compile: unexpected end of block",
         ],
     );

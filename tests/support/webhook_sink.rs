@@ -87,6 +87,12 @@ impl WebhookSink {
         sink
     }
 
+    /// A sink standing in for a third-party API (Slack, a CRM), which checks no webhook
+    /// signature: it answers 200 to every request and keeps it.
+    pub async fn start_unsigned() -> Self {
+        Self::start("", vec![]).await
+    }
+
     /// Every request, in order.
     pub fn received(&self) -> Vec<Received> {
         self.inner.lock().expect("sink").received.clone()
@@ -116,7 +122,7 @@ async fn receive(State(sink): State<WebhookSink>, headers: HeaderMap, body: Byte
         .unwrap_or_default()
         .to_string();
     let mut inner = sink.inner.lock().expect("sink");
-    let reply = if verified {
+    let reply = if verified || sink.secret.is_empty() {
         inner.script.pop_front().unwrap_or(Reply::status(200))
     } else {
         Reply::status(401)
