@@ -7,22 +7,8 @@
 set -euo pipefail
 accounts="${1:-100000}"
 days="${2:-3}"
-repo="$(cd "$(dirname "$0")/.." && pwd)"
-cargo build --release --quiet --manifest-path "$repo/Cargo.toml"
-touchline="${CARGO_TARGET_DIR:-$repo/target}/release/touchline"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-cp -r "$repo/touchline.yaml" "$repo/journeys" "$repo/scripts" "$repo/templates" "$work/"
-cd "$work"
-# Webhooks go to a closed local port (refused at once) rather than to the example's hosts.
-sed -i -e 's#url: https://crm.fleetwise.example/hooks/touchline#url: http://127.0.0.1:9/crm\n    allow_private: true#' \
-  -e 's#url: https://hooks.slack.example/services/T000/B000/cs-alerts#url: http://127.0.0.1:9/slack\n    allow_private: true#' touchline.yaml
-db=(--database "sqlite://$work/report.db")
-"$touchline" generate --accounts "$accounts" --out data --until 2026-11-16 >/dev/null
-for kind in accounts contacts metrics; do
-  "$touchline" "${db[@]}" import "$kind" "data/$kind.csv" >/dev/null
-done
-"$touchline" "${db[@]}" import events data/events.jsonl >/dev/null
+# shellcheck source=benches/large-example.sh
+source "$(dirname "$0")/large-example.sh" "$accounts"
 for day in $(seq 0 "$days"); do
   now=$(date -u -d "2026-11-16T09:00:00Z + $day days" +%Y-%m-%dT%H:%M:%SZ)
   "$touchline" "${db[@]}" tick --now "$now" >/dev/null

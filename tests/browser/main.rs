@@ -206,41 +206,9 @@ fn the_html_report_renders_its_charts_in_chromium(browser: &Path) -> Result<(), 
     Ok(())
 }
 
-/// Open tasks of `csm`, by `touchline tasks`.
+/// `csm`'s tasks in `status`, by `touchline tasks`.
 fn tasks_of(dir: &Path, csm: &str, status: &str) -> Result<Vec<i64>, Failed> {
-    let json: serde_json::Value = serde_json::from_str(&touchline(
-        dir,
-        &[
-            "--database",
-            "sqlite://demo.db",
-            "tasks",
-            "list",
-            "--csm",
-            csm,
-            "--status",
-            status,
-            "--format",
-            "json",
-        ],
-    )?)
-    .map_err(|e| e.to_string())?;
-    let mut ids = Vec::new();
-    let mut stack = vec![&json];
-    while let Some(value) = stack.pop() {
-        match value {
-            serde_json::Value::Object(map) => {
-                if let (Some(id), Some(_)) =
-                    (map.get("id").and_then(|v| v.as_i64()), map.get("title"))
-                {
-                    ids.push(id);
-                }
-                stack.extend(map.values());
-            }
-            serde_json::Value::Array(items) => stack.extend(items),
-            _ => {}
-        }
-    }
-    Ok(ids)
+    Ok(service::task_ids(dir, csm, status))
 }
 
 /// A CSM follows the link in a notice mail, sees their tasks, marks one done with a note,

@@ -107,3 +107,19 @@ pub fn assert_diagnostics(loaded: &Loaded, expected: &[&str]) {
 pub fn journey_with_steps(steps: &str) -> String {
     format!("name: Test\naudience: contacts\nentry: {{ event: account_created }}\nsteps:\n{steps}")
 }
+
+/// Runs the `touchline` binary in `dir` and returns what it printed; it must succeed.
+pub fn touchline_ok(dir: &Path, args: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_touchline"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("touchline runs");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{args:?}: {text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    text
+}

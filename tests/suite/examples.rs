@@ -130,20 +130,7 @@ fn example_files_start_with_a_schema_modeline() {
 #[test]
 fn a_feed_that_zeroes_every_account_is_held_until_a_person_releases_it() {
     let dir = bundled_example();
-    let run = |args: &[&str]| {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_touchline"))
-            .args(args)
-            .current_dir(dir.path())
-            .output()
-            .expect("touchline runs");
-        let text = String::from_utf8_lossy(&output.stdout).into_owned();
-        assert!(
-            output.status.success(),
-            "{args:?}: {text}{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        text
-    };
+    let run = |args: &[&str]| crate::common::touchline_ok(dir.path(), args);
     run(&["demo", "--days", "3"]);
     let db = ["--database", "sqlite://demo.db"];
     // A broken usage feed: every account's activity reads 0.

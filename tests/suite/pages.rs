@@ -5,26 +5,11 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use crate::bundled::bundled_example;
-use crate::service::{Service, link_in_notice};
-
-fn touchline(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_touchline"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("touchline runs");
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{args:?}: {text}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    text
-}
+use crate::common::touchline_ok as touchline;
+use crate::service::{Service, link_in_notice, task_ids};
 
 /// Plain HTTP/1.1 requests, as a browser without JavaScript sends them.
 trait Requests {
@@ -86,37 +71,7 @@ fn csrf(page: &str) -> String {
 }
 
 fn open_tasks(dir: &Path, csm: &str) -> Vec<i64> {
-    let json: serde_json::Value = serde_json::from_str(&touchline(
-        dir,
-        &[
-            "--database",
-            "sqlite://demo.db",
-            "tasks",
-            "list",
-            "--csm",
-            csm,
-            "--format",
-            "json",
-        ],
-    ))
-    .expect("json");
-    let mut ids = Vec::new();
-    collect_ids(&json, &mut ids);
-    ids
-}
-
-fn collect_ids(value: &serde_json::Value, ids: &mut Vec<i64>) {
-    match value {
-        serde_json::Value::Object(map) => {
-            if let (Some(id), Some(_)) = (map.get("id").and_then(|v| v.as_i64()), map.get("title"))
-            {
-                ids.push(id);
-            }
-            map.values().for_each(|v| collect_ids(v, ids));
-        }
-        serde_json::Value::Array(items) => items.iter().for_each(|v| collect_ids(v, ids)),
-        _ => {}
-    }
+    task_ids(dir, csm, "open")
 }
 
 fn shown_tasks(page: &str) -> Vec<i64> {

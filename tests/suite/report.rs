@@ -3,21 +3,7 @@
 //! exactly that, and say the same in text and JSON.
 
 use crate::bundled::bundled_example;
-
-fn touchline(dir: &std::path::Path, args: &[&str]) -> String {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_touchline"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("touchline runs");
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{args:?}: {text}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    text
-}
+use crate::common::touchline_ok as touchline;
 
 #[test]
 fn the_demo_report_finds_the_one_ineffective_step_and_the_score_that_predicts_churn() {

@@ -68,3 +68,33 @@ pub fn link_in_notice(dir: &Path, csm_name: &str) -> String {
     }
     panic!("no notice mail with a sign-in link for {csm_name}");
 }
+
+/// The ids of `csm`'s tasks in `status` (`open`, `done`, `all`), as `touchline tasks list`
+/// shows them on the demo database in `dir`.
+pub fn task_ids(dir: &Path, csm: &str, status: &str) -> Vec<i64> {
+    let output = Command::new(env!("CARGO_BIN_EXE_touchline"))
+        .args(["--database", "sqlite://demo.db", "tasks", "list"])
+        .args(["--csm", csm, "--status", status, "--format", "json"])
+        .current_dir(dir)
+        .output()
+        .expect("touchline runs");
+    assert!(output.status.success(), "touchline tasks list failed");
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    let mut ids = Vec::new();
+    let mut stack = vec![&json];
+    while let Some(value) = stack.pop() {
+        match value {
+            serde_json::Value::Object(map) => {
+                if let (Some(id), Some(_)) =
+                    (map.get("id").and_then(|v| v.as_i64()), map.get("title"))
+                {
+                    ids.push(id);
+                }
+                stack.extend(map.values());
+            }
+            serde_json::Value::Array(items) => stack.extend(items),
+            _ => {}
+        }
+    }
+    ids
+}
