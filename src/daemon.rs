@@ -138,6 +138,7 @@ pub async fn run<S: Store>(
     let mut engine = Engine::new(definitions.clone(), store.clone());
     let mut deliverer = Deliverer::new(definitions, store.clone(), outbox_dir);
     let mut stop = stop_rx.clone();
+    let mut caught_up = false;
     loop {
         let now = clock.now();
         let started = std::time::Instant::now();
@@ -158,6 +159,10 @@ pub async fn run<S: Store>(
             }
             Ok(_) => {}
             Err(e) => tracing::error!("delivery at {now} failed: {e}"),
+        }
+        if !caught_up {
+            caught_up = true;
+            tracing::info!("caught up: the first pass and its deliveries are done");
         }
         tokio::select! {
             _ = stop.wait_for(|s| *s) => break,

@@ -108,6 +108,19 @@ impl Browser {
             .to_string())
     }
 
+    /// The page's HTML once it contains `text` (a form's answer arrives after the click
+    /// returns), or an error after 10 s.
+    pub fn source_with(&self, text: &str) -> Result<String, String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let source = self.source()?;
+            if source.contains(text) || Instant::now() > deadline {
+                return Ok(source);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The page's HTML as the browser holds it.
     pub fn source(&self) -> Result<String, String> {
         Ok(self

@@ -27,12 +27,18 @@ impl Service {
             .expect("touchline run starts");
         let stderr = child.stderr.take().expect("stderr");
         let mut lines = BufReader::new(stderr).lines();
-        let address = loop {
-            let line = lines.next().expect("a log line").expect("log");
-            if let Some((_, address)) = line.split_once("HTTP API listening on http://") {
-                break address.trim().to_string();
+        let mut address = None;
+        // Ready once it listens and its first pass is done (that pass may add tasks).
+        for line in lines.by_ref() {
+            let line = line.expect("log");
+            if let Some((_, at)) = line.split_once("HTTP API listening on http://") {
+                address = Some(at.trim().to_string());
             }
-        };
+            if line.contains("caught up:") {
+                break;
+            }
+        }
+        let address = address.expect("the service listens");
         // Keep reading, so the service never blocks on a full pipe.
         std::thread::spawn(move || lines.for_each(drop));
         Self { child, address }
