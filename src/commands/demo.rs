@@ -160,6 +160,12 @@ async fn demo(ctx: &Context, days: i64, sample: &Path, out: &mut dyn Write) -> R
         report_path.display()
     )
     .map_err(io)?;
+    writeln!(
+        out,
+        "CSM inbox: touchline --database sqlite://demo.db run, then open the sign-in link in a notice mail in {}/ (or: touchline --database sqlite://demo.db csm link ana)",
+        outbox_dir.display()
+    )
+    .map_err(io)?;
     let end = (start + Duration::days(days)).format("%Y-%m-%d");
     writeln!(
         out,
