@@ -29,6 +29,7 @@ pub struct PageKeys {
     links: UnsubscribeKey,
     sessions: UnsubscribeKey,
     forms: UnsubscribeKey,
+    messages: UnsubscribeKey,
 }
 
 impl PageKeys {
@@ -38,6 +39,7 @@ impl PageKeys {
             links: key.derive("touchline csm sign-in link"),
             sessions: key.derive("touchline csm session"),
             forms: key.derive("touchline form"),
+            messages: key.derive("touchline page message"),
         }
     }
 
@@ -65,6 +67,17 @@ impl PageKeys {
     /// another site cannot know it, so it cannot post a form as the CSM.
     pub fn form_token(&self, session: &str) -> String {
         self.forms.sign(session)
+    }
+
+    /// `text` signed, to carry what an action did across a redirect: a page shows only
+    /// messages touchline made, never words a crafted link puts in its address.
+    pub fn message(&self, text: &str) -> String {
+        self.messages.sign(text)
+    }
+
+    /// The text of a signed message, if genuine.
+    pub fn check_message(&self, token: &str) -> Option<String> {
+        self.messages.open(token).ok()
     }
 
     /// Whether `token` is the form token of `session`.

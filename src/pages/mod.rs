@@ -225,10 +225,9 @@ async fn sign_out() -> Response {
 struct InboxQuery {
     #[serde(flatten)]
     filter: InboxFilter,
+    /// What the last action did: `done:` or `problem:` and a sentence, signed.
     #[serde(default)]
-    done: Option<String>,
-    #[serde(default)]
-    problem: Option<String>,
+    said: Option<String>,
 }
 
 /// `GET /inbox`.
@@ -251,6 +250,10 @@ async fn inbox_page<S: Store>(
     // Empty select values mean "any".
     query.filter.journey = query.filter.journey.filter(|j| !j.is_empty());
     query.filter.priority = query.filter.priority.filter(|p| !p.is_empty());
+    let said = query
+        .said
+        .as_deref()
+        .and_then(|token| state.page_keys().check_message(token));
     let definitions = state.definitions();
     let now = state.clock.now();
     let view = match inbox::build(
@@ -272,8 +275,8 @@ async fn inbox_page<S: Store>(
             inbox => view,
             viewer_name => state.viewer_name(&visitor.viewer),
             csrf => state.page_keys().form_token(&visitor.session),
-            flash => query.done,
-            problem => query.problem,
+            flash => said.as_deref().and_then(|s| s.strip_prefix("done:")),
+            problem => said.as_deref().and_then(|s| s.strip_prefix("problem:")),
         },
     )
 }
@@ -394,13 +397,13 @@ async fn task_action<S: Store>(
         "done" => task_desk::done(&state.store, id, form.note, &actor, now).await,
         "snooze" => match form.until.as_deref().map(crate::clock::parse_time) {
             Some(Ok(until)) => task_desk::snooze(&state.store, id, until, &actor, now).await,
-            _ => return back(None, Some("Pick a date to snooze until.")),
+            _ => return back(&keys, None, Some("Pick a date to snooze until.")),
         },
         "reassign" => match form.csm.as_deref() {
             Some(csm) => {
                 task_desk::reassign(&state.store, &definitions, id, csm, &actor, now).await
             }
-            None => return back(None, Some("Pick a CSM to hand the task to.")),
+            None => return back(&keys, None, Some("Pick a CSM to hand the task to.")),
         },
         other => {
             return message(
@@ -411,20 +414,21 @@ async fn task_action<S: Store>(
         }
     };
     match result {
-        Ok(done) => back(Some(&done.message), None),
+        Ok(done) => back(&keys, Some(&done.message), None),
         Err(DeskError::Store(e)) => unavailable(e),
-        Err(e) => back(None, Some(&e.to_string())),
+        Err(e) => back(&keys, None, Some(&e.to_string())),
     }
 }
 
 /// Back to the inbox (303, so a reload does not post again), saying what happened.
-fn back(done: Option<&str>, problem: Option<&str>) -> Response {
-    let mut target = url::form_urlencoded::Serializer::new(String::new());
-    if let Some(done) = done {
-        target.append_pair("done", done);
-    }
-    if let Some(problem) = problem {
-        target.append_pair("problem", problem);
-    }
-    Redirect::to(&format!("/inbox?{}", target.finish())).into_response()
+fn back(keys: &PageKeys, done: Option<&str>, problem: Option<&str>) -> Response {
+    let said = match (done, problem) {
+        (Some(done), _) => format!("done:{done}"),
+        (None, Some(problem)) => format!("problem:{problem}"),
+        (None, None) => return Redirect::to("/inbox").into_response(),
+    };
+    let query: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("said", &keys.message(&said))
+        .finish();
+    Redirect::to(&format!("/inbox?{query}")).into_response()
 }
