@@ -119,6 +119,7 @@ pub async fn run<S: Store>(
             store: store.clone(),
             token,
             wake: wake.clone(),
+            pages: crate::delivery::signin::PageKeys::new(&unsubscribe),
             unsubscribe,
             config: Arc::new(definitions.config.clone()),
             clock: clock.clone(),

@@ -17,6 +17,8 @@ pub struct ApiState<S: Store> {
     pub token: Option<String>,
     /// Woken after every write, so the engine runs a pass soon.
     pub wake: Arc<Notify>,
+    /// Signs and checks sign-in links, sessions, form tokens and page messages.
+    pub pages: crate::delivery::signin::PageKeys,
     /// Checks unsubscribe tokens.
     pub unsubscribe: UnsubscribeKey,
     /// The settings: the CSMs tasks can be reassigned to, and their names.

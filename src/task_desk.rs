@@ -165,22 +165,10 @@ fn reassignment_notices(
     keys: &crate::delivery::signin::PageKeys,
     now: DateTime<Utc>,
 ) -> Vec<OutboxRecord> {
-    let record = OutboxRecord {
-        idempotency_key: format!("task-{}:reassigned:{to}:{}", task.id, to_millis(now)),
-        enrollment_id: 0,
-        journey_id: task.task.journey_id.clone(),
-        step_id: task.task.step_id.clone(),
-        account_id: task.task.account_id.clone(),
-        contact_id: String::new(),
-        payload: crate::store::Payload::Webhook(crate::store::WebhookPayload {
-            endpoint: String::new(),
-            body: None,
-        }),
-        held_out: false,
-    };
     let handed = NewTask {
         assignee: Some(to.to_string()),
         ..task.task.clone()
     };
-    crate::delivery::notices::for_task(definitions, &record, &handed, Some(keys), to_millis(now))
+    let key = format!("task-{}:reassigned:{to}:{}", task.id, to_millis(now));
+    crate::delivery::notices::for_task(definitions, &key, 0, &handed, keys, to_millis(now))
 }

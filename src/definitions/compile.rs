@@ -109,16 +109,16 @@ impl Journey {
         if let Some(scores) = self.file.holdout.as_ref().and_then(|h| h.scores()) {
             return scores.iter().map(|s| s.value.clone()).collect();
         }
-        self.goal_rule
-            .as_ref()
-            .map(|rule| {
-                rule.reads()
-                    .into_iter()
-                    .filter_map(|path| path.strip_prefix("scores.").map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.goal_rule.as_ref().map(scores_read).unwrap_or_default()
     }
+}
+
+/// The scores a rule reads (`account.scores.x`).
+fn scores_read(rule: &Rule) -> Vec<String> {
+    rule.reads()
+        .into_iter()
+        .filter_map(|path| path.strip_prefix("scores.").map(str::to_string))
+        .collect()
 }
 
 /// A compiled step.
@@ -463,7 +463,7 @@ impl<'a> Compiler<'a> {
     }
 
     /// A holdout's scores must exist; one with nothing to compare (no goal, no scores) says so.
-    fn check_holdout(&mut self, path: &Path, file: &JourneyFile) {
+    fn check_holdout(&mut self, path: &Path, file: &JourneyFile, goal: Option<&Rule>) {
         let Some(holdout) = &file.holdout else { return };
         let known: Vec<String> = self.score_names.clone();
         for score in holdout.scores().unwrap_or_default() {
@@ -477,11 +477,7 @@ impl<'a> Compiler<'a> {
                 );
             }
         }
-        let reads_scores = file
-            .goal
-            .as_ref()
-            .is_some_and(|g| g.when.value.contains("scores."));
-        if holdout.scores().is_none() && !reads_scores {
+        if holdout.scores().is_none() && goal.is_none_or(|rule| scores_read(rule).is_empty()) {
             self.diagnostics.push(
                 Diagnostic::warning(
                     path,
@@ -539,7 +535,6 @@ impl<'a> Compiler<'a> {
                 help,
             );
         }
-        self.check_holdout(&path, &file);
         let segment_rule = file
             .segment
             .when
@@ -557,6 +552,7 @@ impl<'a> Compiler<'a> {
             .exit
             .as_ref()
             .and_then(|e| self.rule(&path, &e.when, "exit.when", variables));
+        self.check_holdout(&path, &file, goal_rule.as_ref());
         Some(Journey {
             id: parsed.id,
             path,

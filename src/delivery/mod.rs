@@ -444,9 +444,10 @@ impl<S: Store> Deliverer<S> {
             // engine's clock is simulated (the demo, plans).
             let notices = notices::for_task(
                 &self.definitions,
-                &item.record,
+                &item.record.idempotency_key,
+                item.record.enrollment_id,
                 &task,
-                Some(&keys),
+                &keys,
                 chrono::Utc::now().timestamp_millis(),
             );
             match self

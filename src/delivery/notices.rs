@@ -7,13 +7,15 @@ use crate::delivery::signin::{self, PageKeys};
 use crate::delivery::unsubscribe::public_url;
 use crate::store::{EmailPayload, NewTask, OutboxRecord, Payload, WebhookPayload};
 
-/// The notices for a task just created from `record`; `signin` makes the link that signs
-/// the assignee in to their inbox.
+/// The notices for `task`'s assignee, keyed `{key}:notice…` (the record that made the task,
+/// or its reassignment), with a link that signs them in to their inbox, valid from `now`
+/// (unix ms).
 pub fn for_task(
     definitions: &Definitions,
-    record: &OutboxRecord,
+    key: &str,
+    enrollment_id: i64,
     task: &NewTask,
-    signin: Option<&PageKeys>,
+    signin: &PageKeys,
     now: i64,
 ) -> Vec<OutboxRecord> {
     let Some(csm) = task
@@ -38,24 +40,25 @@ pub fn for_task(
         format!("\n{}\n", task.description.trim())
     };
     let notice = |suffix: &str, payload: Payload| OutboxRecord {
-        idempotency_key: format!("{}:{suffix}", record.idempotency_key),
+        idempotency_key: format!("{key}:{suffix}"),
+        enrollment_id,
+        journey_id: task.journey_id.clone(),
+        step_id: task.step_id.clone(),
+        account_id: task.account_id.clone(),
         contact_id: String::new(),
         payload,
-        ..record.clone()
+        held_out: false,
     };
-    let inbox = match signin {
-        Some(keys) => format!(
-            "Your inbox (this link signs you in for {} days): {}\n",
-            signin::LINK_DAYS,
-            signin::link(
-                &public_url(&definitions.config),
-                keys,
-                &csm.id.value,
-                now / 1000
-            )
-        ),
-        None => format!("See it with: touchline tasks list --csm {}\n", csm.id.value),
-    };
+    let inbox = format!(
+        "Your inbox (this link signs you in for {} days): {}\n",
+        signin::LINK_DAYS,
+        signin::link(
+            &public_url(&definitions.config),
+            signin,
+            &csm.id.value,
+            now / 1000
+        )
+    );
     let mut notices = Vec::new();
     if csm.notify_email {
         notices.push(notice(

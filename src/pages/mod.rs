@@ -114,10 +114,6 @@ fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 }
 
 impl<S: Store> ApiState<S> {
-    fn page_keys(&self) -> PageKeys {
-        PageKeys::new(&self.unsubscribe)
-    }
-
     fn unix_now(&self) -> i64 {
         self.clock.now().timestamp()
     }
@@ -133,7 +129,7 @@ impl<S: Store> ApiState<S> {
         let Some(session) = cookie(headers, COOKIE) else {
             return Err("You are not signed in.");
         };
-        match self.page_keys().check_session(session, self.unix_now()) {
+        match self.pages.check_session(session, self.unix_now()) {
             Ok(csm) if self.config.csm(&csm).is_some() => Ok(Visitor {
                 viewer: Viewer::Csm(csm),
                 session: session.to_string(),
@@ -164,7 +160,7 @@ async fn sign_in<S: Store>(
     State(state): State<Arc<ApiState<S>>>,
     Query(query): Query<SignInQuery>,
 ) -> Response {
-    let keys = state.page_keys();
+    let keys = &state.pages;
     let now = state.unix_now();
     let Some(token) = query.token else {
         return message(
@@ -253,7 +249,7 @@ async fn inbox_page<S: Store>(
     let said = query
         .said
         .as_deref()
-        .and_then(|token| state.page_keys().check_message(token));
+        .and_then(|token| state.pages.check_message(token));
     let definitions = state.definitions();
     let now = state.clock.now();
     let view = match inbox::build(
@@ -274,7 +270,7 @@ async fn inbox_page<S: Store>(
         minijinja::context! {
             inbox => view,
             viewer_name => state.viewer_name(&visitor.viewer),
-            csrf => state.page_keys().form_token(&visitor.session),
+            csrf => state.pages.form_token(&visitor.session),
             flash => said.as_deref().and_then(|s| s.strip_prefix("done:")),
             problem => said.as_deref().and_then(|s| s.strip_prefix("problem:")),
         },
@@ -356,7 +352,7 @@ async fn task_action<S: Store>(
         Ok(visitor) => visitor,
         Err(reason) => return please_sign_in(reason),
     };
-    let keys = state.page_keys();
+    let keys = &state.pages;
     let token_ok = matches!(visitor.viewer, Viewer::Admin)
         || form
             .csrf
@@ -397,13 +393,13 @@ async fn task_action<S: Store>(
         "done" => task_desk::done(&state.store, id, form.note, &actor, now).await,
         "snooze" => match form.until.as_deref().map(crate::clock::parse_time) {
             Some(Ok(until)) => task_desk::snooze(&state.store, id, until, &actor, now).await,
-            _ => return back(&keys, None, Some("Pick a date to snooze until.")),
+            _ => return back(keys, None, Some("Pick a date to snooze until.")),
         },
         "reassign" => match form.csm.as_deref() {
             Some(csm) => {
                 task_desk::reassign(&state.store, &definitions, id, csm, &actor, now).await
             }
-            None => return back(&keys, None, Some("Pick a CSM to hand the task to.")),
+            None => return back(keys, None, Some("Pick a CSM to hand the task to.")),
         },
         other => {
             return message(
@@ -414,9 +410,9 @@ async fn task_action<S: Store>(
         }
     };
     match result {
-        Ok(done) => back(&keys, Some(&done.message), None),
+        Ok(done) => back(keys, Some(&done.message), None),
         Err(DeskError::Store(e)) => unavailable(e),
-        Err(e) => back(&keys, None, Some(&e.to_string())),
+        Err(e) => back(keys, None, Some(&e.to_string())),
     }
 }
 

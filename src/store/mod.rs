@@ -1031,6 +1031,8 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         account_id: &str,
     ) -> impl Future<Output = Result<Vec<DeliveryRow>>> + Send;
+    /// An account's tasks, newest first.
+    fn account_tasks(&self, account_id: &str) -> impl Future<Output = Result<Vec<Task>>> + Send;
     /// One task.
     fn task(&self, id: i64) -> impl Future<Output = Result<Option<Task>>> + Send;
     /// Applies a person's change to a task and records it (with `notices` to write when

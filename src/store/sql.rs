@@ -1603,6 +1603,14 @@ macro_rules! store_impl {
                 rows.iter().map(|r| Ok((r.try_get("name")?, r.try_get("value")?, r.try_get("at")?))).collect()
             }
 
+            async fn account_tasks(&self, account_id: &str) -> Result<Vec<Task>> {
+                let rows = sqlx::query(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE account_id = $1 ORDER BY id DESC"))
+                    .bind(account_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter().map(Self::task).collect()
+            }
+
             async fn task(&self, id: i64) -> Result<Option<Task>> {
                 let row = sqlx::query(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1"))
                     .bind(id)

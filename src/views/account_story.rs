@@ -131,10 +131,7 @@ pub async fn build<S: Store>(
         })
         .collect();
     let mut tasks = Vec::new();
-    for task in store.tasks(None, None).await?.into_iter().rev() {
-        if task.task.account_id != account_id {
-            continue;
-        }
+    for task in store.account_tasks(account_id).await? {
         tasks.push(TaskStory {
             id: task.id,
             history: store.task_log(task.id).await?,
