@@ -1,13 +1,15 @@
 //! The delivery benchmark: `cargo bench --bench delivery -- [--records N]` (release build).
 //!
-//! Walks N accounts (5 000 by default) through a mail step and, separately, a webhook step,
-//! and measures how fast the outbox worker delivers them — mail over SMTP to a local sink,
-//! webhooks signed to a local HTTP sink that verifies every signature — beside what the same
-//! sinks accept, in the same run, from a bare client (lettre with the same pool, reqwest with
-//! the same signing) at the same concurrency.
+//! Walks N accounts (20 000 by default) through a mail step and, separately, a webhook step,
+//! and measures how fast the outbox worker delivers them beside an independent floor in the
+//! same run, at the same concurrency:
+//!
+//! - mail into Postfix's `smtp-sink`, beside Postfix's own `smtp-source` (reused
+//!   connections, 2 KB mails) into the same sink. Without Postfix's tools (`apt-get install
+//!   postfix`) the comparison is skipped and says so.
+//! - webhooks signed to a local HTTP sink that verifies every signature, beside a bare
+//!   reqwest client doing the same signing.
 
-#[path = "../tests/support/smtp_sink.rs"]
-mod smtp_sink;
 #[path = "../tests/support/webhook_sink.rs"]
 mod webhook_sink;
 
@@ -17,7 +19,6 @@ use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
 use futures_util::StreamExt;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use touchline::delivery::{CONCURRENCY, Deliverer, webhook};
 use touchline::engine::Engine;
 use touchline::model::{Account, Contact, Event};
@@ -47,16 +48,28 @@ email:
   from: Success <success@example.com>
 ";
 
+/// A welcome mail of about 2 KB as sent: a text and an HTML part.
+const WELCOME: &str = "subject: 'Welcome, {{ account.name }}'
+text: |
+  Hi {{ contact.first_name | default('there') }},
+
+  Your account {{ account.name }} is ready. Connect your first vehicles today: plug a
+  tracker into each one, and they appear on the map within a minute. Invite your
+  dispatchers from the Team page so they can plan routes.
+html: |
+  <p>Hi {{ contact.first_name | default('there') }},</p>
+  <p>Your account {{ account.name }} is ready. Connect your first vehicles today: plug a
+  tracker into each one, and they appear on the map within a minute.</p>
+  <p>Invite your dispatchers from the <a href=\"https://app.example.com/team\">Team page</a>
+  so they can plan routes.</p>
+";
+
 /// A project with one journey whose only step is `step`, extra config `extra`.
 fn project(dir: &Path, step: &str, extra: &str) {
     std::fs::create_dir_all(dir.join("journeys")).expect("mkdir");
     std::fs::create_dir_all(dir.join("templates")).expect("mkdir");
     std::fs::write(dir.join("touchline.yaml"), format!("{CONFIG}{extra}")).expect("config");
-    std::fs::write(
-        dir.join("templates/welcome.yaml"),
-        "subject: 'Welcome, {{ account.name }}'\ntext: |\n  Hi {{ contact.first_name | default('there') }},\n\n  Your account {{ account.name }} is ready. Connect your first vehicles today.\nhtml: '<p>Hi {{ contact.first_name | default(\"there\") }}, {{ account.name }} is ready.</p>'\n",
-    )
-    .expect("template");
+    std::fs::write(dir.join("templates/welcome.yaml"), WELCOME).expect("template");
     std::fs::write(
         dir.join("journeys/kickoff.yaml"),
         format!(
@@ -123,6 +136,29 @@ async fn prepared(
     (store, definitions)
 }
 
+/// The size of one of the benchmark's mails as touchline writes it (into a file outbox),
+/// so smtp-source sends mails of the same size.
+async fn mail_size() -> usize {
+    let dir = tempfile::tempdir().expect("temp dir");
+    project(
+        dir.path(),
+        "  - id: mail\n    email: { template: welcome, to: [admin] }\n",
+        "",
+    );
+    let (store, definitions) = prepared(dir.path(), 1).await;
+    let outbox = dir.path().join("outbox");
+    Deliverer::new(definitions, store, outbox.clone())
+        .deliver_due(Utc::now())
+        .await
+        .expect("deliver");
+    let file = std::fs::read_dir(&outbox)
+        .expect("outbox")
+        .next()
+        .expect("one mail")
+        .expect("entry");
+    file.metadata().expect("size").len() as usize
+}
+
 async fn touchline_rate(
     dir: &Path,
     definitions: Arc<touchline::definitions::Definitions>,
@@ -139,33 +175,58 @@ async fn touchline_rate(
     rate(n, took)
 }
 
-async fn bare_smtp_rate(port: u16, n: usize) -> f64 {
-    // The same pool as touchline's: one connection per delivery in flight.
-    let pool = lettre::transport::smtp::PoolConfig::new().max_size(CONCURRENCY as u32);
-    let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
-        .port(port)
-        .pool_config(pool)
-        .build();
-    let start = Instant::now();
-    let sent = futures_util::stream::iter(0..n)
-        .map(|i| {
-            let transport = transport.clone();
-            async move {
-                let message = lettre::Message::builder()
-                    .from("Success <success@example.com>".parse().expect("from"))
-                    .to(format!("bare{i}@example.com").parse().expect("to"))
-                    .subject(format!("Welcome, Account {i}"))
-                    .body(format!("Hi Pat{i},\n\nYour account is ready.\n"))
-                    .expect("message");
-                transport.send(message).await.is_ok()
+/// Postfix's `smtp-sink`, listening on a free port until dropped.
+struct PostfixSink {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl PostfixSink {
+    fn start() -> Option<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .ok()?
+            .port();
+        let child = std::process::Command::new(postfix_tool("smtp-sink")?)
+            .args(["-u", "nobody", &format!("127.0.0.1:{port}"), "512"])
+            .spawn()
+            .ok()?;
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(Self { child, port });
             }
-        })
-        .buffer_unordered(CONCURRENCY)
-        .filter(|ok| std::future::ready(*ok))
-        .count()
-        .await;
-    assert_eq!(sent, n);
-    rate(n, start.elapsed())
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for PostfixSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Where Postfix keeps a tool, if it is installed.
+fn postfix_tool(name: &str) -> Option<std::path::PathBuf> {
+    ["/usr/sbin", "/usr/bin", "/usr/local/sbin"]
+        .iter()
+        .map(|dir| Path::new(dir).join(name))
+        .find(|path| path.exists())
+}
+
+/// The floor: Postfix's `smtp-source` sending `n` mails of `size` bytes over `sessions`
+/// reused connections.
+fn smtp_source_rate(port: u16, n: usize, sessions: usize, size: usize) -> Option<f64> {
+    let start = Instant::now();
+    let status = std::process::Command::new(postfix_tool("smtp-source")?)
+        .args(["-d", "-s", &sessions.to_string(), "-l", &size.to_string()])
+        .args(["-m", &n.to_string(), "-f", "success@example.com"])
+        .args(["-t", "bench@example.com", &format!("127.0.0.1:{port}")])
+        .status()
+        .ok()?;
+    status.success().then(|| rate(n, start.elapsed()))
 }
 
 async fn bare_http_rate(url: &str, n: usize) -> f64 {
@@ -211,25 +272,44 @@ async fn bare_http_rate(url: &str, n: usize) -> f64 {
 async fn main() {
     let n: usize = arg("--records")
         .and_then(|v| v.parse().ok())
-        .unwrap_or(5000);
-    println!("delivery benchmark: {n} records per channel, {CONCURRENCY} in flight\n");
-
-    // Email over SMTP.
-    let (port, _inbox) = smtp_sink::start().await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    project(
-        dir.path(),
-        "  - id: mail\n    email: { template: welcome, to: [admin] }\n",
-        &format!("  smtp: {{ host: 127.0.0.1, port: {port}, tls: none }}\n"),
-    );
-    let (store, definitions) = prepared(dir.path(), n).await;
-    let bare = bare_smtp_rate(port, n).await;
-    let ours = touchline_rate(dir.path(), definitions, store, n).await;
+        .unwrap_or(20_000);
     println!(
-        "email    touchline {ours:>9.0} mails/s   bare lettre client {bare:>9.0} mails/s   ({:.0}% of bare)",
-        100.0 * ours / bare
+        "delivery benchmark: {n} records per channel, {CONCURRENCY} in flight (--records N, --only email|webhook)\n"
     );
 
+    let only = arg("--only");
+    let runs = |channel: &str| only.as_deref().is_none_or(|o| o == channel);
+
+    // Email over SMTP, into Postfix's smtp-sink beside Postfix's smtp-source.
+    match PostfixSink::start().filter(|_| runs("email")) {
+        Some(sink) => {
+            let dir = tempfile::tempdir().expect("temp dir");
+            project(
+                dir.path(),
+                "  - id: mail\n    email: { template: welcome, to: [admin] }\n",
+                &format!(
+                    "  smtp: {{ host: 127.0.0.1, port: {}, tls: none }}\n",
+                    sink.port
+                ),
+            );
+            let (store, definitions) = prepared(dir.path(), n).await;
+            let size = mail_size().await;
+            let floor = smtp_source_rate(sink.port, n, CONCURRENCY, size).expect("smtp-source");
+            let ours = touchline_rate(dir.path(), definitions, store, n).await;
+            println!(
+                "email    touchline {ours:>9.0} mails/s   Postfix smtp-source {floor:>8.0} mails/s   ({:.0}% of smtp-source; {size}-byte mails, {CONCURRENCY} connections each)",
+                100.0 * ours / floor
+            );
+        }
+        None if !runs("email") => {}
+        None => println!(
+            "email    skipped: Postfix's smtp-sink and smtp-source are not installed (apt-get install postfix)"
+        ),
+    }
+
+    if !runs("webhook") {
+        return;
+    }
     // Webhooks.
     let sink = webhook_sink::WebhookSink::start(SECRET, Vec::new()).await;
     let dir = tempfile::tempdir().expect("temp dir");
