@@ -20,6 +20,7 @@
 pub mod email_file;
 pub mod notices;
 pub mod receiver;
+pub mod recipients;
 pub mod signin;
 pub mod smtp;
 pub mod tasks;
@@ -38,19 +39,19 @@ use tokio::sync::OnceCell;
 
 use crate::clock::to_millis;
 use crate::definitions::Definitions;
-use crate::definitions::config::OverCap;
-use crate::model::AccountState;
 use crate::store::{
     DeliveryOutcome, EmailPayload, OutboxItem, Payload, Store, StoreError, Suppression,
     TaskPayload, TaskWrite, WebhookPayload,
 };
 use email_file::Envelope;
+use recipients::{Hold, Recipients, address_of};
 use unsubscribe::UnsubscribeKey;
 
 /// Records claimed per round.
-const CLAIM: i64 = 200;
+const CLAIM: i64 = 1000;
 /// Most outcomes marked per transaction. A crash loses at most the marks in flight: those
-/// records are delivered again, under the same idempotency key.
+/// records are delivered again, under the same idempotency key. A mail's delivery waits for
+/// its mark, so at most one mail per connection is ever sent but unmarked.
 const MARK_BATCH: usize = 32;
 /// Deliveries in flight at once (per worker), unless `delivery.concurrency` says otherwise.
 pub const CONCURRENCY: usize = 16;
@@ -172,6 +173,43 @@ fn concurrency(definitions: &Definitions) -> usize {
         .max(1)
 }
 
+/// An outcome to mark, with whom to tell once it is stored.
+type Mark = (
+    (i64, DeliveryOutcome),
+    Option<tokio::sync::oneshot::Sender<()>>,
+);
+/// Where deliveries hand their outcomes to the writer.
+type Marks = tokio::sync::mpsc::UnboundedSender<Mark>;
+
+/// A step email that may not go now: its recipient is suppressed, outside the send window or
+/// over the frequency cap. Notices to CSMs skip those checks.
+fn hold_email<S: Store>(
+    recipients: &Recipients,
+    deliverer: &Deliverer<S>,
+    item: &OutboxItem,
+    mail: &EmailPayload,
+    sent: &[i64],
+    now: DateTime<Utc>,
+    report: &mut DeliveryReport,
+) -> Option<Attempt> {
+    if mail.notice {
+        return None;
+    }
+    match recipients.hold(&deliverer.definitions, item, &mail.to, sent, now)? {
+        Hold::Until(opening, why) => {
+            report.deferred += 1;
+            Some(Attempt::Held(DeliveryOutcome::Defer {
+                until: to_millis(opening),
+                why,
+            }))
+        }
+        Hold::Skip(why) => {
+            report.skipped += 1;
+            Some(Attempt::Held(DeliveryOutcome::Skipped(why)))
+        }
+    }
+}
+
 /// The meta key that marks a webhook endpoint disabled (its value: the URL and why).
 fn disabled_key(endpoint: &str) -> String {
     format!("webhook_disabled:{endpoint}")
@@ -187,7 +225,7 @@ pub struct Deliverer<S: Store> {
     store: S,
     owner: String,
     outbox_dir: PathBuf,
-    smtp: Option<Result<smtp::SmtpChannel, String>>,
+    smtp: Option<Result<Arc<smtp::SmtpChannel>, String>>,
     webhooks: webhook::WebhookChannel,
     unsubscribe: OnceCell<UnsubscribeKey>,
     installation: OnceCell<String>,
@@ -207,6 +245,7 @@ impl<S: Store> Deliverer<S> {
         let owner = format!("{}-{}", std::process::id(), rand::random::<u32>());
         let smtp = definitions.config.email.smtp.as_ref().map(|server| {
             smtp::SmtpChannel::new(server, concurrency(&definitions), &definitions.root)
+                .map(Arc::new)
         });
         let webhooks = webhook::WebhookChannel::new(&definitions.config.webhooks, &|name| {
             std::env::var(name).ok()
@@ -290,6 +329,8 @@ impl<S: Store> Deliverer<S> {
             if items.is_empty() {
                 break;
             }
+            let mut recipients =
+                Recipients::read(&self.store, &self.definitions, &items, now).await?;
             // One queue per recipient, delivered in order; the queues run side by side.
             let mut queues: BTreeMap<(String, String), Vec<OutboxItem>> = BTreeMap::new();
             for item in items {
@@ -302,22 +343,23 @@ impl<S: Store> Deliverer<S> {
             // Outcomes are marked by a writer beside the deliveries, many per transaction:
             // whatever arrived while its previous write ran.
             let (marks, marker) = self.marker(now);
-            let mut rounds = futures_util::stream::iter(queues.into_values())
-                .map(|queue| self.deliver_queue(queue, now))
+            let recipients = &mut recipients;
+            let queues: Vec<(Vec<i64>, Vec<OutboxItem>)> = queues
+                .into_iter()
+                .map(|((account, contact), queue)| (recipients.sent_to(&account, &contact), queue))
+                .collect();
+            let recipients = &*recipients;
+            let mut rounds = futures_util::stream::iter(queues)
+                .map(|(sent, queue)| self.deliver_queue(queue, recipients, sent, &marks, now))
                 .buffer_unordered(concurrency);
             let mut failure = None;
             while let Some(done) = rounds.next().await {
                 match done {
-                    Ok((round, mark)) => {
-                        report.add(&round);
-                        if let Some(mark) = mark {
-                            // The writer only stops early on an error, reported below.
-                            let _ = marks.send(mark);
-                        }
-                    }
+                    Ok(round) => report.add(&round),
                     Err(error) => failure = Some(error),
                 }
             }
+            drop(rounds);
             drop(marks);
             let marked = marker
                 .await
@@ -330,54 +372,76 @@ impl<S: Store> Deliverer<S> {
         Ok(report)
     }
 
-    /// Delivers one recipient's records in order. Each but the last is marked at once (the
-    /// frequency cap must see it); the last one's outcome is returned for a batched mark.
+    /// Delivers one recipient's records in order, given when step emails went to it lately.
+    /// A mail waits until its outcome is stored (a crash right after the server took it
+    /// repeats at most that one mail); webhook outcomes are marked in batches, tasks as they
+    /// are written.
     async fn deliver_queue(
         &self,
         queue: Vec<OutboxItem>,
+        recipients: &Recipients,
+        mut sent: Vec<i64>,
+        marks: &Marks,
         now: DateTime<Utc>,
-    ) -> Result<(DeliveryReport, Option<(i64, DeliveryOutcome)>), StoreError> {
+    ) -> Result<DeliveryReport, StoreError> {
         let mut report = DeliveryReport::default();
-        let mut last = None;
         for item in queue {
-            if let Some((id, outcome)) = last.take() {
-                self.store
-                    .finish_outbox(id, &self.owner, to_millis(now), &outcome)
-                    .await?;
+            let is_email = matches!(item.record.payload, Payload::Email(_));
+            let Some(outcome) = self
+                .deliver(item, recipients, &sent, now, &mut report)
+                .await?
+            else {
+                continue;
+            };
+            if is_email && matches!(outcome.1, DeliveryOutcome::Sent(_)) {
+                sent.push(to_millis(now));
             }
-            last = self.deliver(item, now, &mut report).await?;
+            if is_email {
+                let (stored, ack) = tokio::sync::oneshot::channel();
+                // The writer only stops early on an error, reported by the round.
+                if marks.send((outcome, Some(stored))).is_ok() {
+                    let _ = ack.await;
+                }
+            } else {
+                let _ = marks.send((outcome, None));
+            }
         }
-        Ok((report, last))
+        Ok(report)
     }
 
-    /// A writer that marks delivered records (those this worker still holds) in batches.
-    #[allow(clippy::type_complexity)]
+    /// A writer that marks delivered records (those this worker still holds) in batches,
+    /// and tells each sender that asked when its mark is stored.
     fn marker(
         &self,
         now: DateTime<Utc>,
-    ) -> (
-        tokio::sync::mpsc::UnboundedSender<(i64, DeliveryOutcome)>,
-        tokio::task::JoinHandle<Result<(), StoreError>>,
-    ) {
+    ) -> (Marks, tokio::task::JoinHandle<Result<(), StoreError>>) {
         // Unbounded, so handing over a mark never waits: a delivery waiting here could hold
         // the store's write gate the writer needs (a round claims at most CLAIM records, so
         // at most that many marks are ever queued).
-        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
+        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<Mark>();
         let store = self.store.clone();
         let owner = self.owner.clone();
         let at = to_millis(now);
         let writer = tokio::spawn(async move {
             let mut batch = Vec::with_capacity(MARK_BATCH);
-            while let Some(first) = receiver.recv().await {
-                batch.push(first);
+            let mut acks = Vec::new();
+            while let Some((outcome, ack)) = receiver.recv().await {
+                batch.push(outcome);
+                acks.extend(ack);
                 while batch.len() < MARK_BATCH {
                     match receiver.try_recv() {
-                        Ok(mark) => batch.push(mark),
+                        Ok((outcome, ack)) => {
+                            batch.push(outcome);
+                            acks.extend(ack);
+                        }
                         Err(_) => break,
                     }
                 }
                 store.finish_outbox_all(&owner, at, &batch).await?;
                 batch.clear();
+                for ack in acks.drain(..) {
+                    let _ = ack.send(());
+                }
             }
             Ok(())
         });
@@ -388,6 +452,8 @@ impl<S: Store> Deliverer<S> {
     async fn deliver(
         &self,
         item: OutboxItem,
+        recipients: &Recipients,
+        sent: &[i64],
         now: DateTime<Utc>,
         report: &mut DeliveryReport,
     ) -> Result<Option<(i64, DeliveryOutcome)>, StoreError> {
@@ -397,10 +463,12 @@ impl<S: Store> Deliverer<S> {
                 self.deliver_task(&item, task, now, report).await?;
                 return Ok(None);
             }
-            Payload::Email(mail) => match self.hold_email(&item, mail, now, report).await? {
-                Some(held) => held,
-                None => self.deliver_email(&item, mail, now, report).await?,
-            },
+            Payload::Email(mail) => {
+                match hold_email(recipients, self, &item, mail, sent, now, report) {
+                    Some(held) => held,
+                    None => self.deliver_email(&item, mail, now, report).await?,
+                }
+            }
             Payload::Webhook(call) => self.deliver_webhook(&item, call, report).await?,
         };
         let outcome = match attempt {
@@ -471,34 +539,6 @@ impl<S: Store> Deliverer<S> {
         Ok(())
     }
 
-    /// A step email that may not go now: its recipient is suppressed, outside the send
-    /// window or over the frequency cap. Notices to CSMs skip those checks.
-    async fn hold_email(
-        &self,
-        item: &OutboxItem,
-        mail: &EmailPayload,
-        now: DateTime<Utc>,
-        report: &mut DeliveryReport,
-    ) -> Result<Option<Attempt>, StoreError> {
-        if mail.notice {
-            return Ok(None);
-        }
-        Ok(match self.hold(item, &mail.to, now).await? {
-            Some(Hold::Until(opening, why)) => {
-                report.deferred += 1;
-                Some(Attempt::Held(DeliveryOutcome::Defer {
-                    until: to_millis(opening),
-                    why,
-                }))
-            }
-            Some(Hold::Skip(why)) => {
-                report.skipped += 1;
-                Some(Attempt::Held(DeliveryOutcome::Skipped(why)))
-            }
-            None => None,
-        })
-    }
-
     /// Sends a step email (with its unsubscribe link) or a notice to a CSM.
     async fn deliver_email(
         &self,
@@ -564,112 +604,17 @@ impl<S: Store> Deliverer<S> {
             },
             Some(Err(problem)) => Attempt::Temporary(problem.clone(), None),
             Some(Ok(channel)) => match email_file::build(record, envelope) {
-                Ok(message) => channel.send(message).await,
+                Ok(message) => {
+                    // The SMTP conversation runs as a task of its own, so the mails in flight
+                    // share the runtime's threads rather than this round's one.
+                    let channel = channel.clone();
+                    tokio::spawn(async move { channel.send(message).await })
+                        .await
+                        .unwrap_or_else(|e| Attempt::Temporary(e.to_string(), None))
+                }
                 Err(error) => error.into(),
             },
         }
-    }
-
-    /// Why a step email may not go now: a suppressed or unsubscribed recipient, the send
-    /// window, the frequency cap.
-    async fn hold(
-        &self,
-        item: &OutboxItem,
-        to: &str,
-        now: DateTime<Utc>,
-    ) -> Result<Option<Hold>, StoreError> {
-        let record = &item.record;
-        if let Some(suppression) = self.store.suppression(&address_of(to)).await? {
-            return Ok(Some(Hold::Skip(format!(
-                "suppressed: {} ({})",
-                suppression.reason, suppression.detail
-            ))));
-        }
-        let state = self
-            .store
-            .load_accounts(std::slice::from_ref(&record.account_id), true)
-            .await?
-            .pop();
-        let contact = state
-            .as_ref()
-            .and_then(|s| s.contacts.iter().find(|c| c.id == record.contact_id));
-        if contact.is_some_and(|c| !c.subscribed) {
-            return Ok(Some(Hold::Skip(
-                "suppressed: the contact is not subscribed".into(),
-            )));
-        }
-        if let Some(opening) = self.send_window_opening(item, state.as_ref(), now) {
-            return Ok(Some(Hold::Until(
-                opening,
-                "outside the send window in the recipient's time zone".into(),
-            )));
-        }
-        self.frequency_cap(item, now).await
-    }
-
-    /// When an email may go out, if not now: the global and the journey's send windows, in
-    /// the contact's time zone, else the account's, else the configured one.
-    fn send_window_opening(
-        &self,
-        item: &OutboxItem,
-        state: Option<&AccountState>,
-        now: DateTime<Utc>,
-    ) -> Option<DateTime<Utc>> {
-        let config = &self.definitions.config;
-        let journey = self
-            .definitions
-            .journeys
-            .get(&item.record.journey_id)
-            .and_then(|j| j.file.send_window.as_ref());
-        let windows: Vec<&crate::definitions::values::SendWindow> =
-            config.send_window.iter().chain(journey).collect();
-        if windows.is_empty() {
-            return None;
-        }
-        let contact_zone = state
-            .and_then(|s| s.contacts.iter().find(|c| c.id == item.record.contact_id))
-            .and_then(|c| c.timezone.clone());
-        let account_zone = state.and_then(|s| s.account.timezone.clone());
-        let zone = contact_zone
-            .or(account_zone)
-            .and_then(|name| name.parse::<chrono_tz::Tz>().ok())
-            .unwrap_or(config.timezone.value.0);
-        window::next_opening(now, zone, &windows)
-    }
-
-    /// At most `max_emails` step emails per contact in any rolling `per`: a mail over the
-    /// cap waits until the oldest of them leaves the period, or is skipped.
-    async fn frequency_cap(
-        &self,
-        item: &OutboxItem,
-        now: DateTime<Utc>,
-    ) -> Result<Option<Hold>, StoreError> {
-        let Some(cap) = &self.definitions.config.frequency_cap else {
-            return Ok(None);
-        };
-        let per = i64::try_from(cap.per.value.0.as_millis()).unwrap_or(i64::MAX);
-        let at = to_millis(now);
-        let sent = self
-            .store
-            .emails_sent_since(&item.record.account_id, &item.record.contact_id, at - per)
-            .await?;
-        let max = cap.max_emails as usize;
-        if sent.len() < max {
-            return Ok(None);
-        }
-        let why = format!(
-            "frequency cap: {} in the last {}",
-            crate::text::count(sent.len() as u64, "mail", "mails"),
-            crate::text::duration(cap.per.value.0)
-        );
-        Ok(Some(match cap.over_cap {
-            OverCap::Skip => Hold::Skip(why),
-            OverCap::Wait => {
-                // The cap allows another mail once enough of these have left the period.
-                let frees_at = sent[sent.len() - max] + per + 1;
-                Hold::Until(crate::clock::from_millis(frees_at), why)
-            }
-        }))
     }
 
     async fn deliver_webhook(
@@ -741,23 +686,6 @@ pub async fn enable_endpoint<S: Store>(store: &S, endpoint: &str) -> Result<bool
         return Ok(true);
     }
     Ok(false)
-}
-
-/// Why a mail is held back.
-enum Hold {
-    /// Until this time; why.
-    Until(DateTime<Utc>, String),
-    /// For good: why.
-    Skip(String),
-}
-
-/// The bare address of `Name <addr>` or `addr`, lower-cased.
-fn address_of(to: &str) -> String {
-    let bare = match (to.rfind('<'), to.rfind('>')) {
-        (Some(start), Some(end)) if start < end => &to[start + 1..end],
-        _ => to,
-    };
-    bare.trim().to_lowercase()
 }
 
 impl From<email_file::EmailError> for Attempt {

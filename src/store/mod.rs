@@ -967,6 +967,18 @@ pub trait Store: Clone + Send + Sync + 'static {
         contact_id: &str,
         since: i64,
     ) -> impl Future<Output = Result<Vec<i64>>> + Send;
+    /// When step emails were sent to the contacts of these accounts since `since`:
+    /// (account id, contact id, delivered at), oldest first.
+    fn emails_sent_to(
+        &self,
+        account_ids: &[String],
+        since: i64,
+    ) -> impl Future<Output = Result<Vec<(String, String, i64)>>> + Send;
+    /// The suppressions of those of these addresses that are suppressed.
+    fn suppressions_of(
+        &self,
+        emails: &[String],
+    ) -> impl Future<Output = Result<Vec<Suppression>>> + Send;
     /// The suppression of an address, if it is suppressed.
     fn suppression(&self, email: &str) -> impl Future<Output = Result<Option<Suppression>>> + Send;
     /// Puts an address on the suppression list; false if it was already there.

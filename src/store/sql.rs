@@ -1291,8 +1291,26 @@ macro_rules! store_impl {
                 let _writing = self.write_gate().await;
                 let mut tx = self.pool.begin().await?;
                 let mut finished = 0;
+                // Sent records, the most common outcome, are marked with one statement per
+                // chunk; the others one by one.
+                let mut sent = Vec::new();
                 for (id, outcome) in outcomes {
-                    finished += u64::from(Self::finish_one(&mut tx, *id, owner, now, outcome).await?);
+                    match outcome {
+                        DeliveryOutcome::Sent(result) => sent.push((*id, result.as_str())),
+                        other => finished += u64::from(Self::finish_one(&mut tx, *id, owner, now, other).await?),
+                    }
+                }
+                for chunk in sent.chunks(CHUNK) {
+                    let mut query = QueryBuilder::<$db>::new("UPDATE outbox SET status = 'sent', result = v.column2, held_reason = NULL, delivered_at = ");
+                    query.push_bind(now);
+                    query.push(", claimed_by = NULL, lease_until = NULL FROM (");
+                    query.push_values(chunk, |mut row, (id, result)| {
+                        row.push_bind(*id).push_bind(*result);
+                    });
+                    query.push(") AS v WHERE outbox.id = v.column1 AND outbox.claimed_by = ");
+                    query.push_bind(owner);
+                    query.push(" AND outbox.status = 'sending'");
+                    finished += query.build().execute(&mut *tx).await?.rows_affected();
                 }
                 tx.commit().await?;
                 Ok(finished)
@@ -1393,6 +1411,38 @@ macro_rules! store_impl {
                 .fetch_all(&self.pool)
                 .await?;
                 rows.iter().map(|r| Ok(r.try_get("delivered_at")?)).collect()
+            }
+
+            async fn emails_sent_to(&self, account_ids: &[String], since: i64) -> Result<Vec<(String, String, i64)>> {
+                let mut out = Vec::new();
+                for chunk in account_ids.chunks(CHUNK) {
+                    let mut query = QueryBuilder::<$db>::new(
+                        "SELECT account_id, contact_id, delivered_at FROM outbox WHERE kind = 'email' AND status = 'sent' AND delivered_at > ",
+                    );
+                    query.push_bind(since);
+                    query.push(" AND account_id IN (");
+                    let mut ids = query.separated(", ");
+                    for id in chunk {
+                        ids.push_bind(id);
+                    }
+                    query.push(") ORDER BY delivered_at");
+                    for row in query.build().fetch_all(&self.pool).await? {
+                        out.push((row.try_get("account_id")?, row.try_get("contact_id")?, row.try_get("delivered_at")?));
+                    }
+                }
+                Ok(out)
+            }
+
+            async fn suppressions_of(&self, emails: &[String]) -> Result<Vec<Suppression>> {
+                let emails: Vec<String> = emails.iter().map(|e| e.trim().to_lowercase()).collect();
+                let mut out = Vec::new();
+                for chunk in emails.chunks(CHUNK) {
+                    let mut query = Self::in_list("SELECT email, reason, detail, created_at FROM suppressions WHERE email", chunk);
+                    for row in query.build().fetch_all(&self.pool).await? {
+                        out.push(Self::suppression_row(&row)?);
+                    }
+                }
+                Ok(out)
             }
 
             async fn suppression(&self, email: &str) -> Result<Option<Suppression>> {
