@@ -63,6 +63,37 @@ fn reload(config_path: &Path) -> Result<Definitions, String> {
     }
 }
 
+/// Delivers whatever is due, each time a pass has queued something (`now`), at least every
+/// `interval` (retries and held mail come due by the clock), until `stop`. The deliverer is
+/// the one for the definitions currently loaded.
+async fn deliver_continuously<S: Store>(
+    deliverer: tokio::sync::watch::Receiver<Arc<Deliverer<S>>>,
+    clock: Arc<dyn Clock>,
+    now: Arc<Notify>,
+    interval: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut caught_up = false;
+    loop {
+        let at = clock.now();
+        let current = deliverer.borrow().clone();
+        match current.deliver_due(at).await {
+            Ok(report) if !report.is_idle() => tracing::info!("{}", report.describe()),
+            Ok(_) => {}
+            Err(e) => tracing::error!("delivery at {at} failed: {e}"),
+        }
+        if !caught_up {
+            caught_up = true;
+            tracing::info!("caught up: the first pass and its deliveries are done");
+        }
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => break,
+            _ = tokio::time::sleep(interval) => {}
+            _ = now.notified() => {}
+        }
+    }
+}
+
 /// Runs until `shutdown` completes. `ready` receives the API's address once it listens.
 pub async fn run<S: Store>(
     definitions: Arc<Definitions>,
@@ -137,9 +168,14 @@ pub async fn run<S: Store>(
     let mut files = stamp(&watched);
     let outbox_dir = crate::delivery::outbox_dir(&definitions);
     let mut engine = Engine::new(definitions.clone(), store.clone());
-    let mut deliverer = Deliverer::new(definitions, store.clone(), outbox_dir);
+    let (deliverers, current_deliverer) = tokio::sync::watch::channel(Arc::new(Deliverer::new(
+        definitions,
+        store.clone(),
+        outbox_dir,
+    )));
+    let deliver_now = Arc::new(Notify::new());
+    let mut deliveries = None;
     let mut stop = stop_rx.clone();
-    let mut caught_up = false;
     loop {
         let now = clock.now();
         let started = std::time::Instant::now();
@@ -154,16 +190,17 @@ pub async fn run<S: Store>(
             Ok(_) => tracing::debug!("pass at {now}: nothing to do"),
             Err(e) => tracing::error!("pass at {now} failed: {e}"),
         }
-        match deliverer.deliver_due(now).await {
-            Ok(report) if !report.is_idle() => {
-                tracing::info!("{}", report.describe())
-            }
-            Ok(_) => {}
-            Err(e) => tracing::error!("delivery at {now} failed: {e}"),
-        }
-        if !caught_up {
-            caught_up = true;
-            tracing::info!("caught up: the first pass and its deliveries are done");
+        // Deliveries run beside the passes: what this pass queued goes out while the next
+        // pass already handles newer data.
+        deliver_now.notify_one();
+        if deliveries.is_none() {
+            deliveries = Some(tokio::spawn(deliver_continuously(
+                current_deliverer.clone(),
+                clock.clone(),
+                deliver_now.clone(),
+                options.interval,
+                stop_rx.clone(),
+            )));
         }
         tokio::select! {
             _ = stop.wait_for(|s| *s) => break,
@@ -192,13 +229,20 @@ pub async fn run<S: Store>(
                     }
                     let outbox_dir = crate::delivery::outbox_dir(&definitions);
                     engine = Engine::new(definitions.clone(), store.clone());
-                    deliverer = Deliverer::new(definitions, store.clone(), outbox_dir);
+                    let _ = deliverers.send(Arc::new(Deliverer::new(
+                        definitions,
+                        store.clone(),
+                        outbox_dir,
+                    )));
                 }
                 Err(problems) => tracing::error!(
                     "definitions changed but do not validate; the previous version keeps running:\n{problems}"
                 ),
             }
         }
+    }
+    if let Some(deliveries) = deliveries {
+        let _ = deliveries.await;
     }
     tracing::info!("stopping");
     let _ = server.await;
