@@ -111,18 +111,20 @@ enum Value {
 
 impl Value {
     /// The value of a Rhai value. Shared values (never in rule data) are left to Rhai.
+    /// Each kind is tested before it is read: a failed `as_*` would name the type, which
+    /// costs more than the read.
     fn of(value: &Dynamic) -> Outcome<Self> {
         if value.is_shared() {
             return Err(Fallback);
         }
-        Ok(if value.is_unit() {
+        Ok(if value.is_float() {
+            Value::Float(value.as_float().map_err(|_| Fallback)?)
+        } else if value.is_int() {
+            Value::Int(value.as_int().map_err(|_| Fallback)?)
+        } else if value.is_bool() {
+            Value::Bool(value.as_bool().map_err(|_| Fallback)?)
+        } else if value.is_unit() {
             Value::Unit
-        } else if let Ok(b) = value.as_bool() {
-            Value::Bool(b)
-        } else if let Ok(i) = value.as_int() {
-            Value::Int(i)
-        } else if let Ok(f) = value.as_float() {
-            Value::Float(f)
         } else if let Some(s) = value.read_lock::<ImmutableString>() {
             Value::Str(s.clone())
         } else if let Some(t) = value.read_lock::<Timestamp>() {
