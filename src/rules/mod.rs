@@ -3,8 +3,8 @@
 //! Every rule runs in the same sandbox ([`sandbox`]). A rule is compiled when definitions
 //! load, against placeholder variables for its context (`account`, `contact` in contact
 //! journeys, `now`), and checked for reads of fields and scores that do not exist. Rules in
-//! the common subset of Rhai are also compiled to Rust closures (module `native`) and run without
-//! the interpreter, with the same results.
+//! the common subset of Rhai are also compiled to Rust closures (module `native`) and run
+//! without the interpreter, with the same results.
 
 pub mod check;
 pub mod helpers;
