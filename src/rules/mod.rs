@@ -229,7 +229,7 @@ impl RuleEngine {
     /// closures decide, else through Rhai (which also gives every error).
     pub fn run(&self, rule: &Rule, bindings: &mut Bindings) -> Result<Dynamic, EvalError> {
         if let Some(native) = &rule.native
-            && let Ok(value) = native.run(&bindings.scope, bindings.now)
+            && let Ok(value) = native.run(&self.engine, &bindings.scope, bindings.now)
         {
             return Ok(value);
         }

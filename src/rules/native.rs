@@ -28,7 +28,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use rhai::{
-    AST, ASTFlags, Dynamic, Expr, FLOAT, FnCallExpr, INT, ImmutableString, Map, Scope, Stmt, Token,
+    AST, ASTFlags, Dynamic, Engine, Expr, FLOAT, FnCallExpr, INT, ImmutableString, Map, Scope,
+    Stmt, Token,
 };
 
 use super::helpers::{self, Timestamp};
@@ -69,9 +70,16 @@ impl fmt::Debug for Native {
 
 impl Native {
     /// Evaluates the rule against the bindings' variables; `now` is the time `days_since` and
-    /// `days_until` measure from.
-    pub(super) fn run(&self, scope: &Scope<'static>, now: DateTime<Utc>) -> Outcome<Dynamic> {
+    /// `days_until` measure from, `engine` the one the rule was compiled for (its data size
+    /// limits apply as they would in Rhai).
+    pub(super) fn run(
+        &self,
+        engine: &Engine,
+        scope: &Scope<'static>,
+        now: DateTime<Utc>,
+    ) -> Outcome<Dynamic> {
         let mut frame = Frame {
+            engine,
             scope,
             now,
             slots: vec![Value::Unit; self.slots],
@@ -153,6 +161,7 @@ impl Value {
 
 /// What a running native rule reads and keeps.
 struct Frame<'a> {
+    engine: &'a Engine,
     /// The bindings' variables (`account`, `contact`, `now`).
     scope: &'a Scope<'static>,
     now: DateTime<Utc>,
@@ -526,8 +535,7 @@ impl Compiler {
         }))
     }
 
-    /// `get_or(map, key, default)`. Rhai checks the size of what a function returns; strings
-    /// are checked here, arrays and maps left to Rhai.
+    /// `get_or(map, key, default)`. Rhai checks the size of what a function returns.
     fn get_or(&mut self, map: &Expr, key: &Expr, default: &Expr) -> Option<Eval> {
         let map = self.map_arg(map)?;
         let key = self.expr(key)?;
@@ -541,20 +549,17 @@ impl Compiler {
                 Some(value) => Value::of(value),
                 None => Ok(default),
             })?;
-            match value {
-                Value::Str(s) if s.len() > sandbox::MAX_STRING_SIZE => Err(Fallback),
-                Value::Array(_) | Value::Map(_) | Value::Other(_) => Err(Fallback),
-                value => Ok(value),
-            }
+            within_limits(frame.engine, value)
         }))
     }
 
     /// The map a helper takes by reference, read in place when it is a path.
     fn map_arg(&mut self, expr: &Expr) -> Option<MapArg> {
+        let by_ref = matches!(expr, Expr::Variable(..));
         match self.path(expr) {
             Some(path) => {
                 self.nodes += path.props.len() + 1;
-                Some(MapArg::Path(path))
+                Some(MapArg::Path { path, by_ref })
             }
             None => self.expr(expr).map(MapArg::Value),
         }
@@ -563,20 +568,46 @@ impl Compiler {
 
 /// A helper's map argument (`has_goal(account, …)`, `get_or(account.attributes, …)`).
 enum MapArg {
-    Path(Path),
+    Path {
+        path: Path,
+        /// Written as a variable: Rhai passes it by reference and, after the call, checks
+        /// its size (all of it: `has_goal(account, …)` fails for an account whose strings
+        /// add up to more than the string limit).
+        by_ref: bool,
+    },
     Value(Eval),
 }
 
 impl MapArg {
     fn with<R>(&self, frame: &mut Frame<'_>, f: impl FnOnce(&Map) -> Outcome<R>) -> Outcome<R> {
         match self {
-            MapArg::Path(path) => path.read(frame, |value| borrow_map(value, f)),
+            MapArg::Path { path, by_ref } => path.read(frame, |value| {
+                let result = borrow_map(value, f)?;
+                match *by_ref {
+                    true => frame.engine.ensure_data_size_within_limits(value),
+                    false => Ok(()),
+                }
+                .map_err(|_| Fallback)?;
+                Ok(result)
+            }),
             MapArg::Value(eval) => match eval(frame)? {
                 Value::Map(map) => borrow_map(&map, f),
                 _ => Err(Fallback),
             },
         }
     }
+}
+
+/// `value` if Rhai's data size limits allow a function to return it.
+fn within_limits(engine: &Engine, value: Value) -> Outcome<Value> {
+    let checked = match &value {
+        Value::Str(s) => engine.ensure_data_size_within_limits(&Dynamic::from(s.clone())),
+        Value::Array(d) | Value::Map(d) | Value::Other(d) => {
+            engine.ensure_data_size_within_limits(d)
+        }
+        _ => Ok(()),
+    };
+    checked.map(|()| value).map_err(|_| Fallback)
 }
 
 /// The helpers take the map as `&mut Map`, which Rhai refuses for a constant: left to Rhai.
@@ -880,10 +911,11 @@ mod tests {
         rule: &Rule,
         bindings: &mut Bindings,
     ) -> (Option<Dynamic>, Result<Dynamic, EvalError>) {
-        let native = rule
-            .native
-            .as_ref()
-            .and_then(|native| native.run(&bindings.scope, bindings.now).ok());
+        let native = rule.native.as_ref().and_then(|native| {
+            native
+                .run(&engine.engine, &bindings.scope, bindings.now)
+                .ok()
+        });
         (native, engine.run_rhai(rule, bindings))
     }
 
@@ -935,12 +967,36 @@ mod tests {
         ])
     }
 
-    /// What a rule gives on the sample account: the value and its type, or Rhai's error
-    /// (`!` and the message); `native` says whether the closures decided.
-    fn outcome(engine: &RuleEngine, source: &str) -> (String, bool) {
-        let rule = compile(engine, source, Form::Expression);
+    /// The sample account with texts at and past Rhai's string limit (64 KiB: two halves
+    /// make the longest string), and a map past its size limit.
+    fn large_account() -> Dynamic {
+        let mut account = sample_account();
+        let many: Map = (0..=sandbox::MAX_COLLECTION_SIZE)
+            .map(|i| (i.to_string().into(), Dynamic::from_int(1)))
+            .collect();
+        if let Some(mut account) = account.write_lock::<Map>()
+            && let Some(attributes) = account.get_mut("attributes")
+            && let Some(mut attributes) = attributes.write_lock::<Map>()
+        {
+            let half = "x".repeat(sandbox::MAX_STRING_SIZE / 2);
+            let huge = "x".repeat(sandbox::MAX_STRING_SIZE + 1);
+            attributes.insert("half".into(), half.into());
+            attributes.insert("texts".into(), map(vec![("huge", huge.into())]));
+            attributes.insert("many".into(), Dynamic::from_map(many));
+        }
+        account
+    }
+
+    /// What a rule (a script when it has a `;`) gives on `account`: the value and its type,
+    /// or Rhai's error (`!` and the message); `native` says whether the closures decided.
+    fn outcome(engine: &RuleEngine, source: &str, account: Dynamic) -> (String, bool) {
+        let form = match source.contains(';') {
+            true => Form::Script,
+            false => Form::Expression,
+        };
+        let rule = compile(engine, source, form);
         assert!(rule.is_native(), "`{source}` is not compiled natively");
-        let mut bindings = Bindings::new(sample_account(), now());
+        let mut bindings = Bindings::new(account, now());
         let (native, rhai) = both(engine, &rule, &mut bindings);
         let via_run = engine.run(&rule, &mut bindings);
         assert_eq!(
@@ -1018,7 +1074,7 @@ mod tests {
         ];
         for (source, expected) in decided {
             assert_eq!(
-                outcome(&engine, source),
+                outcome(&engine, source, sample_account()),
                 (expected.to_string(), true),
                 "`{source}`"
             );
@@ -1047,7 +1103,57 @@ mod tests {
             ("account.goals == account.goals", "true: bool"),
         ];
         for (source, expected) in left_to_rhai {
-            let (got, native) = outcome(&engine, source);
+            let (got, native) = outcome(&engine, source, sample_account());
+            assert!(!native, "`{source}` was decided natively: {got}");
+            assert!(got.starts_with(expected), "`{source}`: {got}");
+        }
+    }
+
+    /// Rhai checks the size of what a function returns, of a string it concatenates, and of
+    /// a function's first argument when that is a variable (passed by reference): the whole
+    /// account for `has_goal(account, …)`.
+    #[test]
+    fn data_size_limits_are_rhai_s() {
+        let engine = RuleEngine::new();
+        for (source, expected) in [
+            (
+                "account.attributes.half + account.attributes.half != \"\"",
+                "true: bool",
+            ),
+            ("account.attributes.texts.huge != \"\"", "true: bool"),
+            ("get_or(account.attributes, \"seats\", 0)", "7: i64"),
+            ("has_goal(account.attributes, \"a\")", "false: bool"),
+            (
+                "let m = account.scores; get_or(m, \"usage\", 0)",
+                "72.5: f64",
+            ),
+        ] {
+            let got = outcome(&engine, source, large_account());
+            assert_eq!(got, (expected.to_string(), true), "`{source}`");
+        }
+        for (source, expected) in [
+            (
+                "account.attributes.half + account.attributes.half + \"x\" != \"\"",
+                "! stopped: Length of string",
+            ),
+            (
+                "get_or(account.attributes.texts, \"huge\", \"\") != \"\"",
+                "! stopped: Length of string",
+            ),
+            (
+                "get_or(account.attributes, \"many\", 0) != 0",
+                "! stopped: Size of object map",
+            ),
+            (
+                "has_goal(account, \"safe_driving\")",
+                "! stopped: Length of string",
+            ),
+            (
+                "let a = account.attributes; get_or(a, \"seats\", 0)",
+                "! stopped: Length of string",
+            ),
+        ] {
+            let (got, native) = outcome(&engine, source, large_account());
             assert!(!native, "`{source}` was decided natively: {got}");
             assert!(got.starts_with(expected), "`{source}`: {got}");
         }
@@ -1277,7 +1383,7 @@ mod tests {
                 }
                 6 => format!("!({})", self.expr(Ty::Bool, d)),
                 7 => {
-                    let map = self.pick(&["account", "account.attributes"]);
+                    let map = self.map(&["account", "account.attributes"]);
                     format!("has_goal({map}, {})", self.expr(Ty::Str, d))
                 }
                 8 => self.if_else(Ty::Bool, d),
@@ -1322,8 +1428,17 @@ mod tests {
             )
         }
 
+        /// One of `maps`, or the alias `m` when one is in scope.
+        fn map(&mut self, maps: &[&'static str]) -> &'static str {
+            let has_m = self.locals.iter().any(|(name, _)| name == "m");
+            match has_m && self.chance(0.3) {
+                true => "m",
+                false => self.pick(maps),
+            }
+        }
+
         fn get_or(&mut self, ty: Ty, d: u32) -> String {
-            let map = self.pick(MAPS);
+            let map = self.map(MAPS);
             let key = self.pick(KEYS);
             format!("get_or({map}, {key}, {})", self.expr(ty, d))
         }
@@ -1389,6 +1504,9 @@ mod tests {
             Ty::Num if rng.random_bool(0.3) => Dynamic::from_int(random_int(rng)),
             Ty::Num => Dynamic::from_float(random_float(rng)),
             Ty::Bool => Dynamic::from_bool(rng.random()),
+            // Now and then a text near Rhai's string limit, which a concatenation, or a
+            // helper given the whole account, takes past it.
+            Ty::Str if rng.random_bool(0.02) => "x".repeat(40_000).into(),
             Ty::Str => {
                 ["", "a", "ab", "b", "enterprise", "safe_driving"][rng.random_range(0..6)].into()
             }
@@ -1665,8 +1783,7 @@ mod tests {
                 ..Default::default()
             };
             for rule in definitions.rules() {
-                let bindings = crate::engine::context::bindings(&state, &scores, now());
-                let mut bindings = bindings;
+                let mut bindings = crate::engine::context::bindings(&state, &scores, now());
                 bindings.set_contact(crate::engine::context::contact_map(&contact));
                 let context = format!("seed {seed}, rule {}\nstate: {state:?}", rule.name);
                 let (native, rhai) = both(&definitions.engine, rule, &mut bindings);
