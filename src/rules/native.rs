@@ -1852,51 +1852,55 @@ mod tests {
         state
     }
 
-    /// Nanoseconds per evaluation, native and through Rhai. A measurement, not a check:
-    /// `cargo test --release --lib rules::native::tests::speed -- --ignored --nocapture`.
+    /// Nanoseconds per evaluation, native and through Rhai: the brief's example tier rule
+    /// and every bundled rule, on one account with all its data. A measurement, not a
+    /// check: `cargo test --release --lib rules::native::tests::speed -- --ignored
+    /// --nocapture`.
     #[test]
     #[ignore = "a measurement; run it in release mode"]
     fn speed() {
-        let engine = RuleEngine::new();
-        let account = map(vec![
-            ("arr", Dynamic::from_float(60_000.0)),
-            ("scores", map(vec![("usage", Dynamic::from_float(72.5))])),
-        ]);
-        let mut bindings = Bindings::new(account, now());
         let definitions = bundled();
-        let engagement = definitions.scores.iter().find(|s| s.name == "engagement");
-        let tier = compile(
-            &engine,
-            "account.scores.usage >= 70 && account.arr > 50000.0",
+        let engine = &definitions.engine;
+        let scores: Vec<&str> = definitions.scores.iter().map(|s| s.name.as_str()).collect();
+        let mut state = crate::model::AccountState::default();
+        state.account.status = "active".into();
+        state.account.plan = Some("pro".into());
+        state.account.arr = Some(60_000.0);
+        state.account.goals = vec!["safe_driving".into()];
+        state.account.last_login_at = Some(now() - Duration::days(3));
+        state.account.contract_end = Some(now() + Duration::days(60));
+        for key in ["renewal_status", "expansion_opportunity"] {
+            state.account.attributes.insert(key.into(), "open".into());
+        }
+        for rule in definitions.rules() {
+            for path in rule.reads() {
+                if let Some(metric) = path.strip_prefix("metrics.") {
+                    state.metrics.insert(metric.into(), 3.0);
+                }
+            }
+        }
+        for score in &scores {
+            state.scores.insert(score.to_string(), 72.5);
+        }
+        let mut bindings = crate::engine::context::bindings(&state, &scores, now());
+        let contact = crate::model::Contact {
+            role: Some("admin".into()),
+            ..Default::default()
+        };
+        bindings.set_contact(crate::engine::context::contact_map(&contact));
+        let example = compile(
+            engine,
+            "account.scores.utilization >= 70 && account.arr > 50000.0",
             Form::Expression,
         );
-        measure("tier rule", &engine, &tier, &mut bindings);
-        if let Some(score) = engagement {
-            let state = random_state(
-                &mut StdRng::seed_from_u64(1),
-                &[
-                    "email_replies_90d",
-                    "events_attended_90d",
-                    "nps",
-                    "goal_progress",
-                ]
-                .iter()
-                .map(|m| m.to_string())
-                .collect(),
-                &[],
-            );
-            let mut bindings = crate::engine::context::bindings(&state, &[], now());
-            measure(
-                "engagement formula",
-                &definitions.engine,
-                &score.rule,
-                &mut bindings,
-            );
+        measure("the brief's tier rule", engine, &example, &mut bindings);
+        for rule in definitions.rules() {
+            measure(&rule.name, engine, rule, &mut bindings);
         }
     }
 
     fn measure(what: &str, engine: &RuleEngine, rule: &Rule, bindings: &mut Bindings) {
-        const RUNS: u32 = 200_000;
+        const RUNS: u32 = 100_000;
         let native = engine.run(rule, bindings).expect("native result");
         let rhai = engine.run_rhai(rule, bindings).expect("Rhai result");
         assert!(same(&native, &rhai));
@@ -1910,6 +1914,6 @@ mod tests {
             std::hint::black_box(engine.run_rhai(rule, bindings).ok());
         }
         let rhai_ns = start.elapsed().as_nanos() / u128::from(RUNS);
-        eprintln!("{what}: native {native_ns} ns, Rhai {rhai_ns} ns per evaluation");
+        eprintln!("{native_ns:>6} ns native {rhai_ns:>7} ns Rhai   {what}");
     }
 }
