@@ -25,7 +25,9 @@ fn now() -> DateTime<Utc> {
     NOW.with(|n| n.get()).unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
 }
 
-fn days_between(from: DateTime<Utc>, to: DateTime<Utc>) -> FLOAT {
+/// Days from `from` to `to` (what `days_since` and `days_until` give; shared with the native
+/// rules in [`super::native`] so both paths compute the same value).
+pub(super) fn days_between(from: DateTime<Utc>, to: DateTime<Utc>) -> FLOAT {
     (to - from).num_seconds() as FLOAT / 86_400.0
 }
 
@@ -66,25 +68,16 @@ pub fn register(engine: &mut Engine) {
         .register_fn("days_since", |_: ()| FLOAT::INFINITY)
         .register_fn("days_until", |t: Timestamp| days_between(now(), t.0))
         .register_fn("days_until", |_: ()| FLOAT::INFINITY)
-        .register_fn("has_goal", has_goal)
-        .register_fn(
-            "ratio",
-            |a: FLOAT, b: FLOAT| if b == 0.0 { 0.0 } else { a / b },
-        )
-        .register_fn(
-            "ratio",
-            |a: INT, b: INT| if b == 0 { 0.0 } else { a as FLOAT / b as FLOAT },
-        )
-        .register_fn(
-            "ratio",
-            |a: INT, b: FLOAT| if b == 0.0 { 0.0 } else { a as FLOAT / b },
-        )
-        .register_fn(
-            "ratio",
-            |a: FLOAT, b: INT| if b == 0 { 0.0 } else { a / b as FLOAT },
-        )
-        .register_fn("clamp", |x: FLOAT, lo: FLOAT, hi: FLOAT| x.max(lo).min(hi))
-        .register_fn("clamp", |x: INT, lo: INT, hi: INT| x.max(lo).min(hi))
+        .register_fn("has_goal", |account: &mut Map, goal: ImmutableString| {
+            has_goal(account, &goal)
+        })
+        // An integer is 0 exactly when it is 0.0 as a float, so every mix is the float ratio.
+        .register_fn("ratio", ratio)
+        .register_fn("ratio", |a: INT, b: INT| ratio(a as FLOAT, b as FLOAT))
+        .register_fn("ratio", |a: INT, b: FLOAT| ratio(a as FLOAT, b))
+        .register_fn("ratio", |a: FLOAT, b: INT| ratio(a, b as FLOAT))
+        .register_fn("clamp", clamp_float)
+        .register_fn("clamp", clamp_int)
         .register_fn(
             "get_or",
             |map: &mut Map, key: ImmutableString, default: Dynamic| {
@@ -93,13 +86,29 @@ pub fn register(engine: &mut Engine) {
         );
 }
 
-fn has_goal(account: &mut Map, goal: ImmutableString) -> bool {
+/// `a / b`, 0 when `b` is 0.
+pub(super) fn ratio(a: FLOAT, b: FLOAT) -> FLOAT {
+    if b == 0.0 { 0.0 } else { a / b }
+}
+
+/// `x` limited to `lo..hi` (NaN and crossed bounds as `f64::max` and `f64::min` treat them).
+pub(super) fn clamp_float(x: FLOAT, lo: FLOAT, hi: FLOAT) -> FLOAT {
+    x.max(lo).min(hi)
+}
+
+/// `x` limited to `lo..hi` (`hi` wins when the bounds cross).
+pub(super) fn clamp_int(x: INT, lo: INT, hi: INT) -> INT {
+    x.max(lo).min(hi)
+}
+
+/// Whether the account's `goals` list holds `goal`.
+pub(super) fn has_goal(account: &Map, goal: &str) -> bool {
     account
         .get("goals")
         .and_then(|goals| {
             goals
                 .read_lock::<Array>()
-                .map(|g| g.iter().any(|x| x.to_string() == goal.as_str()))
+                .map(|g| g.iter().any(|x| x.to_string() == goal))
         })
         .unwrap_or(false)
 }

@@ -2,13 +2,17 @@
 //!
 //! Every rule runs in the same sandbox ([`sandbox`]). A rule is compiled when definitions
 //! load, against placeholder variables for its context (`account`, `contact` in contact
-//! journeys, `now`), and checked for reads of fields and scores that do not exist.
+//! journeys, `now`), and checked for reads of fields and scores that do not exist. Rules in
+//! the common subset of Rhai are also compiled to Rust closures (module `native`) and run
+//! without the interpreter, with the same results.
 
 pub mod check;
 pub mod helpers;
+mod native;
 pub mod sandbox;
 
 use std::fmt;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use rhai::{AST, Dynamic, Engine, EvalAltResult, Position, Scope};
@@ -87,6 +91,8 @@ pub struct Rule {
     /// The rule's text.
     pub source: String,
     ast: AST,
+    /// The rule compiled to closures, when it is in the subset they cover.
+    native: Option<Arc<native::Native>>,
 }
 
 impl Rule {
@@ -100,6 +106,11 @@ impl Rule {
     pub fn reads(&self) -> Vec<String> {
         check::reads(&self.ast)
     }
+
+    /// Whether the rule runs as compiled closures (Rhai only when they cannot decide).
+    pub fn is_native(&self) -> bool {
+        self.native.is_some()
+    }
 }
 
 impl fmt::Debug for Rule {
@@ -107,6 +118,7 @@ impl fmt::Debug for Rule {
         f.debug_struct("Rule")
             .field("name", &self.name)
             .field("source", &self.source)
+            .field("native", &self.is_native())
             .finish()
     }
 }
@@ -194,10 +206,12 @@ impl RuleEngine {
                 .map(|u| RuleProblem::at(u.message, u.help, u.position, u.len))
                 .collect());
         }
+        let native = native::compile(&ast).map(Arc::new);
         Ok(Rule {
             name: name.into(),
             source: source.to_string(),
             ast,
+            native,
         })
     }
 
@@ -211,8 +225,19 @@ impl RuleEngine {
     }
 
     /// Evaluates a rule against prepared bindings (the way the engine runs many rules over
-    /// one account without rebuilding its data).
+    /// one account without rebuilding its data): natively when the rule is compiled and the
+    /// closures decide, else through Rhai (which also gives every error).
     pub fn run(&self, rule: &Rule, bindings: &mut Bindings) -> Result<Dynamic, EvalError> {
+        if let Some(native) = &rule.native
+            && let Ok(value) = native.run(&self.engine, &bindings.scope, bindings.now)
+        {
+            return Ok(value);
+        }
+        self.run_rhai(rule, bindings)
+    }
+
+    /// Evaluates a rule through Rhai even when it has a native form (to compare the two).
+    pub fn run_rhai(&self, rule: &Rule, bindings: &mut Bindings) -> Result<Dynamic, EvalError> {
         helpers::set_now(bindings.now);
         sandbox::start_budget();
         let result = self
