@@ -48,6 +48,16 @@ email:
   from: Success <success@example.com>
 ";
 
+/// The webhook step both webhook measurements use.
+const WEBHOOK_STEP: &str = "  - id: crm\n    webhook: { endpoint: crm, body: { account: '{{ account.id }}', name: '{{ account.name }}' } }\n";
+
+/// The `webhooks:` settings for an endpoint at `url`.
+fn webhook_config(url: &str) -> String {
+    format!(
+        "webhooks:\n  crm: {{ url: \"{url}\", allow_private: true, secret_env: [BENCH_SECRET] }}\n"
+    )
+}
+
 /// A welcome mail of about 2 KB as sent: a text and an HTML part.
 const WELCOME: &str = "subject: 'Welcome, {{ account.name }}'
 text: |
@@ -95,6 +105,17 @@ async fn prepared(
         AnyStore::Sqlite(store) => store,
         AnyStore::Postgres(_) => unreachable!("a sqlite URL"),
     };
+    let definitions = fill(&store, dir, n).await;
+    (store, definitions)
+}
+
+/// Imports `n` accounts with an admin each into `store` and runs the engine once, so every
+/// account has one outbox record waiting.
+async fn fill<S: Store>(
+    store: &S,
+    dir: &Path,
+    n: usize,
+) -> Arc<touchline::definitions::Definitions> {
     let at = Utc
         .with_ymd_and_hms(2026, 1, 5, 9, 0, 0)
         .single()
@@ -133,7 +154,7 @@ async fn prepared(
         .tick(at)
         .await
         .expect("tick");
-    (store, definitions)
+    definitions
 }
 
 /// The size of one of the benchmark's mails as touchline writes it (into a file outbox),
@@ -157,6 +178,100 @@ async fn mail_size() -> usize {
         .expect("one mail")
         .expect("entry");
     file.metadata().expect("size").len() as usize
+}
+
+/// A database of its own on the PostgreSQL server at `admin_url`, dropped with the value.
+struct ScratchDatabase {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl ScratchDatabase {
+    async fn create(admin_url: &str) -> Self {
+        use sqlx::Connection as _;
+        let name = format!(
+            "touchline_bench_{}_{}",
+            std::process::id(),
+            rand::random::<u32>()
+        );
+        let mut admin = sqlx::PgConnection::connect(admin_url)
+            .await
+            .expect("PostgreSQL reachable");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .expect("create database");
+        let base = admin_url
+            .split('?')
+            .next()
+            .and_then(|u| u.rsplit_once('/'))
+            .map_or(admin_url, |(base, _)| base);
+        Self {
+            admin_url: admin_url.to_string(),
+            url: format!("{base}/{name}"),
+            name,
+        }
+    }
+
+    async fn drop_now(self) {
+        use sqlx::Connection as _;
+        if let Ok(mut admin) = sqlx::PgConnection::connect(&self.admin_url).await {
+            let _ = sqlx::query(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut admin)
+            .await;
+        }
+    }
+}
+
+/// Webhooks per second that `engines` `touchline tick` processes deliver side by side from
+/// one PostgreSQL database holding `n` waiting records.
+async fn engines_rate(
+    admin_url: &str,
+    sink: &webhook_sink::WebhookSink,
+    engines: usize,
+    n: usize,
+) -> f64 {
+    let database = ScratchDatabase::create(admin_url).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    project(dir.path(), WEBHOOK_STEP, &webhook_config(&sink.url));
+    match touchline::store::open(&database.url, dir.path())
+        .await
+        .expect("open")
+    {
+        AnyStore::Postgres(store) => fill(&store, dir.path(), n).await,
+        AnyStore::Sqlite(_) => unreachable!("a PostgreSQL URL"),
+    };
+    let before = sink.received().len();
+    let start = Instant::now();
+    let children: Vec<std::process::Child> = (0..engines)
+        .map(|_| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_touchline"))
+                .args(["--database", &database.url, "tick"])
+                .current_dir(dir.path())
+                .env("BENCH_SECRET", SECRET)
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("touchline tick")
+        })
+        .collect();
+    for mut child in children {
+        assert!(
+            child.wait().expect("wait").success(),
+            "touchline tick failed"
+        );
+    }
+    let took = start.elapsed();
+    assert_eq!(
+        sink.received().len() - before,
+        n,
+        "every record delivered once"
+    );
+    database.drop_now().await;
+    rate(n, took)
 }
 
 async fn touchline_rate(
@@ -274,7 +389,7 @@ async fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(20_000);
     println!(
-        "delivery benchmark: {n} records per channel, {CONCURRENCY} in flight (--records N, --only email|webhook)\n"
+        "delivery benchmark: {n} records per channel, {CONCURRENCY} in flight (--records N, --only email|webhook|scale-out)\n"
     );
 
     let only = arg("--only");
@@ -307,30 +422,40 @@ async fn main() {
         ),
     }
 
-    if !runs("webhook") {
-        return;
+    if runs("webhook") {
+        // Webhooks.
+        let sink = webhook_sink::WebhookSink::start(SECRET, Vec::new()).await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        project(dir.path(), WEBHOOK_STEP, &webhook_config(&sink.url));
+        let (store, definitions) = prepared(dir.path(), n).await;
+        let bare = bare_http_rate(&sink.url, n).await;
+        let ours = touchline_rate(dir.path(), definitions, store, n).await;
+        println!(
+            "webhook  touchline {ours:>9.0} calls/s   bare reqwest client {bare:>8.0} calls/s   ({:.0}% of bare)",
+            100.0 * ours / bare
+        );
+        let verified = sink.received().iter().filter(|r| r.verified).count();
+        println!(
+            "         the HTTP sink verified {verified} of {} signatures",
+            sink.received().len()
+        );
     }
-    // Webhooks.
-    let sink = webhook_sink::WebhookSink::start(SECRET, Vec::new()).await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    project(
-        dir.path(),
-        "  - id: crm\n    webhook: { endpoint: crm, body: { account: '{{ account.id }}', name: '{{ account.name }}' } }\n",
-        &format!(
-            "webhooks:\n  crm: {{ url: \"{}\", allow_private: true, secret_env: [BENCH_SECRET] }}\n",
-            sink.url
-        ),
-    );
-    let (store, definitions) = prepared(dir.path(), n).await;
-    let bare = bare_http_rate(&sink.url, n).await;
-    let ours = touchline_rate(dir.path(), definitions, store, n).await;
-    println!(
-        "webhook  touchline {ours:>9.0} calls/s   bare reqwest client {bare:>8.0} calls/s   ({:.0}% of bare)",
-        100.0 * ours / bare
-    );
-    let verified = sink.received().iter().filter(|r| r.verified).count();
-    println!(
-        "\nthe HTTP sink verified {verified} of {} signatures",
-        sink.received().len()
-    );
+
+    if runs("scale-out") {
+        // Scale-out: one engine process against two, on one PostgreSQL database.
+        match std::env::var("TEST_DATABASE_URL") {
+            Ok(admin_url) => {
+                let sink = webhook_sink::WebhookSink::start(SECRET, Vec::new()).await;
+                let one = engines_rate(&admin_url, &sink, 1, n).await;
+                let two = engines_rate(&admin_url, &sink, 2, n).await;
+                println!(
+                    "scale-out (PostgreSQL, webhooks)  1 engine {one:>8.0} calls/s   2 engines {two:>8.0} calls/s   ({:.2}×)",
+                    two / one
+                );
+            }
+            Err(_) => println!(
+                "scale-out skipped: set TEST_DATABASE_URL to a PostgreSQL server to compare 1 and 2 engines"
+            ),
+        }
+    }
 }
