@@ -185,7 +185,7 @@ type Marks = tokio::sync::mpsc::UnboundedSender<Mark>;
 /// over the frequency cap. Notices to CSMs skip those checks.
 fn hold_email<S: Store>(
     recipients: &Recipients,
-    deliverer: &Deliverer<S>,
+    deliverer: &Worker<S>,
     item: &OutboxItem,
     mail: &EmailPayload,
     sent: &[i64],
@@ -218,14 +218,127 @@ fn disabled_key(endpoint: &str) -> String {
 /// The meta key of the installation's random id.
 const INSTALLATION_KEY: &str = "installation_id";
 
-/// Delivers outbox records for one project.
+/// Delivers outbox records for one project. Cheap to clone: clones share one [`Worker`].
+#[derive(Debug, Clone)]
+pub struct Deliverer<S: Store>(Arc<Worker<S>>);
+
+impl<S: Store> std::ops::Deref for Deliverer<S> {
+    type Target = Worker<S>;
+
+    fn deref(&self) -> &Worker<S> {
+        &self.0
+    }
+}
+
+impl<S: Store> Deliverer<S> {
+    /// A deliverer writing `.eml` files into `outbox_dir` (when no SMTP server is set).
+    pub fn new(definitions: Arc<Definitions>, store: S, outbox_dir: PathBuf) -> Self {
+        Self(Arc::new(Worker::new(definitions, store, outbox_dir)))
+    }
+
+    /// A deliverer that decides everything a real one does and sends nothing (see
+    /// [`Worker::simulated`]).
+    pub fn simulated(definitions: Arc<Definitions>, store: S) -> Self {
+        Self(Arc::new(Worker::simulated(definitions, store)))
+    }
+
+    /// Reads webhook signing secrets from `env` instead of the process environment; for a
+    /// deliverer not cloned yet (a clone keeps the secrets it has).
+    pub fn with_secrets(self, env: impl Fn(&str) -> Option<String>) -> Self {
+        match Arc::try_unwrap(self.0) {
+            Ok(worker) => Self(Arc::new(worker.with_secrets(env))),
+            Err(shared) => Self(shared),
+        }
+    }
+
+    /// Delivers everything due at `now`.
+    pub async fn deliver_due(&self, now: DateTime<Utc>) -> Result<DeliveryReport, StoreError> {
+        let mut report = DeliveryReport::default();
+        let kinds = ["task", "email", "webhook"];
+        let settings = &self.definitions.config.delivery;
+        let lease = settings.lease.as_ref().map_or(LEASE, |l| l.value.0);
+        let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+        let concurrency = concurrency(&self.definitions);
+        self.read_disabled_endpoints().await?;
+        // Open tasks are counted afresh each round: CSMs close tasks between rounds.
+        self.assigning.lock().await.forget();
+        let started = std::time::Instant::now();
+        loop {
+            // The clock moves on during a long round: each claim's lease starts when it is
+            // taken, so a late batch is not already expired for the other engines. Leases
+            // alone follow that monotonic clock; every time stored on a record is `now`, so
+            // a pass at an injected time is reproducible.
+            let lease_clock =
+                now + chrono::Duration::from_std(started.elapsed()).unwrap_or_default();
+            let items = self
+                .store
+                .claim_outbox(&kinds, to_millis(lease_clock), &self.owner, lease_ms, CLAIM)
+                .await?;
+            if items.is_empty() {
+                break;
+            }
+            let mut recipients =
+                Recipients::read(&self.store, &self.definitions, &items, now).await?;
+            // One queue per recipient, delivered in order; the queues run side by side.
+            let mut queues: BTreeMap<(String, String), Vec<OutboxItem>> = BTreeMap::new();
+            for item in items {
+                let recipient = (
+                    item.record.account_id.clone(),
+                    item.record.contact_id.clone(),
+                );
+                queues.entry(recipient).or_default().push(item);
+            }
+            // Outcomes are marked by a writer beside the deliveries, many per transaction:
+            // whatever arrived while its previous write ran.
+            let (marks, marker) = self.marker(now);
+            let queues: Vec<(Vec<i64>, Vec<OutboxItem>)> = queues
+                .into_iter()
+                .map(|((account, contact), queue)| (recipients.sent_to(&account, &contact), queue))
+                .collect();
+            let recipients = Arc::new(recipients);
+            // Each recipient's queue is a task of its own, so deliveries use every core.
+            let mut rounds = futures_util::stream::iter(queues)
+                .map(|(sent, queue)| {
+                    let worker = self.0.clone();
+                    let recipients = recipients.clone();
+                    let marks = marks.clone();
+                    tokio::spawn(async move {
+                        worker
+                            .deliver_queue(queue, &recipients, sent, &marks, now)
+                            .await
+                    })
+                })
+                .buffer_unordered(concurrency);
+            let mut failure = None;
+            while let Some(done) = rounds.next().await {
+                match done {
+                    Ok(Ok(round)) => report.add(&round),
+                    Ok(Err(error)) => failure = Some(error),
+                    Err(error) => failure = Some(StoreError::Writer(error.to_string())),
+                }
+            }
+            drop(rounds);
+            drop(marks);
+            let marked = marker
+                .await
+                .map_err(|e| StoreError::Writer(e.to_string()))?;
+            if let Some(error) = failure {
+                return Err(error);
+            }
+            marked?;
+        }
+        Ok(report)
+    }
+}
+
+/// What one deliverer's deliveries share: settings, channels, keys, the task-assignment lock.
 #[derive(Debug)]
-pub struct Deliverer<S: Store> {
+pub struct Worker<S: Store> {
     definitions: Arc<Definitions>,
     store: S,
     owner: String,
     outbox_dir: PathBuf,
-    smtp: Option<Result<Arc<smtp::SmtpChannel>, String>>,
+    smtp: Option<Result<smtp::SmtpChannel, String>>,
     webhooks: webhook::WebhookChannel,
     unsubscribe: OnceCell<UnsubscribeKey>,
     installation: OnceCell<String>,
@@ -239,13 +352,12 @@ pub struct Deliverer<S: Store> {
     simulated: bool,
 }
 
-impl<S: Store> Deliverer<S> {
+impl<S: Store> Worker<S> {
     /// A worker writing `.eml` files into `outbox_dir` (when no SMTP server is set).
     pub fn new(definitions: Arc<Definitions>, store: S, outbox_dir: PathBuf) -> Self {
         let owner = format!("{}-{}", std::process::id(), rand::random::<u32>());
         let smtp = definitions.config.email.smtp.as_ref().map(|server| {
             smtp::SmtpChannel::new(server, concurrency(&definitions), &definitions.root)
-                .map(Arc::new)
         });
         let webhooks = webhook::WebhookChannel::new(&definitions.config.webhooks, &|name| {
             std::env::var(name).ok()
@@ -301,75 +413,6 @@ impl<S: Store> Deliverer<S> {
             })
             .await?;
         Ok(id)
-    }
-
-    /// Delivers everything due at `now`.
-    pub async fn deliver_due(&self, now: DateTime<Utc>) -> Result<DeliveryReport, StoreError> {
-        let mut report = DeliveryReport::default();
-        let kinds = ["task", "email", "webhook"];
-        let settings = &self.definitions.config.delivery;
-        let lease = settings.lease.as_ref().map_or(LEASE, |l| l.value.0);
-        let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
-        let concurrency = concurrency(&self.definitions);
-        self.read_disabled_endpoints().await?;
-        // Open tasks are counted afresh each round: CSMs close tasks between rounds.
-        self.assigning.lock().await.forget();
-        let started = std::time::Instant::now();
-        loop {
-            // The clock moves on during a long round: each claim's lease starts when it is
-            // taken, so a late batch is not already expired for the other engines. Leases
-            // alone follow that monotonic clock; every time stored on a record is `now`, so
-            // a pass at an injected time is reproducible.
-            let lease_clock =
-                now + chrono::Duration::from_std(started.elapsed()).unwrap_or_default();
-            let items = self
-                .store
-                .claim_outbox(&kinds, to_millis(lease_clock), &self.owner, lease_ms, CLAIM)
-                .await?;
-            if items.is_empty() {
-                break;
-            }
-            let mut recipients =
-                Recipients::read(&self.store, &self.definitions, &items, now).await?;
-            // One queue per recipient, delivered in order; the queues run side by side.
-            let mut queues: BTreeMap<(String, String), Vec<OutboxItem>> = BTreeMap::new();
-            for item in items {
-                let recipient = (
-                    item.record.account_id.clone(),
-                    item.record.contact_id.clone(),
-                );
-                queues.entry(recipient).or_default().push(item);
-            }
-            // Outcomes are marked by a writer beside the deliveries, many per transaction:
-            // whatever arrived while its previous write ran.
-            let (marks, marker) = self.marker(now);
-            let recipients = &mut recipients;
-            let queues: Vec<(Vec<i64>, Vec<OutboxItem>)> = queues
-                .into_iter()
-                .map(|((account, contact), queue)| (recipients.sent_to(&account, &contact), queue))
-                .collect();
-            let recipients = &*recipients;
-            let mut rounds = futures_util::stream::iter(queues)
-                .map(|(sent, queue)| self.deliver_queue(queue, recipients, sent, &marks, now))
-                .buffer_unordered(concurrency);
-            let mut failure = None;
-            while let Some(done) = rounds.next().await {
-                match done {
-                    Ok(round) => report.add(&round),
-                    Err(error) => failure = Some(error),
-                }
-            }
-            drop(rounds);
-            drop(marks);
-            let marked = marker
-                .await
-                .map_err(|e| StoreError::Writer(e.to_string()))?;
-            if let Some(error) = failure {
-                return Err(error);
-            }
-            marked?;
-        }
-        Ok(report)
     }
 
     /// Delivers one recipient's records in order, given when step emails went to it lately.
@@ -604,14 +647,7 @@ impl<S: Store> Deliverer<S> {
             },
             Some(Err(problem)) => Attempt::Temporary(problem.clone(), None),
             Some(Ok(channel)) => match email_file::build(record, envelope) {
-                Ok(message) => {
-                    // The SMTP conversation runs as a task of its own, so the mails in flight
-                    // share the runtime's threads rather than this round's one.
-                    let channel = channel.clone();
-                    tokio::spawn(async move { channel.send(message).await })
-                        .await
-                        .unwrap_or_else(|e| Attempt::Temporary(e.to_string(), None))
-                }
+                Ok(message) => channel.send(message).await,
                 Err(error) => error.into(),
             },
         }
@@ -657,7 +693,7 @@ impl<S: Store> Deliverer<S> {
     }
 }
 
-impl<S: Store> Deliverer<S> {
+impl<S: Store> Worker<S> {
     async fn read_disabled_endpoints(&self) -> Result<(), StoreError> {
         let mut disabled = BTreeMap::new();
         for name in self.definitions.config.webhooks.keys() {

@@ -875,6 +875,36 @@ fn private_ca() -> (String, std::sync::Arc<tokio_rustls::rustls::ServerConfig>) 
     (ca.pem(), std::sync::Arc::new(config))
 }
 
+pub async fn mail_goes_over_starttls_to_a_relay_with_a_private_ca<S: Store>(store: S) {
+    let (ca_pem, tls) = private_ca();
+    let (port, inbox) = crate::smtp_sink::start_starttls(tls).await;
+    let import = touchline::store::Import {
+        accounts: vec![crate::fixture::account("a1", 5000.0)],
+        contacts: vec![crate::fixture::contact("a1", "a1-admin", "admin")],
+        events: vec![crate::fixture::event("a1", "account_created", t0())],
+        ..Default::default()
+    };
+    let project = Project::new(&[("handoff", &handoff_without_webhook())]);
+    std::fs::write(project.dir.path().join("relay-ca.pem"), &ca_pem).expect("ca");
+    configure(
+        &project,
+        &format!(
+            "email:\n  smtp: {{ host: localhost, port: {port}, tls: starttls, ca_file: relay-ca.pem }}\n"
+        ),
+    );
+    let deliverer = first_pass(&store, &project, &import).await;
+    let report = deliverer.deliver_due(t0()).await.expect("deliver");
+    assert_eq!((report.emails, report.retried), (2, 0), "{report:?}");
+    let received = inbox.lock().expect("inbox").clone();
+    assert_eq!(received.len(), 2, "both mails taken after STARTTLS");
+    assert!(
+        received
+            .iter()
+            .any(|m| m.contains("To: a1-admin@example.com")),
+        "{received:?}"
+    );
+}
+
 pub async fn mail_goes_over_tls_to_a_relay_with_a_private_ca<S: Store>(store: S) {
     let (ca_pem, tls) = private_ca();
     let (port, inbox) = crate::smtp_sink::start_tls(tls).await;

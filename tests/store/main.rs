@@ -229,6 +229,7 @@ fn main() {
         delivery::an_unreachable_mail_server_is_retried_and_reported,
         delivery::a_slot_taken_meanwhile_is_not_given_twice,
         delivery::mail_goes_over_tls_to_a_relay_with_a_private_ca,
+        delivery::mail_goes_over_starttls_to_a_relay_with_a_private_ca,
         webhooks::webhooks_are_signed_and_retried_with_the_same_id,
         webhooks::the_slack_hubspot_and_salesforce_recipes_send_what_their_apis_take,
         webhooks::a_wrong_secret_redirects_and_gone_endpoints_fail_for_good,

@@ -22,6 +22,62 @@ pub async fn start_tls(config: Arc<tokio_rustls::rustls::ServerConfig>) -> (u16,
     serve(Some(tokio_rustls::TlsAcceptor::from(config))).await
 }
 
+/// Starts the server speaking plain SMTP that offers STARTTLS with `config` (port 587
+/// style); mail is only taken once the session is encrypted.
+pub async fn start_starttls(config: Arc<tokio_rustls::rustls::ServerConfig>) -> (u16, Inbox) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let inbox: Inbox = Arc::default();
+    let received = inbox.clone();
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            let received = received.clone();
+            let _ = socket.set_nodelay(true);
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Some(socket) = until_starttls(socket).await
+                    && let Ok(stream) = acceptor.accept(socket).await
+                {
+                    conversation(stream, received).await;
+                }
+            });
+        }
+    });
+    (port, inbox)
+}
+
+/// The plain part of a STARTTLS session: the socket once the client asked to encrypt.
+async fn until_starttls(socket: tokio::net::TcpStream) -> Option<tokio::net::TcpStream> {
+    let mut reader = BufReader::new(socket);
+    reader
+        .get_mut()
+        .write_all(b"220 sink ESMTP\r\n")
+        .await
+        .ok()?;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).await.ok()? == 0 {
+            return None;
+        }
+        let upper = line.to_ascii_uppercase();
+        let reply: &[u8] = if upper.starts_with("EHLO") {
+            b"250-sink\r\n250-STARTTLS\r\n250 8BITMIME\r\n"
+        } else if upper.starts_with("STARTTLS") {
+            reader
+                .get_mut()
+                .write_all(b"220 2.0.0 ready\r\n")
+                .await
+                .ok()?;
+            return Some(reader.into_inner());
+        } else {
+            b"530 5.7.0 must issue a STARTTLS command first\r\n"
+        };
+        reader.get_mut().write_all(reply).await.ok()?;
+    }
+}
+
 async fn serve(tls: Option<tokio_rustls::TlsAcceptor>) -> (u16, Inbox) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
@@ -49,10 +105,16 @@ async fn serve(tls: Option<tokio_rustls::TlsAcceptor>) -> (u16, Inbox) {
     (port, inbox)
 }
 
-async fn session(stream: impl AsyncRead + AsyncWrite + Unpin, received: Inbox) {
+async fn session(mut stream: impl AsyncRead + AsyncWrite + Unpin, received: Inbox) {
+    if stream.write_all(b"220 sink ESMTP\r\n").await.is_ok() {
+        conversation(stream, received).await;
+    }
+}
+
+/// Commands and replies after the greeting.
+async fn conversation(stream: impl AsyncRead + AsyncWrite + Unpin, received: Inbox) {
     let (read, mut write) = tokio::io::split(stream);
     let mut lines = BufReader::new(read).lines();
-    let _ = write.write_all(b"220 sink ESMTP\r\n").await;
     while let Ok(Some(line)) = lines.next_line().await {
         let upper = line.to_ascii_uppercase();
         let reply: &[u8] = if upper.starts_with("EHLO") || upper.starts_with("HELO") {
