@@ -263,20 +263,41 @@ impl<S: Store> Deliverer<S> {
         // Open tasks are counted afresh each round: CSMs close tasks between rounds.
         self.assigning.lock().await.forget();
         let started = std::time::Instant::now();
-        loop {
-            // The clock moves on during a long round: each claim's lease starts when it is
-            // taken, so a late batch is not already expired for the other engines. Leases
-            // alone follow that monotonic clock; every time stored on a record is `now`, so
-            // a pass at an injected time is reproducible.
+        // The clock moves on during a long round: each claim's lease starts when it is
+        // taken, so a late batch is not already expired for the other engines. Leases alone
+        // follow that monotonic clock; every time stored on a record is `now`, so a pass at
+        // an injected time is reproducible.
+        let claim = || {
+            let store = self.store.clone();
+            let owner = self.owner.clone();
             let lease_clock =
                 now + chrono::Duration::from_std(started.elapsed()).unwrap_or_default();
-            let items = self
-                .store
-                .claim_outbox(&kinds, to_millis(lease_clock), &self.owner, lease_ms, CLAIM)
-                .await?;
+            tokio::spawn(async move {
+                store
+                    .claim_outbox(&kinds, to_millis(lease_clock), &owner, lease_ms, CLAIM)
+                    .await
+            })
+        };
+        let mut claiming = claim();
+        // Whether the claim being awaited was taken while a batch was being delivered: that
+        // batch may have queued more (a task's notices), so an empty answer is asked again.
+        let mut claimed_beside = false;
+        loop {
+            let items = claiming
+                .await
+                .map_err(|e| StoreError::Writer(e.to_string()))??;
             if items.is_empty() {
+                if claimed_beside {
+                    claimed_beside = false;
+                    claiming = claim();
+                    continue;
+                }
                 break;
             }
+            // The next batch is claimed while this one is delivered; it is delivered after
+            // this one, so one recipient's records still go in order.
+            claiming = claim();
+            claimed_beside = true;
             let mut recipients =
                 Recipients::read(&self.store, &self.definitions, &items, now).await?;
             // One queue per recipient, delivered in order; the queues run side by side.
