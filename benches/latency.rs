@@ -8,9 +8,11 @@
 //! answer to its webhook reaching the receiver. The floor, in the same run: the same client
 //! posting straight to the receiver, from sending to arrival: one HTTP hop.
 
+#[path = "../tests/support/service.rs"]
+mod service;
+
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -102,59 +104,6 @@ webhooks:
         .status()
         .expect("import");
     assert!(status.success(), "import");
-}
-
-/// `touchline run`, killed when dropped.
-struct Service {
-    child: Child,
-    address: String,
-}
-
-impl Service {
-    fn start(dir: &std::path::Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_touchline"))
-            .args(["run", "--interval", "1h", "--listen", "127.0.0.1:0"])
-            .current_dir(dir)
-            .env("TOUCHLINE_API_TOKEN", TOKEN)
-            .env("LATENCY_SECRET", SECRET)
-            .env("RUST_LOG", "info")
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("touchline run starts");
-        let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-        let mut address = None;
-        for line in lines.by_ref() {
-            let line = line.expect("log");
-            if let Some((_, at)) = line.split_once("HTTP API listening on http://") {
-                address = Some(at.trim().to_string());
-            }
-            if line.contains("caught up:") {
-                break;
-            }
-        }
-        // Keep reading, so the service never blocks on a full pipe; `--log FILE` keeps it.
-        let mut log = arg("--log").map(|path| std::fs::File::create(path).expect("log file"));
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                if let Some(file) = log.as_mut() {
-                    use std::io::Write as _;
-                    let _ = writeln!(file, "{line}");
-                }
-            }
-        });
-        Self {
-            child,
-            address: address.expect("the service listens"),
-        }
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Posts one request per account in `accounts` at `rate` per second; when each was sent
@@ -261,7 +210,11 @@ async fn main() {
     let hook = receiver(arrivals.clone()).await;
     let dir = tempfile::tempdir().expect("temp dir");
     project(dir.path(), &hook, total);
-    let service = Service::start(dir.path());
+    let service = service::Service::start_with(
+        dir.path(),
+        "sqlite://touchline.db",
+        &[("TOUCHLINE_API_TOKEN", TOKEN), ("LATENCY_SECRET", SECRET)],
+    );
     let events = format!("http://{}/v1/events", service.address);
     let client = reqwest::Client::new();
 

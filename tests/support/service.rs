@@ -1,6 +1,8 @@
 //! `touchline run` on a project folder for tests that talk to its pages, and the sign-in
 //! link a CSM's notice mail carries.
 
+#![allow(dead_code)]
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -13,13 +15,23 @@ pub struct Service {
 }
 
 impl Service {
-    /// Starts the service in `dir` on a free port (API token `s3cret`).
+    /// Starts the service in `dir` on the demo database, on a free port (API token
+    /// `s3cret`).
     pub fn start(dir: &Path) -> Self {
+        Self::start_with(
+            dir,
+            "sqlite://demo.db",
+            &[("TOUCHLINE_API_TOKEN", "s3cret")],
+        )
+    }
+
+    /// Starts the service in `dir` on `database`, on a free port, with `env` set.
+    pub fn start_with(dir: &Path, database: &str, env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_touchline"))
-            .args(["--database", "sqlite://demo.db", "run"])
+            .args(["--database", database, "run"])
             .args(["--interval", "1h", "--listen", "127.0.0.1:0"])
             .current_dir(dir)
-            .env("TOUCHLINE_API_TOKEN", "s3cret")
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
