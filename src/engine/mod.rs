@@ -43,6 +43,11 @@ pub const BATCH: usize = 500;
 
 const EVENTS_CURSOR: &str = "events_cursor";
 const FINGERPRINT: &str = "definitions_fingerprint";
+/// The full re-evaluation under way: `at:ID` (every account after ID is still to be
+/// evaluated; `at:` for all of them) or `done`.
+const SWEEP: &str = "full_sweep";
+const SWEEP_AT: &str = "at:";
+const SWEEP_DONE: &str = "done";
 /// How long an account may go unevaluated when rules read the time, unless
 /// `recheck_interval` says otherwise.
 const DEFAULT_RECHECK: std::time::Duration = std::time::Duration::from_secs(3600);
@@ -363,9 +368,12 @@ impl<S: Store> Engine<S> {
         Ok(())
     }
 
-    /// Marks every account for re-evaluation in the next pass.
+    /// Has the next pass re-evaluate every account (a sweep through them in id order, which
+    /// writes only what changed); a sweep under way starts over. Returns how many accounts
+    /// there are.
     pub async fn request_full_reevaluation(&self) -> Result<u64, EngineError> {
-        Ok(self.store.mark_all_dirty().await?)
+        self.store.set_meta(SWEEP, SWEEP_AT).await?;
+        Ok(u64::try_from(self.store.account_count().await?).unwrap_or(0))
     }
 
     async fn remember_versions(&self, now: DateTime<Utc>) -> Result<(), EngineError> {
@@ -393,7 +401,7 @@ impl<S: Store> Engine<S> {
         if stored.as_deref() == Some(self.definitions.fingerprint.as_str()) {
             return Ok(false);
         }
-        self.store.mark_all_dirty().await?;
+        self.store.set_meta(SWEEP, SWEEP_AT).await?;
         self.store
             .set_meta(FINGERPRINT, &self.definitions.fingerprint)
             .await?;
@@ -479,16 +487,68 @@ impl<S: Store> Engine<S> {
 
     // Phase 1 ------------------------------------------------------------------------------
 
-    /// Evaluates every changed account. Storage work runs beside the rules: while one batch
-    /// is evaluated, the next is read and the previous one written, each in a task of its own.
+    /// Evaluates every account of a full re-evaluation that is under way, then every changed
+    /// account.
     async fn evaluate_changed(
         &self,
         now: DateTime<Utc>,
         report: &mut PassReport,
     ) -> Result<(), EngineError> {
-        let mut ids = self.store.dirty_accounts("", BATCH as i64).await?;
+        // A sweep another process moved on from is picked up where it stands.
+        while let Some(cursor) = self
+            .store
+            .meta(SWEEP)
+            .await?
+            .filter(|c| c.as_str() != SWEEP_DONE)
+        {
+            if !self.evaluate_batches(Some(cursor), now, report).await? {
+                break;
+            }
+        }
+        self.evaluate_batches(None, now, report).await?;
+        Ok(())
+    }
+
+    /// The next batch of accounts after `after`: every account in a sweep, else the changed
+    /// ones.
+    async fn batch_ids(&self, sweeping: bool, after: &str) -> Result<Vec<String>, EngineError> {
+        Ok(if sweeping {
+            self.store.account_ids(after, BATCH as i64).await?
+        } else {
+            self.store.dirty_accounts(after, BATCH as i64).await?
+        })
+    }
+
+    /// Evaluates the changed accounts, or, given the sweep's cursor, every account after it
+    /// (each batch moves the cursor in the transaction of its writes). Storage work runs
+    /// beside the rules: while one batch is evaluated, the next is read and the previous one
+    /// written, each in a task of its own. True when another process moved the sweep's cursor
+    /// first (the sweep goes on from where that left it).
+    async fn evaluate_batches(
+        &self,
+        mut sweep: Option<String>,
+        now: DateTime<Utc>,
+        report: &mut PassReport,
+    ) -> Result<bool, EngineError> {
+        let sweeping = sweep.is_some();
+        let start = sweep
+            .as_deref()
+            .and_then(|c| c.strip_prefix(SWEEP_AT))
+            .unwrap_or_default()
+            .to_string();
+        let mut ids = self.batch_ids(sweeping, &start).await?;
         if ids.is_empty() {
-            return Ok(());
+            if let Some(from) = sweep {
+                let changes = Changes {
+                    now: to_millis(now),
+                    cursor: Some(sweep_move(from, SWEEP_DONE.into())),
+                    ..Changes::default()
+                };
+                let applied = self.store.apply(&changes).await?;
+                report.add(applied);
+                return Ok(applied.cursor_lost);
+            }
+            return Ok(false);
         }
         let mut loading = tokio::spawn(load_batch(
             self.store.clone(),
@@ -499,10 +559,11 @@ impl<S: Store> Engine<S> {
         let mut writing: Option<
             tokio::task::JoinHandle<Result<store::Applied, store::StoreError>>,
         > = None;
+        let mut lost = false;
         loop {
             let batch = loading.await.map_err(join_error)??;
             let after = ids.last().cloned().unwrap_or_default();
-            ids = self.store.dirty_accounts(&after, BATCH as i64).await?;
+            ids = self.batch_ids(sweeping, &after).await?;
             let next = (!ids.is_empty()).then(|| {
                 tokio::spawn(load_batch(
                     self.store.clone(),
@@ -511,9 +572,23 @@ impl<S: Store> Engine<S> {
                     now,
                 ))
             });
-            let changes = self.evaluate_loaded(batch, now, report).await?;
+            let mut changes = self.evaluate_loaded(batch, now, report).await?;
+            if let Some(from) = sweep.take() {
+                let to = if ids.is_empty() {
+                    SWEEP_DONE.to_string()
+                } else {
+                    format!("{SWEEP_AT}{after}")
+                };
+                changes.cursor = Some(sweep_move(from, to.clone()));
+                sweep = Some(to);
+            }
             if let Some(previous) = writing.take() {
-                report.add(previous.await.map_err(join_error)??);
+                let applied = previous.await.map_err(join_error)??;
+                lost |= applied.cursor_lost;
+                report.add(applied);
+            }
+            if lost {
+                break;
             }
             let store = self.store.clone();
             report.count(&changes);
@@ -524,9 +599,11 @@ impl<S: Store> Engine<S> {
             }
         }
         if let Some(last) = writing {
-            report.add(last.await.map_err(join_error)??);
+            let applied = last.await.map_err(join_error)??;
+            lost |= applied.cursor_lost;
+            report.add(applied);
         }
-        Ok(())
+        Ok(lost)
     }
 
     /// Whether evaluation needs contacts whatever the enrollments: a contact journey entered
@@ -586,15 +663,28 @@ impl<S: Store> Engine<S> {
                 &scored,
             );
             evaluation.recheck_at = self.recheck_at(&state, now);
+            // Writing an evaluation that changes nothing stored is skipped.
+            let unchanged = state.evaluated_version >= state.data_version
+                && scored.scores == state.scores
+                && scored.unknown == state.unknown_scores
+                && scored.tier.as_ref().is_none_or(|(tier, rule)| {
+                    state.tier.as_ref() == Some(tier) && state.tier_rule.as_ref() == Some(rule)
+                })
+                && evaluation
+                    .recheck_at
+                    .is_none_or(|at| state.recheck_at.is_some_and(|stored| stored <= at));
             report.evaluated += 1;
             // A first tier is recorded in the history but is not a change.
             report.tier_changes += u64::from(matches!(evaluation.tier_changed_from, Some(Some(_))));
             state.scores = scored.scores;
             state.unknown_scores = scored.unknown;
-            if let Some((tier, _)) = scored.tier {
+            if let Some((tier, rule)) = scored.tier {
                 state.tier = Some(tier);
+                state.tier_rule = Some(rule);
             }
-            changes.evaluations.push(evaluation);
+            if !unchanged {
+                changes.evaluations.push(evaluation);
+            }
 
             let empty = Vec::new();
             let account_enrollments = enrollments.get(&state.account.id).unwrap_or(&empty);
@@ -1038,6 +1128,14 @@ async fn load_batch<S: Store>(
         enrollments,
         edges: store.edges_of(&ids).await?.into_iter().collect(),
     })
+}
+
+fn sweep_move(from: String, to: String) -> CursorMove {
+    CursorMove {
+        key: SWEEP.into(),
+        from: Some(from),
+        to,
+    }
 }
 
 fn join_error(error: tokio::task::JoinError) -> EngineError {

@@ -23,7 +23,7 @@ use crate::model::{Account, AccountState, Contact, Event, MetricValue};
 const CHUNK: usize = 500;
 
 const ACCOUNT_COLUMNS: &str = "id, name, plan, arr, mrr, industry, owner, timezone, goals, status, contract_start, \
-     contract_end, created_at, last_login_at, attributes, row_hash, metrics, scores, unknown_scores, tier, data_version, metrics_latest_at";
+     contract_end, created_at, last_login_at, attributes, row_hash, metrics, scores, unknown_scores, tier, tier_rule, data_version, evaluated_version, metrics_latest_at, recheck_at";
 
 const CONTACT_COLUMNS: &str = "id, account_id, email, name, first_name, role, locale, timezone, subscribed, created_at, last_login_at, attributes";
 
@@ -181,8 +181,11 @@ macro_rules! store_impl {
                     scores: from_json(&row.try_get::<String, _>("scores")?)?,
                     unknown_scores: from_json(&row.try_get::<String, _>("unknown_scores")?)?,
                     tier: row.try_get("tier")?,
+                    tier_rule: row.try_get("tier_rule")?,
                     data_version: row.try_get("data_version")?,
+                    evaluated_version: row.try_get("evaluated_version")?,
                     metrics_latest_at: row.try_get("metrics_latest_at")?,
+                    recheck_at: row.try_get("recheck_at")?,
                     next_change_at: None,
                     contacts: Vec::new(),
                 })

@@ -630,3 +630,47 @@ pub async fn a_pass_sees_only_data_dated_at_or_before_it<S: Store>(store: S) {
     let report = engine.tick(t0() + days(21)).await.expect("tick");
     assert_eq!((report.events, report.enrolled), (0, 0), "{report:?}");
 }
+
+pub async fn a_full_reevaluation_evaluates_every_account_and_writes_only_changes<S: Store>(
+    store: S,
+) {
+    let project = Project::new(&[]);
+    customer(&store, "a1", 5000.0, 80.0, t0()).await;
+    customer(&store, "a2", 50000.0, 20.0, t0()).await;
+    customer(&store, "a3", 6000.0, 70.0, t0()).await;
+    let engine = Engine::new(project.definitions(), store);
+    assert_eq!(engine.tick(t0()).await.expect("tick").evaluated, 3);
+    let history = |id: &'static str| engine.store().score_history(id);
+    let before = history("a2").await.expect("history");
+    assert!(!before.is_empty());
+    assert_eq!(engine.request_full_reevaluation().await.expect("full"), 3);
+    // One account's data changes as well: the sweep evaluates it, once.
+    set_usage(engine.store(), "a1", 10.0, t0() + days(1)).await;
+    let report = engine.tick(t0() + days(1)).await.expect("tick");
+    assert_eq!(report.evaluated, 3, "{report:?}");
+    assert_eq!(report.tier_changes, 1, "{report:?}");
+    assert!(history("a1").await.expect("history").len() > before.len());
+    // Unchanged scores are not written again.
+    assert_eq!(history("a2").await.expect("history"), before);
+    let again = engine.tick(t0() + days(1)).await.expect("tick");
+    assert!(again.is_idle(), "{again:?}");
+    // A sweep another process left part way through is taken up where it stands.
+    engine
+        .store()
+        .set_meta("full_sweep", "at:a1")
+        .await
+        .expect("meta");
+    let report = engine.tick(t0() + days(1)).await.expect("tick");
+    assert_eq!(report.evaluated, 2, "{report:?}");
+    assert_eq!(
+        engine
+            .store()
+            .meta("full_sweep")
+            .await
+            .expect("meta")
+            .as_deref(),
+        Some("done")
+    );
+    let again = engine.tick(t0() + days(1)).await.expect("tick");
+    assert!(again.is_idle(), "{again:?}");
+}
