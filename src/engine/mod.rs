@@ -33,7 +33,8 @@ use crate::definitions::{Definitions, Journey};
 use crate::model::{AccountState, Contact, Event};
 use crate::rules::{Bindings, Rule};
 use crate::store::{
-    self, Changes, CursorMove, Enrollment, EnrollmentUpdate, NewEnrollment, Store, SubjectKey,
+    self, Changes, CursorMove, Enrollment, EnrollmentUpdate, NewEnrollment, RuleFields, Store,
+    SubjectKey,
 };
 
 use journeys::StepContext;
@@ -191,6 +192,9 @@ pub struct Engine<S: Store> {
     templates: Environment<'static>,
     /// How long an account may go unevaluated when rules read the time (`None`: no rule does).
     time_recheck: Option<chrono::Duration>,
+    /// What of an account the scores and tier rules read, when that is all evaluation reads
+    /// of an account without running enrollments (`None`: evaluation reads all of it).
+    rule_fields: Option<Arc<RuleFields>>,
 }
 
 impl<S: Store> std::fmt::Debug for Engine<S> {
@@ -247,12 +251,14 @@ impl<S: Store> Engine<S> {
                 .map_or(DEFAULT_RECHECK, |d| d.value.0);
             chrono::Duration::from_std(interval).unwrap_or(chrono::Duration::hours(1))
         });
+        let rule_fields = rule_fields(&definitions).map(Arc::new);
         Self {
             definitions,
             store,
             versions: Mutex::new(HashMap::new()),
             templates,
             time_recheck,
+            rule_fields,
         }
     }
 
@@ -553,7 +559,7 @@ impl<S: Store> Engine<S> {
         let mut loading = tokio::spawn(load_batch(
             self.store.clone(),
             ids.clone(),
-            self.contact_rules(),
+            self.needs(),
             now,
         ));
         let mut writing: Option<
@@ -568,7 +574,7 @@ impl<S: Store> Engine<S> {
                 tokio::spawn(load_batch(
                     self.store.clone(),
                     ids.clone(),
-                    self.contact_rules(),
+                    self.needs(),
                     now,
                 ))
             });
@@ -606,6 +612,19 @@ impl<S: Store> Engine<S> {
         Ok(lost)
     }
 
+    /// What reading a batch for evaluation needs.
+    fn needs(&self) -> Needs {
+        Needs {
+            contact_rules: self.contact_rules(),
+            edges: self
+                .definitions
+                .journeys
+                .values()
+                .any(|j| matches!(j.file.entry, Entry::Condition(_))),
+            rule_fields: self.rule_fields.clone(),
+        }
+    }
+
     /// Whether evaluation needs contacts whatever the enrollments: a contact journey entered
     /// by condition.
     fn contact_rules(&self) -> bool {
@@ -620,7 +639,7 @@ impl<S: Store> Engine<S> {
         ids: &[String],
         now: DateTime<Utc>,
     ) -> Result<LoadedBatch, EngineError> {
-        load_batch(self.store.clone(), ids.to_vec(), self.contact_rules(), now).await
+        load_batch(self.store.clone(), ids.to_vec(), self.needs(), now).await
     }
 
     /// Evaluates loaded accounts: scores, tier, goal and exit of running enrollments, and
@@ -641,8 +660,16 @@ impl<S: Store> Engine<S> {
             now: to_millis(now),
             ..Changes::default()
         };
+        let score_names = self.score_names();
+        let empty = Vec::new();
         for mut state in states {
-            let mut bindings = self.bindings(&state, now);
+            let account_enrollments = enrollments.get(&state.account.id).unwrap_or(&empty);
+            // Without running enrollments, the scores and tier rules are all that read it.
+            let fields = self
+                .rule_fields
+                .as_deref()
+                .filter(|_| !has_active(account_enrollments));
+            let mut bindings = context::bindings_with(&state, &score_names, now, fields);
             let scored = scoring::score(&self.definitions, &mut bindings);
             report.rule_errors += scored.errors.len() as u64;
             for error in &scored.errors {
@@ -686,8 +713,6 @@ impl<S: Store> Engine<S> {
                 changes.evaluations.push(evaluation);
             }
 
-            let empty = Vec::new();
-            let account_enrollments = enrollments.get(&state.account.id).unwrap_or(&empty);
             for enrollment in account_enrollments
                 .iter()
                 .filter(|e| e.status == store::EnrollmentStatus::Active)
@@ -1086,16 +1111,104 @@ impl<S: Store> Engine<S> {
     }
 }
 
+/// What reading a batch for evaluation needs.
+#[derive(Debug, Clone)]
+struct Needs {
+    /// Contacts of every account (a contact journey entered by condition).
+    contact_rules: bool,
+    /// Entry edges (a journey entered by condition).
+    edges: bool,
+    /// Only these fields of accounts without running enrollments.
+    rule_fields: Option<Arc<RuleFields>>,
+}
+
+/// Whether any of these enrollments is running.
+fn has_active(enrollments: &[Enrollment]) -> bool {
+    enrollments
+        .iter()
+        .any(|e| e.status == store::EnrollmentStatus::Active)
+}
+
+/// What of an account the scores and tier rules read, when no journey is entered by
+/// condition (evaluation then reads nothing else of an account without running enrollments)
+/// and every rule reads the account through property chains only.
+fn rule_fields(definitions: &Definitions) -> Option<RuleFields> {
+    if definitions
+        .journeys
+        .values()
+        .any(|j| matches!(j.file.entry, Entry::Condition(_)))
+    {
+        return None;
+    }
+    let mut fields = RuleFields {
+        metrics: Some(Default::default()),
+        ..RuleFields::default()
+    };
+    let rules = definitions.scores.iter().map(|s| &s.rule);
+    let tiers = definitions.tiers.iter().filter_map(|t| t.rule.as_ref());
+    for rule in rules.chain(tiers) {
+        for path in rule.account_reads()? {
+            let (first, rest) = match path.split_once('.') {
+                Some((first, rest)) => (first, Some(rest)),
+                None => (path.as_str(), None),
+            };
+            match (first, rest) {
+                ("scores" | "tier", _) => {}
+                ("metrics", Some(rest)) => {
+                    let name = rest.split('.').next().unwrap_or(rest);
+                    if let Some(metrics) = &mut fields.metrics {
+                        metrics.insert(name.to_string());
+                    }
+                }
+                ("metrics", None) => fields.metrics = None,
+                ("attributes", _) => fields.attributes = true,
+                (fact, _) if crate::model::ACCOUNT_FACTS.contains(&fact) => {
+                    fields.facts.insert(fact.to_string());
+                }
+                _ => return None,
+            }
+        }
+    }
+    Some(fields)
+}
+
 /// Reads a batch of accounts for evaluation. Contacts are read only when a rule may look at
-/// one: a contact journey entered by condition, or a running contact enrollment.
+/// one: a contact journey entered by condition, or a running contact enrollment. Accounts
+/// without running enrollments are read with only the fields the rules read, when that is
+/// known.
 async fn load_batch<S: Store>(
     store: S,
     ids: Vec<String>,
-    contact_rules: bool,
+    needs: Needs,
     now: DateTime<Utc>,
 ) -> Result<LoadedBatch, EngineError> {
     let enrollments = group_by_account(store.enrollments_of(&ids).await?);
-    let mut states = store.load_accounts(&ids, contact_rules).await?;
+    let contact_rules = needs.contact_rules;
+    let mut states = match &needs.rule_fields {
+        Some(fields) if !contact_rules => {
+            let mut states = store.load_rule_inputs(&ids, fields).await?;
+            let running: Vec<String> = enrollments
+                .iter()
+                .filter(|(_, list)| has_active(list))
+                .map(|(account, _)| account.clone())
+                .collect();
+            if !running.is_empty() {
+                let mut whole: HashMap<String, AccountState> = store
+                    .load_accounts(&running, false)
+                    .await?
+                    .into_iter()
+                    .map(|s| (s.account.id.clone(), s))
+                    .collect();
+                for state in &mut states {
+                    if let Some(full) = whole.remove(&state.account.id) {
+                        *state = full;
+                    }
+                }
+            }
+            states
+        }
+        _ => store.load_accounts(&ids, contact_rules).await?,
+    };
     if !contact_rules {
         // Only the accounts whose running contact enrollments need a goal check.
         let needed: Vec<String> = enrollments
@@ -1123,10 +1236,15 @@ async fn load_batch<S: Store>(
         }
     }
     as_of::see_as_of(&store, &mut states, now).await?;
+    let edges = if needs.edges {
+        store.edges_of(&ids).await?.into_iter().collect()
+    } else {
+        HashSet::new()
+    };
     Ok(LoadedBatch {
         states,
         enrollments,
-        edges: store.edges_of(&ids).await?.into_iter().collect(),
+        edges,
     })
 }
 

@@ -2,7 +2,7 @@
 
 use touchline::clock::{from_millis, to_millis};
 use touchline::engine::Engine;
-use touchline::store::{Enrollment, Payload, Store, WebhookPayload};
+use touchline::store::{Enrollment, Payload, RuleFields, Store, WebhookPayload};
 
 use crate::fixture::{Project, RESCUE, SWEEP, WELCOME, customer, days, send_event, set_usage, t0};
 
@@ -654,6 +654,36 @@ pub async fn a_full_reevaluation_evaluates_every_account_and_writes_only_changes
     assert_eq!(history("a2").await.expect("history"), before);
     let again = engine.tick(t0() + days(1)).await.expect("tick");
     assert!(again.is_idle(), "{again:?}");
+    // What rules read of an account is read alone.
+    let fields = RuleFields {
+        facts: ["arr".to_string()].into(),
+        metrics: Some(["usage".to_string()].into()),
+        attributes: false,
+    };
+    let ids = ["a1".to_string(), "a2".to_string()];
+    let narrow = engine
+        .store()
+        .load_rule_inputs(&ids, &fields)
+        .await
+        .expect("load");
+    let whole = engine
+        .store()
+        .load_accounts(&ids, false)
+        .await
+        .expect("load");
+    assert_eq!(narrow.len(), 2);
+    for (narrow, whole) in narrow.iter().zip(&whole) {
+        assert_eq!(narrow.account.id, whole.account.id);
+        assert_eq!(narrow.account.arr, whole.account.arr);
+        assert_eq!(narrow.account.plan, None);
+        assert_eq!(narrow.metrics, whole.metrics);
+        assert_eq!(narrow.scores, whole.scores);
+        assert_eq!(narrow.tier, whole.tier);
+        assert_eq!(narrow.tier_rule, whole.tier_rule);
+        assert_eq!(narrow.data_version, whole.data_version);
+        assert_eq!(narrow.evaluated_version, whole.evaluated_version);
+        assert_eq!(narrow.account.last_login_at, whole.account.last_login_at);
+    }
     // A sweep another process left part way through is taken up where it stands.
     engine
         .store()
