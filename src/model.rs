@@ -122,8 +122,15 @@ pub struct AccountState {
     pub unknown_scores: BTreeMap<String, String>,
     /// Current tier.
     pub tier: Option<String>,
+    /// The rule that decided the current tier, as stored with it.
+    pub tier_rule: Option<String>,
     /// Bumped on every change to the account's inputs.
     pub data_version: i64,
+    /// The `data_version` last evaluated: the account is waiting for evaluation while it is
+    /// behind `data_version`.
+    pub evaluated_version: i64,
+    /// When the account is due to be evaluated again while nothing changes (ms), if ever.
+    pub recheck_at: Option<i64>,
     /// When its latest metric value is dated (ms); later than a pass means the pass must
     /// read the values as they were at its time.
     pub metrics_latest_at: i64,

@@ -10,6 +10,7 @@ use rhai::{Array, Dynamic, Map};
 use crate::definitions::config::Csm;
 use crate::model::{ACCOUNT_FACTS, AccountState, Attributes, CONTACT_FACTS, Contact, Fact};
 use crate::rules::{Bindings, Timestamp};
+use crate::store::RuleFields;
 
 fn text(value: &Option<String>) -> Dynamic {
     Dynamic::from(value.clone().unwrap_or_default())
@@ -61,9 +62,20 @@ fn template_value(fact: Fact<'_>) -> serde_json::Value {
 /// The account as rules see it. `scores` holds the declared scores that are known: reading
 /// one that is unknown (or not computed yet) is an error, never a 0.
 pub fn account_map(state: &AccountState, score_names: &[&str]) -> Dynamic {
+    account_map_with(state, score_names, None)
+}
+
+/// The account as rules see it, holding only the facts and attributes in `fields` when
+/// given (rules that read nothing else see the same values; metrics are the state's own).
+fn account_map_with(
+    state: &AccountState,
+    score_names: &[&str],
+    fields: Option<&RuleFields>,
+) -> Dynamic {
     let a = &state.account;
     let mut map: Map = ACCOUNT_FACTS
         .iter()
+        .filter(|name| fields.is_none_or(|f| f.facts.contains(**name)))
         .filter_map(|name| Some(((*name).into(), rule_value(a.fact(name)?))))
         .collect();
     map.insert("tier".into(), text(&state.tier));
@@ -81,14 +93,27 @@ pub fn account_map(state: &AccountState, score_names: &[&str]) -> Dynamic {
         "metrics".into(),
         numbers(state.metrics.iter().map(|(k, v)| (k, *v))),
     );
-    map.insert("attributes".into(), attributes(&a.attributes));
+    if fields.is_none_or(|f| f.attributes) {
+        map.insert("attributes".into(), attributes(&a.attributes));
+    }
     Dynamic::from_map(map)
 }
 
 /// What rules about this account see at `now`: the account map, with its unknown scores
 /// marked so a rule that reads one says why it failed.
 pub fn bindings(state: &AccountState, score_names: &[&str], now: DateTime<Utc>) -> Bindings {
-    let mut bindings = Bindings::new(account_map(state, score_names), now);
+    bindings_with(state, score_names, now, None)
+}
+
+/// [`bindings`] holding only the facts and attributes in `fields` (`None`: all of them), for
+/// rules that read only those.
+pub fn bindings_with(
+    state: &AccountState,
+    score_names: &[&str],
+    now: DateTime<Utc>,
+    fields: Option<&RuleFields>,
+) -> Bindings {
+    let mut bindings = Bindings::new(account_map_with(state, score_names, fields), now);
     for (name, why) in &state.unknown_scores {
         bindings.set_unknown_score(name, why);
     }

@@ -33,7 +33,8 @@ use crate::definitions::{Definitions, Journey};
 use crate::model::{AccountState, Contact, Event};
 use crate::rules::{Bindings, Rule};
 use crate::store::{
-    self, Changes, CursorMove, Enrollment, EnrollmentUpdate, NewEnrollment, Store, SubjectKey,
+    self, Changes, CursorMove, Enrollment, EnrollmentUpdate, NewEnrollment, RuleFields, Store,
+    SubjectKey,
 };
 
 use journeys::StepContext;
@@ -43,6 +44,11 @@ pub const BATCH: usize = 500;
 
 const EVENTS_CURSOR: &str = "events_cursor";
 const FINGERPRINT: &str = "definitions_fingerprint";
+/// The full re-evaluation under way: `at:ID` (every account after ID is still to be
+/// evaluated; `at:` for all of them) or `done`.
+const SWEEP: &str = "full_sweep";
+const SWEEP_AT: &str = "at:";
+const SWEEP_DONE: &str = "done";
 /// How long an account may go unevaluated when rules read the time, unless
 /// `recheck_interval` says otherwise.
 const DEFAULT_RECHECK: std::time::Duration = std::time::Duration::from_secs(3600);
@@ -186,6 +192,9 @@ pub struct Engine<S: Store> {
     templates: Environment<'static>,
     /// How long an account may go unevaluated when rules read the time (`None`: no rule does).
     time_recheck: Option<chrono::Duration>,
+    /// What of an account the scores and tier rules read, when that is all evaluation reads
+    /// of an account without running enrollments (`None`: evaluation reads all of it).
+    rule_fields: Option<Arc<RuleFields>>,
 }
 
 impl<S: Store> std::fmt::Debug for Engine<S> {
@@ -242,12 +251,14 @@ impl<S: Store> Engine<S> {
                 .map_or(DEFAULT_RECHECK, |d| d.value.0);
             chrono::Duration::from_std(interval).unwrap_or(chrono::Duration::hours(1))
         });
+        let rule_fields = rule_fields(&definitions).map(Arc::new);
         Self {
             definitions,
             store,
             versions: Mutex::new(HashMap::new()),
             templates,
             time_recheck,
+            rule_fields,
         }
     }
 
@@ -363,9 +374,12 @@ impl<S: Store> Engine<S> {
         Ok(())
     }
 
-    /// Marks every account for re-evaluation in the next pass.
+    /// Has the next pass re-evaluate every account (a sweep through them in id order, which
+    /// writes only what changed); a sweep under way starts over. Returns how many accounts
+    /// there are.
     pub async fn request_full_reevaluation(&self) -> Result<u64, EngineError> {
-        Ok(self.store.mark_all_dirty().await?)
+        self.store.set_meta(SWEEP, SWEEP_AT).await?;
+        Ok(u64::try_from(self.store.account_count().await?).unwrap_or(0))
     }
 
     async fn remember_versions(&self, now: DateTime<Utc>) -> Result<(), EngineError> {
@@ -393,7 +407,7 @@ impl<S: Store> Engine<S> {
         if stored.as_deref() == Some(self.definitions.fingerprint.as_str()) {
             return Ok(false);
         }
-        self.store.mark_all_dirty().await?;
+        self.store.set_meta(SWEEP, SWEEP_AT).await?;
         self.store
             .set_meta(FINGERPRINT, &self.definitions.fingerprint)
             .await?;
@@ -479,41 +493,108 @@ impl<S: Store> Engine<S> {
 
     // Phase 1 ------------------------------------------------------------------------------
 
-    /// Evaluates every changed account. Storage work runs beside the rules: while one batch
-    /// is evaluated, the next is read and the previous one written, each in a task of its own.
+    /// Evaluates every account of a full re-evaluation that is under way, then every changed
+    /// account.
     async fn evaluate_changed(
         &self,
         now: DateTime<Utc>,
         report: &mut PassReport,
     ) -> Result<(), EngineError> {
-        let mut ids = self.store.dirty_accounts("", BATCH as i64).await?;
+        // A sweep another process moved on from is picked up where it stands.
+        while let Some(cursor) = self
+            .store
+            .meta(SWEEP)
+            .await?
+            .filter(|c| c.as_str() != SWEEP_DONE)
+        {
+            if !self.evaluate_batches(Some(cursor), now, report).await? {
+                break;
+            }
+        }
+        self.evaluate_batches(None, now, report).await?;
+        Ok(())
+    }
+
+    /// The next batch of accounts after `after`: every account in a sweep, else the changed
+    /// ones.
+    async fn batch_ids(&self, sweeping: bool, after: &str) -> Result<Vec<String>, EngineError> {
+        Ok(if sweeping {
+            self.store.account_ids(after, BATCH as i64).await?
+        } else {
+            self.store.dirty_accounts(after, BATCH as i64).await?
+        })
+    }
+
+    /// Evaluates the changed accounts, or, given the sweep's cursor, every account after it
+    /// (each batch moves the cursor in the transaction of its writes). Storage work runs
+    /// beside the rules: while one batch is evaluated, the next is read and the previous one
+    /// written, each in a task of its own. True when another process moved the sweep's cursor
+    /// first (the sweep goes on from where that left it).
+    async fn evaluate_batches(
+        &self,
+        mut sweep: Option<String>,
+        now: DateTime<Utc>,
+        report: &mut PassReport,
+    ) -> Result<bool, EngineError> {
+        let sweeping = sweep.is_some();
+        let start = sweep
+            .as_deref()
+            .and_then(|c| c.strip_prefix(SWEEP_AT))
+            .unwrap_or_default()
+            .to_string();
+        let mut ids = self.batch_ids(sweeping, &start).await?;
         if ids.is_empty() {
-            return Ok(());
+            if let Some(from) = sweep {
+                let changes = Changes {
+                    now: to_millis(now),
+                    cursor: Some(sweep_move(from, SWEEP_DONE.into())),
+                    ..Changes::default()
+                };
+                let applied = self.store.apply(&changes).await?;
+                report.add(applied);
+                return Ok(applied.cursor_lost);
+            }
+            return Ok(false);
         }
         let mut loading = tokio::spawn(load_batch(
             self.store.clone(),
             ids.clone(),
-            self.contact_rules(),
+            self.needs(),
             now,
         ));
         let mut writing: Option<
             tokio::task::JoinHandle<Result<store::Applied, store::StoreError>>,
         > = None;
+        let mut lost = false;
         loop {
             let batch = loading.await.map_err(join_error)??;
             let after = ids.last().cloned().unwrap_or_default();
-            ids = self.store.dirty_accounts(&after, BATCH as i64).await?;
+            ids = self.batch_ids(sweeping, &after).await?;
             let next = (!ids.is_empty()).then(|| {
                 tokio::spawn(load_batch(
                     self.store.clone(),
                     ids.clone(),
-                    self.contact_rules(),
+                    self.needs(),
                     now,
                 ))
             });
-            let changes = self.evaluate_loaded(batch, now, report).await?;
+            let mut changes = self.evaluate_loaded(batch, now, report).await?;
+            if let Some(from) = sweep.take() {
+                let to = if ids.is_empty() {
+                    SWEEP_DONE.to_string()
+                } else {
+                    format!("{SWEEP_AT}{after}")
+                };
+                changes.cursor = Some(sweep_move(from, to.clone()));
+                sweep = Some(to);
+            }
             if let Some(previous) = writing.take() {
-                report.add(previous.await.map_err(join_error)??);
+                let applied = previous.await.map_err(join_error)??;
+                lost |= applied.cursor_lost;
+                report.add(applied);
+            }
+            if lost {
+                break;
             }
             let store = self.store.clone();
             report.count(&changes);
@@ -524,9 +605,24 @@ impl<S: Store> Engine<S> {
             }
         }
         if let Some(last) = writing {
-            report.add(last.await.map_err(join_error)??);
+            let applied = last.await.map_err(join_error)??;
+            lost |= applied.cursor_lost;
+            report.add(applied);
         }
-        Ok(())
+        Ok(lost)
+    }
+
+    /// What reading a batch for evaluation needs.
+    fn needs(&self) -> Needs {
+        Needs {
+            contact_rules: self.contact_rules(),
+            edges: self
+                .definitions
+                .journeys
+                .values()
+                .any(|j| matches!(j.file.entry, Entry::Condition(_))),
+            rule_fields: self.rule_fields.clone(),
+        }
     }
 
     /// Whether evaluation needs contacts whatever the enrollments: a contact journey entered
@@ -543,7 +639,7 @@ impl<S: Store> Engine<S> {
         ids: &[String],
         now: DateTime<Utc>,
     ) -> Result<LoadedBatch, EngineError> {
-        load_batch(self.store.clone(), ids.to_vec(), self.contact_rules(), now).await
+        load_batch(self.store.clone(), ids.to_vec(), self.needs(), now).await
     }
 
     /// Evaluates loaded accounts: scores, tier, goal and exit of running enrollments, and
@@ -564,8 +660,16 @@ impl<S: Store> Engine<S> {
             now: to_millis(now),
             ..Changes::default()
         };
+        let score_names = self.score_names();
+        let empty = Vec::new();
         for mut state in states {
-            let mut bindings = self.bindings(&state, now);
+            let account_enrollments = enrollments.get(&state.account.id).unwrap_or(&empty);
+            // Without running enrollments, the scores and tier rules are all that read it.
+            let fields = self
+                .rule_fields
+                .as_deref()
+                .filter(|_| !has_active(account_enrollments));
+            let mut bindings = context::bindings_with(&state, &score_names, now, fields);
             let scored = scoring::score(&self.definitions, &mut bindings);
             report.rule_errors += scored.errors.len() as u64;
             for error in &scored.errors {
@@ -586,18 +690,29 @@ impl<S: Store> Engine<S> {
                 &scored,
             );
             evaluation.recheck_at = self.recheck_at(&state, now);
+            // Writing an evaluation that changes nothing stored is skipped.
+            let unchanged = state.evaluated_version >= state.data_version
+                && scored.scores == state.scores
+                && scored.unknown == state.unknown_scores
+                && scored.tier.as_ref().is_none_or(|(tier, rule)| {
+                    state.tier.as_ref() == Some(tier) && state.tier_rule.as_ref() == Some(rule)
+                })
+                && evaluation
+                    .recheck_at
+                    .is_none_or(|at| state.recheck_at.is_some_and(|stored| stored <= at));
             report.evaluated += 1;
             // A first tier is recorded in the history but is not a change.
             report.tier_changes += u64::from(matches!(evaluation.tier_changed_from, Some(Some(_))));
             state.scores = scored.scores;
             state.unknown_scores = scored.unknown;
-            if let Some((tier, _)) = scored.tier {
+            if let Some((tier, rule)) = scored.tier {
                 state.tier = Some(tier);
+                state.tier_rule = Some(rule);
             }
-            changes.evaluations.push(evaluation);
+            if !unchanged {
+                changes.evaluations.push(evaluation);
+            }
 
-            let empty = Vec::new();
-            let account_enrollments = enrollments.get(&state.account.id).unwrap_or(&empty);
             for enrollment in account_enrollments
                 .iter()
                 .filter(|e| e.status == store::EnrollmentStatus::Active)
@@ -996,16 +1111,104 @@ impl<S: Store> Engine<S> {
     }
 }
 
+/// What reading a batch for evaluation needs.
+#[derive(Debug, Clone)]
+struct Needs {
+    /// Contacts of every account (a contact journey entered by condition).
+    contact_rules: bool,
+    /// Entry edges (a journey entered by condition).
+    edges: bool,
+    /// Only these fields of accounts without running enrollments.
+    rule_fields: Option<Arc<RuleFields>>,
+}
+
+/// Whether any of these enrollments is running.
+fn has_active(enrollments: &[Enrollment]) -> bool {
+    enrollments
+        .iter()
+        .any(|e| e.status == store::EnrollmentStatus::Active)
+}
+
+/// What of an account the scores and tier rules read, when no journey is entered by
+/// condition (evaluation then reads nothing else of an account without running enrollments)
+/// and every rule reads the account through property chains only.
+fn rule_fields(definitions: &Definitions) -> Option<RuleFields> {
+    if definitions
+        .journeys
+        .values()
+        .any(|j| matches!(j.file.entry, Entry::Condition(_)))
+    {
+        return None;
+    }
+    let mut fields = RuleFields {
+        metrics: Some(Default::default()),
+        ..RuleFields::default()
+    };
+    let rules = definitions.scores.iter().map(|s| &s.rule);
+    let tiers = definitions.tiers.iter().filter_map(|t| t.rule.as_ref());
+    for rule in rules.chain(tiers) {
+        for path in rule.account_reads()? {
+            let (first, rest) = match path.split_once('.') {
+                Some((first, rest)) => (first, Some(rest)),
+                None => (path.as_str(), None),
+            };
+            match (first, rest) {
+                ("scores" | "tier", _) => {}
+                ("metrics", Some(rest)) => {
+                    let name = rest.split('.').next().unwrap_or(rest);
+                    if let Some(metrics) = &mut fields.metrics {
+                        metrics.insert(name.to_string());
+                    }
+                }
+                ("metrics", None) => fields.metrics = None,
+                ("attributes", _) => fields.attributes = true,
+                (fact, _) if crate::model::ACCOUNT_FACTS.contains(&fact) => {
+                    fields.facts.insert(fact.to_string());
+                }
+                _ => return None,
+            }
+        }
+    }
+    Some(fields)
+}
+
 /// Reads a batch of accounts for evaluation. Contacts are read only when a rule may look at
-/// one: a contact journey entered by condition, or a running contact enrollment.
+/// one: a contact journey entered by condition, or a running contact enrollment. Accounts
+/// without running enrollments are read with only the fields the rules read, when that is
+/// known.
 async fn load_batch<S: Store>(
     store: S,
     ids: Vec<String>,
-    contact_rules: bool,
+    needs: Needs,
     now: DateTime<Utc>,
 ) -> Result<LoadedBatch, EngineError> {
     let enrollments = group_by_account(store.enrollments_of(&ids).await?);
-    let mut states = store.load_accounts(&ids, contact_rules).await?;
+    let contact_rules = needs.contact_rules;
+    let mut states = match &needs.rule_fields {
+        Some(fields) if !contact_rules => {
+            let mut states = store.load_rule_inputs(&ids, fields).await?;
+            let running: Vec<String> = enrollments
+                .iter()
+                .filter(|(_, list)| has_active(list))
+                .map(|(account, _)| account.clone())
+                .collect();
+            if !running.is_empty() {
+                let mut whole: HashMap<String, AccountState> = store
+                    .load_accounts(&running, false)
+                    .await?
+                    .into_iter()
+                    .map(|s| (s.account.id.clone(), s))
+                    .collect();
+                for state in &mut states {
+                    if let Some(full) = whole.remove(&state.account.id) {
+                        *state = full;
+                    }
+                }
+            }
+            states
+        }
+        _ => store.load_accounts(&ids, contact_rules).await?,
+    };
     if !contact_rules {
         // Only the accounts whose running contact enrollments need a goal check.
         let needed: Vec<String> = enrollments
@@ -1033,11 +1236,24 @@ async fn load_batch<S: Store>(
         }
     }
     as_of::see_as_of(&store, &mut states, now).await?;
+    let edges = if needs.edges {
+        store.edges_of(&ids).await?.into_iter().collect()
+    } else {
+        HashSet::new()
+    };
     Ok(LoadedBatch {
         states,
         enrollments,
-        edges: store.edges_of(&ids).await?.into_iter().collect(),
+        edges,
     })
+}
+
+fn sweep_move(from: String, to: String) -> CursorMove {
+    CursorMove {
+        key: SWEEP.into(),
+        from: Some(from),
+        to,
+    }
 }
 
 fn join_error(error: tokio::task::JoinError) -> EngineError {

@@ -150,3 +150,81 @@ fn join(base: &str, segments: &[String]) -> String {
         (false, false) => format!("{base}.{tail}"),
     }
 }
+
+/// The account fields a rule reads (`arr`, `metrics.logins_30d`, `metrics`, …), when every
+/// use of `account` is a chain of property reads off it; `None` when the rule uses `account`
+/// in any other way (passes it to a function, indexes it, copies it into a variable), so
+/// it may read anything. Conservative: what the engine loads for rules relies on it.
+pub fn account_reads(ast: &AST) -> Option<Vec<String>> {
+    let mut reads: Vec<String> = Vec::new();
+    let mut whole = false;
+    ast.walk(&mut |path: &[ASTNode]| {
+        let Some(ASTNode::Expr(Expr::Variable(var, ..))) = path.last() else {
+            return true;
+        };
+        if var.1.as_str() != "account" {
+            return true;
+        }
+        let parent = path.len().checked_sub(2).and_then(|i| path.get(i));
+        let read = match parent {
+            Some(ASTNode::Expr(Expr::Dot(dot, ..)))
+                if matches!(&dot.lhs, Expr::Variable(lhs, ..) if lhs.1.as_str() == "account") =>
+            {
+                let segments: Vec<String> =
+                    chain(&dot.rhs).into_iter().map(|(name, _)| name).collect();
+                (!segments.is_empty()).then(|| segments.join("."))
+            }
+            _ => None,
+        };
+        match read {
+            Some(read) => {
+                if !reads.contains(&read) {
+                    reads.push(read);
+                }
+                true
+            }
+            None => {
+                whole = true;
+                false
+            }
+        }
+    });
+    (!whole).then_some(reads)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::rules::{Form, RuleEngine, Variables};
+
+    fn reads(source: &str, form: Form) -> Option<Vec<String>> {
+        RuleEngine::new()
+            .compile("test", source, form, Variables::Account, None)
+            .expect("compiles")
+            .account_reads()
+    }
+
+    #[test]
+    fn account_reads_are_known_only_through_property_chains() {
+        let expression = |source| reads(source, Form::Expression);
+        assert_eq!(
+            expression("account.arr >= 1000.0 && account.metrics.logins_30d > 2"),
+            Some(vec!["arr".to_string(), "metrics.logins_30d".to_string()])
+        );
+        assert_eq!(
+            expression("get_or(account.metrics, \"x\", 0) > 1"),
+            Some(vec!["metrics".to_string()])
+        );
+        assert_eq!(
+            expression("account.metrics[\"x\"] > 1"),
+            Some(vec!["metrics".to_string()])
+        );
+        assert_eq!(expression("has_goal(account, \"fleet\")"), None);
+        assert_eq!(expression("account[\"arr\"] > 1"), None);
+        assert_eq!(reads("let a = account; a.arr > 1", Form::Script), None);
+        assert_eq!(
+            reads("let m = account.metrics; m.x > 1", Form::Script),
+            Some(vec!["metrics".to_string()])
+        );
+        assert_eq!(expression("now == now"), Some(vec![]));
+    }
+}

@@ -107,6 +107,12 @@ impl Rule {
         check::reads(&self.ast)
     }
 
+    /// The account fields the rule reads, when it reads `account` only through property
+    /// chains (`None`: it may read anything of the account). See [`check::account_reads`].
+    pub fn account_reads(&self) -> Option<Vec<String>> {
+        check::account_reads(&self.ast)
+    }
+
     /// Whether the rule runs as compiled closures (Rhai only when they cannot decide).
     pub fn is_native(&self) -> bool {
         self.native.is_some()

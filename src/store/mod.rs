@@ -13,7 +13,7 @@ mod sql;
 
 pub use payload::{Assignment, EmailPayload, Payload, Strategy, TaskPayload, WebhookPayload};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::str::FromStr;
 use std::time::Duration;
@@ -212,6 +212,17 @@ pub struct EnrollmentUpdate {
     pub outbox: Vec<OutboxRecord>,
     /// History lines.
     pub log: Vec<LogEntry>,
+}
+
+/// The part of an account's data that rules read, when they read only some of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuleFields {
+    /// Facts (`arr`, `plan`, `goals`, …).
+    pub facts: BTreeSet<String>,
+    /// Metrics by name (`None`: all of them).
+    pub metrics: Option<BTreeSet<String>>,
+    /// Whether attributes are read.
+    pub attributes: bool,
 }
 
 /// Everything one batch of engine work writes, in one transaction.
@@ -776,6 +787,14 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         ids: &[String],
         with_contacts: bool,
+    ) -> impl Future<Output = Result<Vec<AccountState>>> + Send;
+    /// Accounts as [`Store::load_accounts`] reads them (without contacts), holding of their
+    /// data only what `fields` names: the facts and attributes not named are left empty, and
+    /// so are the metrics not named.
+    fn load_rule_inputs(
+        &self,
+        ids: &[String],
+        fields: &RuleFields,
     ) -> impl Future<Output = Result<Vec<AccountState>>> + Send;
     /// The contacts of these accounts, by id.
     fn contacts_of(

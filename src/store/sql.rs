@@ -4,7 +4,7 @@
 //! `RETURNING`, partial indexes, times as integer milliseconds and JSON as text. A macro
 //! stamps out one implementation per database, so each is a plain, monomorphic sqlx user.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use sha2::{Digest, Sha256};
 use sqlx::{QueryBuilder, Row};
@@ -12,8 +12,8 @@ use sqlx::{QueryBuilder, Row};
 use super::{
     Applied, Changes, Count, DeliveryOutcome, DeliveryRow, DeliveryStatus, Enrollment,
     EnrollmentStatus, HeldJourney, Import, ImportOutcome, Latency, LogEntry, LoginsAsOf,
-    MetricsAsOf, NewTask, OutboxItem, OutboxRecord, Payload, Result, ScoreAt, StepOutboxCount,
-    StepScoreChange, Store, StoreError, SubjectKey, Suppression, Task, TaskChange,
+    MetricsAsOf, NewTask, OutboxItem, OutboxRecord, Payload, Result, RuleFields, ScoreAt,
+    StepOutboxCount, StepScoreChange, Store, StoreError, SubjectKey, Suppression, Task, TaskChange,
     TaskChangeOutcome, TaskLogEntry, TaskStatus, TaskWrite, TierChange, millis,
 };
 use crate::clock::{from_millis, to_millis};
@@ -23,7 +23,7 @@ use crate::model::{Account, AccountState, Contact, Event, MetricValue};
 const CHUNK: usize = 500;
 
 const ACCOUNT_COLUMNS: &str = "id, name, plan, arr, mrr, industry, owner, timezone, goals, status, contract_start, \
-     contract_end, created_at, last_login_at, attributes, row_hash, metrics, scores, unknown_scores, tier, data_version, metrics_latest_at";
+     contract_end, created_at, last_login_at, attributes, row_hash, metrics, scores, unknown_scores, tier, tier_rule, data_version, evaluated_version, metrics_latest_at, recheck_at";
 
 const CONTACT_COLUMNS: &str = "id, account_id, email, name, first_name, role, locale, timezone, subscribed, created_at, last_login_at, attributes";
 
@@ -46,6 +46,68 @@ fn to_json<T: serde::Serialize>(value: &T) -> String {
 
 fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{e}: {text}")))
+}
+
+/// The metrics named in `names` of an account's metrics object, read without building the
+/// others.
+fn metrics_named(text: &str, names: &BTreeSet<String>) -> Result<BTreeMap<String, f64>> {
+    use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+
+    /// A key, borrowed from the text when it has no escapes.
+    struct Key<'de>(std::borrow::Cow<'de, str>);
+    impl<'de> serde::Deserialize<'de> for Key<'de> {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+            struct KeyVisitor;
+            impl<'de> Visitor<'de> for KeyVisitor {
+                type Value = Key<'de>;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("a metric name")
+                }
+                fn visit_borrowed_str<E>(self, v: &'de str) -> std::result::Result<Key<'de>, E> {
+                    Ok(Key(std::borrow::Cow::Borrowed(v)))
+                }
+                fn visit_str<E>(self, v: &str) -> std::result::Result<Key<'de>, E> {
+                    Ok(Key(std::borrow::Cow::Owned(v.to_string())))
+                }
+            }
+            d.deserialize_str(KeyVisitor)
+        }
+    }
+    struct Pick<'a>(&'a BTreeSet<String>);
+    impl<'de> Visitor<'de> for Pick<'_> {
+        type Value = BTreeMap<String, f64>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an object of metrics")
+        }
+        fn visit_map<A: MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> std::result::Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+                if self.0.contains(key.as_ref()) {
+                    out.insert(key.into_owned(), map.next_value::<f64>()?);
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(out)
+        }
+    }
+    impl<'de> DeserializeSeed<'de> for Pick<'_> {
+        type Value = BTreeMap<String, f64>;
+        fn deserialize<D: serde::Deserializer<'de>>(
+            self,
+            d: D,
+        ) -> std::result::Result<Self::Value, D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    Pick(names)
+        .deserialize(&mut deserializer)
+        .and_then(|metrics| deserializer.end().map(|()| metrics))
+        .map_err(|e| StoreError::Corrupt(format!("{e}: {text}")))
 }
 
 /// The latest value per (account, metric) in an import, and each (account, metric, time) once.
@@ -157,6 +219,11 @@ macro_rules! store_impl {
             }
 
             fn account_state(row: &<$db as sqlx::Database>::Row) -> Result<AccountState> {
+                Self::account_state_with(row, None)
+            }
+
+            /// An account row; `metrics` names the metrics to keep (`None`: all).
+            fn account_state_with(row: &<$db as sqlx::Database>::Row, metrics: Option<&BTreeSet<String>>) -> Result<AccountState> {
                 let time = |column: &str| -> Result<_> { Ok(row.try_get::<Option<i64>, _>(column)?.map(from_millis)) };
                 let account = Account {
                     id: row.try_get("id")?,
@@ -177,12 +244,18 @@ macro_rules! store_impl {
                 };
                 Ok(AccountState {
                     account,
-                    metrics: from_json(&row.try_get::<String, _>("metrics")?)?,
+                    metrics: match metrics {
+                        None => from_json(&row.try_get::<String, _>("metrics")?)?,
+                        Some(names) => metrics_named(&row.try_get::<String, _>("metrics")?, names)?,
+                    },
                     scores: from_json(&row.try_get::<String, _>("scores")?)?,
                     unknown_scores: from_json(&row.try_get::<String, _>("unknown_scores")?)?,
                     tier: row.try_get("tier")?,
+                    tier_rule: row.try_get("tier_rule")?,
                     data_version: row.try_get("data_version")?,
+                    evaluated_version: row.try_get("evaluated_version")?,
                     metrics_latest_at: row.try_get("metrics_latest_at")?,
+                    recheck_at: row.try_get("recheck_at")?,
                     next_change_at: None,
                     contacts: Vec::new(),
                 })
@@ -691,6 +764,38 @@ macro_rules! store_impl {
                     }
                 }
                 Ok(accounts)
+            }
+
+            async fn load_rule_inputs(&self, ids: &[String], fields: &RuleFields) -> Result<Vec<AccountState>> {
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                // Facts the rules do not read are left out of the query: empty text, unknown
+                // values. The last login stays: it decides which logins a pass may see.
+                let column = |name: &str, empty: &str| {
+                    if fields.facts.contains(name) { name.to_string() } else { format!("{empty} AS {name}") }
+                };
+                let mut columns: Vec<String> = vec!["id".into(), column("name", "''")];
+                for name in ["plan", "arr", "mrr", "industry", "owner", "timezone"] {
+                    columns.push(column(name, "NULL"));
+                }
+                columns.push(column("goals", "'[]'"));
+                columns.push(column("status", "''"));
+                for name in ["contract_start", "contract_end", "created_at"] {
+                    columns.push(column(name, "NULL"));
+                }
+                columns.push("last_login_at".into());
+                columns.push(if fields.attributes { "attributes".into() } else { "'{}' AS attributes".into() });
+                let no_metrics = fields.metrics.as_ref().is_some_and(BTreeSet::is_empty);
+                columns.push(if no_metrics { "'{}' AS metrics".into() } else { "metrics".into() });
+                columns.push(
+                    "scores, unknown_scores, tier, tier_rule, data_version, evaluated_version, metrics_latest_at, recheck_at".into(),
+                );
+                let columns = columns.join(", ");
+                let mut query = Self::in_list(&format!("SELECT {columns} FROM accounts WHERE id"), ids);
+                query.push(" ORDER BY id");
+                let rows = query.build().fetch_all(&self.pool).await?;
+                rows.iter().map(|row| Self::account_state_with(row, fields.metrics.as_ref())).collect()
             }
 
             async fn contacts_of(&self, account_ids: &[String]) -> Result<Vec<Contact>> {

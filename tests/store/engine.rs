@@ -2,7 +2,7 @@
 
 use touchline::clock::{from_millis, to_millis};
 use touchline::engine::Engine;
-use touchline::store::{Enrollment, Payload, Store, WebhookPayload};
+use touchline::store::{Enrollment, Payload, RuleFields, Store, WebhookPayload};
 
 use crate::fixture::{Project, RESCUE, SWEEP, WELCOME, customer, days, send_event, set_usage, t0};
 
@@ -629,4 +629,78 @@ pub async fn a_pass_sees_only_data_dated_at_or_before_it<S: Store>(store: S) {
     );
     let report = engine.tick(t0() + days(21)).await.expect("tick");
     assert_eq!((report.events, report.enrolled), (0, 0), "{report:?}");
+}
+
+pub async fn a_full_reevaluation_evaluates_every_account_and_writes_only_changes<S: Store>(
+    store: S,
+) {
+    let project = Project::new(&[]);
+    customer(&store, "a1", 5000.0, 80.0, t0()).await;
+    customer(&store, "a2", 50000.0, 20.0, t0()).await;
+    customer(&store, "a3", 6000.0, 70.0, t0()).await;
+    let engine = Engine::new(project.definitions(), store);
+    assert_eq!(engine.tick(t0()).await.expect("tick").evaluated, 3);
+    let history = |id: &'static str| engine.store().score_history(id);
+    let before = history("a2").await.expect("history");
+    assert!(!before.is_empty());
+    assert_eq!(engine.request_full_reevaluation().await.expect("full"), 3);
+    // One account's data changes as well: the sweep evaluates it, once.
+    set_usage(engine.store(), "a1", 10.0, t0() + days(1)).await;
+    let report = engine.tick(t0() + days(1)).await.expect("tick");
+    assert_eq!(report.evaluated, 3, "{report:?}");
+    assert_eq!(report.tier_changes, 1, "{report:?}");
+    assert!(history("a1").await.expect("history").len() > before.len());
+    // Unchanged scores are not written again.
+    assert_eq!(history("a2").await.expect("history"), before);
+    let again = engine.tick(t0() + days(1)).await.expect("tick");
+    assert!(again.is_idle(), "{again:?}");
+    // What rules read of an account is read alone.
+    let fields = RuleFields {
+        facts: ["arr".to_string()].into(),
+        metrics: Some(["usage".to_string()].into()),
+        attributes: false,
+    };
+    let ids = ["a1".to_string(), "a2".to_string()];
+    let narrow = engine
+        .store()
+        .load_rule_inputs(&ids, &fields)
+        .await
+        .expect("load");
+    let whole = engine
+        .store()
+        .load_accounts(&ids, false)
+        .await
+        .expect("load");
+    assert_eq!(narrow.len(), 2);
+    for (narrow, whole) in narrow.iter().zip(&whole) {
+        assert_eq!(narrow.account.id, whole.account.id);
+        assert_eq!(narrow.account.arr, whole.account.arr);
+        assert_eq!(narrow.account.plan, None);
+        assert_eq!(narrow.metrics, whole.metrics);
+        assert_eq!(narrow.scores, whole.scores);
+        assert_eq!(narrow.tier, whole.tier);
+        assert_eq!(narrow.tier_rule, whole.tier_rule);
+        assert_eq!(narrow.data_version, whole.data_version);
+        assert_eq!(narrow.evaluated_version, whole.evaluated_version);
+        assert_eq!(narrow.account.last_login_at, whole.account.last_login_at);
+    }
+    // A sweep another process left part way through is taken up where it stands.
+    engine
+        .store()
+        .set_meta("full_sweep", "at:a1")
+        .await
+        .expect("meta");
+    let report = engine.tick(t0() + days(1)).await.expect("tick");
+    assert_eq!(report.evaluated, 2, "{report:?}");
+    assert_eq!(
+        engine
+            .store()
+            .meta("full_sweep")
+            .await
+            .expect("meta")
+            .as_deref(),
+        Some("done")
+    );
+    let again = engine.tick(t0() + days(1)).await.expect("tick");
+    assert!(again.is_idle(), "{again:?}");
 }

@@ -203,6 +203,7 @@ fn main() {
         engine::wait_until_times_out,
         engine::goal_ends_the_journey_mid_way,
         engine::tier_changes_after_a_utilization_drop,
+        engine::a_full_reevaluation_evaluates_every_account_and_writes_only_changes,
         report::the_report_counts_a_known_history,
         report::holdouts_show_which_steps_move_the_scores,
         engine::edited_journey_keeps_running_enrollments_on_their_version,
