@@ -49,10 +49,20 @@ fn rate(count: u64, took: Duration) -> f64 {
     count as f64 / took.as_secs_f64().max(1e-9)
 }
 
-async fn import_file(store: &SqliteStore, kind: Kind, path: &Path) -> u64 {
-    let reader = FileReader::open(kind, path).expect("open");
-    let outcome = store.import_all(reader).await.expect("import");
-    outcome.changed + outcome.unchanged
+/// Imports the sample's files of these kinds; the rows read and how long it took.
+async fn import_files(
+    store: &SqliteStore,
+    sample: &Path,
+    files: &[(Kind, &str)],
+) -> (u64, Duration) {
+    let started = Instant::now();
+    let mut rows = 0;
+    for (kind, file) in files {
+        let reader = FileReader::open(*kind, &sample.join(file)).expect("open");
+        let outcome = store.import_all(reader).await.expect("import");
+        rows += outcome.changed + outcome.unchanged;
+    }
+    (rows, started.elapsed())
 }
 
 /// The floor for import: the same rows, parsed the same way, inserted with plain multi-row
@@ -239,16 +249,16 @@ async fn run_full(accounts: usize) {
     let store = open_store(work.path(), "touchline.db").await;
 
     // Import.
-    let started = Instant::now();
-    let mut rows = 0;
-    for (kind, file) in [
-        (Kind::Accounts, "accounts.csv"),
-        (Kind::Contacts, "contacts.csv"),
-        (Kind::Metrics, "metrics.csv"),
-    ] {
-        rows += import_file(&store, kind, &sample.join(file)).await;
-    }
-    let import_took = started.elapsed();
+    let (rows, import_took) = import_files(
+        &store,
+        &sample,
+        &[
+            (Kind::Accounts, "accounts.csv"),
+            (Kind::Contacts, "contacts.csv"),
+            (Kind::Metrics, "metrics.csv"),
+        ],
+    )
+    .await;
     let scratch = open_store(work.path(), "bare.db").await;
     let started = Instant::now();
     let bare_rows = bare_insert(&scratch, &sample).await;
@@ -454,17 +464,18 @@ async fn run_tiers(accounts: usize) {
         started.elapsed().as_secs_f64()
     );
     let store = open_store(work.path(), "touchline.db").await;
-    let started = Instant::now();
-    let mut rows = 0;
-    for (kind, file) in [
-        (Kind::Accounts, "accounts.csv"),
-        (Kind::Metrics, "metrics.csv"),
-    ] {
-        rows += import_file(&store, kind, &sample.join(file)).await;
-    }
+    let (rows, import_took) = import_files(
+        &store,
+        &sample,
+        &[
+            (Kind::Accounts, "accounts.csv"),
+            (Kind::Metrics, "metrics.csv"),
+        ],
+    )
+    .await;
     println!(
         "  imported {rows} rows in {:.1}s",
-        started.elapsed().as_secs_f64()
+        import_took.as_secs_f64()
     );
 
     let engine = Engine::new(definitions.clone(), store.clone());

@@ -160,30 +160,33 @@ impl SmtpChannel {
     /// Sends over a pooled connection; a reused one that turns out closed before the server
     /// saw anything of this mail is replaced by a fresh one, once.
     async fn send_pooled(&self, envelope: &Envelope, bytes: &[u8]) -> Result<Response, Trouble> {
-        if let Some(mut connection) = self.reusable().await {
-            match transaction(&mut connection, envelope, bytes).await {
-                Ok(response) => {
-                    self.put_back(connection);
-                    return Ok(response);
-                }
-                Err(Failed::BeforeMail(_)) => connection.abort().await,
-                Err(Failed::During(error)) => {
-                    connection.abort().await;
-                    return Err(error.into());
-                }
+        if let Some(connection) = self.reusable().await {
+            match self.carry(connection, envelope, bytes).await {
+                Err(Failed::BeforeMail(_)) => {}
+                Ok(response) => return Ok(response),
+                Err(Failed::During(error)) => return Err(error.into()),
             }
         }
-        let mut connection = self.connect().await?;
-        match transaction(&mut connection, envelope, bytes).await {
-            Ok(response) => {
-                self.put_back(connection);
-                Ok(response)
-            }
-            Err(Failed::BeforeMail(error) | Failed::During(error)) => {
-                connection.abort().await;
-                Err(error.into())
-            }
+        let connection = self.connect().await?;
+        match self.carry(connection, envelope, bytes).await {
+            Ok(response) => Ok(response),
+            Err(Failed::BeforeMail(error) | Failed::During(error)) => Err(error.into()),
         }
+    }
+
+    /// One mail over `connection`: back to the pool after it, closed after a failure.
+    async fn carry(
+        &self,
+        mut connection: AsyncSmtpConnection,
+        envelope: &Envelope,
+        bytes: &[u8],
+    ) -> Result<Response, Failed> {
+        let result = transaction(&mut connection, envelope, bytes).await;
+        match result {
+            Ok(_) => self.put_back(connection),
+            Err(_) => connection.abort().await,
+        }
+        result
     }
 
     /// An idle connection fit for another mail, if there is one.
