@@ -48,7 +48,7 @@ use recipients::{Hold, Recipients, address_of};
 use unsubscribe::UnsubscribeKey;
 
 /// Records claimed per round.
-const CLAIM: i64 = 1000;
+const CLAIM: i64 = 200;
 /// Most outcomes marked per transaction. A crash loses at most the marks in flight: those
 /// records are delivered again, under the same idempotency key. A mail's delivery waits for
 /// its mark, so at most one mail per connection is ever sent but unmarked.
@@ -267,37 +267,19 @@ impl<S: Store> Deliverer<S> {
         // taken, so a late batch is not already expired for the other engines. Leases alone
         // follow that monotonic clock; every time stored on a record is `now`, so a pass at
         // an injected time is reproducible.
-        let claim = || {
-            let store = self.store.clone();
-            let owner = self.owner.clone();
+        loop {
+            // Each batch is claimed when the previous one is done, never ahead: a batch
+            // claimed early could outlive its lease before its turn and be taken by another
+            // engine too.
             let lease_clock =
                 now + chrono::Duration::from_std(started.elapsed()).unwrap_or_default();
-            tokio::spawn(async move {
-                store
-                    .claim_outbox(&kinds, to_millis(lease_clock), &owner, lease_ms, CLAIM)
-                    .await
-            })
-        };
-        let mut claiming = claim();
-        // Whether the claim being awaited was taken while a batch was being delivered: that
-        // batch may have queued more (a task's notices), so an empty answer is asked again.
-        let mut claimed_beside = false;
-        loop {
-            let items = claiming
-                .await
-                .map_err(|e| StoreError::Writer(e.to_string()))??;
+            let items = self
+                .store
+                .claim_outbox(&kinds, to_millis(lease_clock), &self.owner, lease_ms, CLAIM)
+                .await?;
             if items.is_empty() {
-                if claimed_beside {
-                    claimed_beside = false;
-                    claiming = claim();
-                    continue;
-                }
                 break;
             }
-            // The next batch is claimed while this one is delivered; it is delivered after
-            // this one, so one recipient's records still go in order.
-            claiming = claim();
-            claimed_beside = true;
             let mut recipients =
                 Recipients::read(&self.store, &self.definitions, &items, now).await?;
             // One queue per recipient, delivered in order; the queues run side by side.
