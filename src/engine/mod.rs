@@ -867,8 +867,11 @@ impl<S: Store> Engine<S> {
             report.count(&changes);
             let applied = self.store.apply(&changes).await?;
             report.add(applied);
-            if applied.cursor_lost {
-                continue;
+            // Caught up: events arriving from now on belong to the next pass, which they
+            // wake. Reading on while they trickle in would keep this pass, and everything
+            // it queued, from finishing.
+            if !applied.cursor_lost && events.len() < BATCH {
+                break;
             }
         }
         Ok(())
