@@ -130,7 +130,7 @@ async fn store_objects<S: Store>(
         );
         return error(StatusCode::UNPROCESSABLE_ENTITY, message, problems);
     }
-    match state.store.import(&parsed.import).await {
+    match state.imports.import(parsed.import).await {
         Ok(outcome) => {
             state.wake.notify_one();
             Json(json!({ "received": parsed.rows, "changed": outcome.changed, "unchanged": outcome.unchanged })).into_response()

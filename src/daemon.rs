@@ -148,6 +148,7 @@ pub async fn run<S: Store>(
                 .map_err(|e| e.to_string())?;
         let state = Arc::new(ApiState {
             store: store.clone(),
+            imports: crate::store::group_commit::ImportQueue::start(store.clone()),
             token,
             wake: wake.clone(),
             pages: crate::delivery::signin::PageKeys::new(&unsubscribe),

@@ -13,6 +13,8 @@ use crate::store::Store;
 pub struct ApiState<S: Store> {
     /// Where data goes.
     pub store: S,
+    /// Writes the API's records, many requests per transaction.
+    pub imports: crate::store::group_commit::ImportQueue,
     /// The bearer token clients must send (`None`: only `/unsubscribe` and `/healthz` work).
     pub token: Option<String>,
     /// Woken after every write, so the engine runs a pass soon.

@@ -8,6 +8,7 @@
 //! enrollment's move and the outbox records it produces commit together or not at all, and
 //! an enrollment advanced by another process (its `version` moved on) is left alone.
 
+pub mod group_commit;
 pub mod payload;
 mod sql;
 
@@ -768,6 +769,12 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         chunks: impl Iterator<Item = Import> + Send,
     ) -> impl Future<Output = Result<ImportOutcome>> + Send;
+    /// Writes several imports (from different callers) in one transaction, all or none,
+    /// and says what each one changed.
+    fn import_each(
+        &self,
+        imports: &[Import],
+    ) -> impl Future<Output = Result<Vec<ImportOutcome>>> + Send;
     /// Ids of accounts whose inputs changed since they were last evaluated, after `after`.
     fn dirty_accounts(
         &self,
@@ -1117,8 +1124,11 @@ pub async fn open(url: &str, base: &std::path::Path) -> Result<AnyStore> {
             // in memory instead of going back to the file.
             .pragma("cache_size", "-65536")
             .pragma("temp_store", "memory");
+        // A connection to a local file does not go stale: checking each one as it leaves
+        // the pool would cost a round trip to its worker thread on every query.
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(8)
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;

@@ -261,6 +261,16 @@ macro_rules! store_impl {
                 })
             }
 
+            /// Writes one import inside `tx`.
+            async fn import_one(tx: &mut sqlx::Transaction<'_, $db>, import: &Import) -> Result<ImportOutcome> {
+                let total = (import.accounts.len() + import.contacts.len() + import.metrics.len() + import.events.len()) as u64;
+                let mut changed = Self::import_accounts(tx, &import.accounts).await?;
+                changed += Self::import_contacts(tx, &import.contacts).await?;
+                changed += Self::import_metrics(tx, &import.metrics).await?;
+                changed += Self::import_events(tx, &import.events).await?;
+                Ok(ImportOutcome { changed, unchanged: total.saturating_sub(changed) })
+            }
+
             async fn import_accounts(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 accounts: &[Account],
@@ -700,16 +710,23 @@ macro_rules! store_impl {
                 let mut tx = self.pool.begin().await?;
                 let mut outcome = ImportOutcome::default();
                 for import in chunks {
-                    let total = (import.accounts.len() + import.contacts.len() + import.metrics.len() + import.events.len()) as u64;
-                    let mut changed = Self::import_accounts(&mut tx, &import.accounts).await?;
-                    changed += Self::import_contacts(&mut tx, &import.contacts).await?;
-                    changed += Self::import_metrics(&mut tx, &import.metrics).await?;
-                    changed += Self::import_events(&mut tx, &import.events).await?;
-                    outcome.changed += changed;
-                    outcome.unchanged += total.saturating_sub(changed);
+                    let one = Self::import_one(&mut tx, &import).await?;
+                    outcome.changed += one.changed;
+                    outcome.unchanged += one.unchanged;
                 }
                 tx.commit().await?;
                 Ok(outcome)
+            }
+
+            async fn import_each(&self, imports: &[Import]) -> Result<Vec<ImportOutcome>> {
+                let _writing = self.write_gate().await;
+                let mut tx = self.pool.begin().await?;
+                let mut outcomes = Vec::with_capacity(imports.len());
+                for import in imports {
+                    outcomes.push(Self::import_one(&mut tx, import).await?);
+                }
+                tx.commit().await?;
+                Ok(outcomes)
             }
 
             async fn dirty_accounts(&self, after: &str, limit: i64) -> Result<Vec<String>> {

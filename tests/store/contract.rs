@@ -41,6 +41,53 @@ pub async fn import_is_idempotent<S: Store>(store: S) {
     assert_eq!(states[0].metrics.get("usage"), Some(&40.0));
 }
 
+/// The HTTP API's group commit: many callers at once, each told what its own records
+/// changed, everything stored.
+pub async fn imports_written_together_answer_each_caller<S: Store>(store: S) {
+    store.import(&sample()).await.expect("import");
+    let queue = touchline::store::group_commit::ImportQueue::start(store.clone());
+    let callers: Vec<_> = (0..40)
+        .map(|i| {
+            let queue = queue.clone();
+            tokio::spawn(async move {
+                // Even callers send the stored sample again (nothing changes), odd callers
+                // a new account with a metric.
+                let import = if i % 2 == 0 {
+                    sample()
+                } else {
+                    let id = format!("new{i:02}");
+                    Import {
+                        accounts: vec![account(&id, 1000.0 * i as f64)],
+                        metrics: vec![usage(&id, i as f64, t0())],
+                        ..Import::default()
+                    }
+                };
+                (i, queue.import(import).await.expect("import"))
+            })
+        })
+        .collect();
+    for caller in callers {
+        let (i, outcome) = caller.await.expect("caller");
+        let expected = if i % 2 == 0 { (0, 7) } else { (2, 0) };
+        assert_eq!(
+            (outcome.changed, outcome.unchanged),
+            expected,
+            "caller {i} hears about its own records"
+        );
+    }
+    let ids: Vec<String> = (0..40)
+        .filter(|i| i % 2 == 1)
+        .map(|i| format!("new{i:02}"))
+        .collect();
+    let states = store.load_accounts(&ids, false).await.expect("load");
+    assert_eq!(states.len(), 20, "every caller's account is stored");
+    for state in states {
+        let i: f64 = state.account.id[3..].parse().expect("number");
+        assert_eq!(state.account.arr, Some(1000.0 * i));
+        assert_eq!(state.metrics.get("usage"), Some(&i));
+    }
+}
+
 fn evaluation(id: &str, data_version: i64) -> Evaluation {
     Evaluation {
         account_id: id.into(),

@@ -186,6 +186,7 @@ fn main() {
         trials,
         pg,
         contract::import_is_idempotent,
+        contract::imports_written_together_answer_each_caller,
         contract::changes_mark_accounts_dirty_until_evaluated,
         contract::latest_metric_value_wins,
         contract::events_are_recorded_once_and_logins_move_last_login,
