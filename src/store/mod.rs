@@ -9,6 +9,7 @@
 //! an enrollment advanced by another process (its `version` moved on) is left alone.
 
 pub mod group_commit;
+mod json_rows;
 pub mod payload;
 mod sql;
 

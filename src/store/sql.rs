@@ -44,13 +44,13 @@ fn to_json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_else(|_| "null".into())
 }
 
-fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
+pub(super) fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{e}: {text}")))
 }
 
 /// The metrics named in `names` of an account's metrics object, read without building the
 /// others.
-fn metrics_named(text: &str, names: &BTreeSet<String>) -> Result<BTreeMap<String, f64>> {
+pub(super) fn metrics_named(text: &str, names: &BTreeSet<String>) -> Result<BTreeMap<String, f64>> {
     use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 
     /// A key, borrowed from the text when it has no escapes.
@@ -128,7 +128,7 @@ fn dedupe_metrics(metrics: &[MetricValue]) -> (Vec<&MetricValue>, Vec<&MetricVal
 }
 
 macro_rules! store_impl {
-    ($name:ident, $db:ty, $pool:ty, $doc:literal, $metrics_json:literal, $skip_locked:literal, $json_keys:literal, $serial_writes:literal) => {
+    ($name:ident, $db:ty, $pool:ty, $doc:literal, $metrics_json:literal, $skip_locked:literal, $json_keys:literal, $serial_writes:literal, $json:expr) => {
         #[doc = $doc]
         #[derive(Debug, Clone)]
         pub struct $name {
@@ -154,6 +154,17 @@ macro_rules! store_impl {
             /// The connection pool.
             pub fn pool(&self) -> &$pool {
                 &self.pool
+            }
+
+            /// The first `limit` account ids, in order, where `condition` holds (`$1` is
+            /// `after`), read as one JSON row.
+            async fn ids_where(&self, condition: &str, after: &str, limit: i64) -> Result<Vec<String>> {
+                let sql = format!(
+                    "SELECT {} AS ids FROM (SELECT id FROM accounts WHERE {condition} ORDER BY id LIMIT $2) batch",
+                    ($json.rows)("id", "id")
+                );
+                let text: String = sqlx::query_scalar(&sql).bind(after).bind(limit).fetch_one(&self.pool).await?;
+                super::json_rows::ids(&text)
             }
 
             /// `sql` followed by `IN ($1, $2, …)` over `ids`.
@@ -730,23 +741,11 @@ macro_rules! store_impl {
             }
 
             async fn dirty_accounts(&self, after: &str, limit: i64) -> Result<Vec<String>> {
-                let rows = sqlx::query(
-                    "SELECT id FROM accounts WHERE data_version > evaluated_version AND id > $1 ORDER BY id LIMIT $2",
-                )
-                .bind(after)
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?;
-                Ok(rows.iter().map(|r| r.try_get("id")).collect::<std::result::Result<_, _>>()?)
+                self.ids_where("data_version > evaluated_version AND id > $1", after, limit).await
             }
 
             async fn account_ids(&self, after: &str, limit: i64) -> Result<Vec<String>> {
-                let rows = sqlx::query("SELECT id FROM accounts WHERE id > $1 ORDER BY id LIMIT $2")
-                    .bind(after)
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await?;
-                Ok(rows.iter().map(|r| r.try_get("id")).collect::<std::result::Result<_, _>>()?)
+                self.ids_where("id > $1", after, limit).await
             }
 
             async fn mark_all_dirty(&self) -> Result<u64> {
@@ -787,32 +786,17 @@ macro_rules! store_impl {
                 if ids.is_empty() {
                     return Ok(Vec::new());
                 }
-                // Facts the rules do not read are left out of the query: empty text, unknown
-                // values. The last login stays: it decides which logins a pass may see.
-                let column = |name: &str, empty: &str| {
-                    if fields.facts.contains(name) { name.to_string() } else { format!("{empty} AS {name}") }
-                };
-                let mut columns: Vec<String> = vec!["id".into(), column("name", "''")];
-                for name in ["plan", "arr", "mrr", "industry", "owner", "timezone"] {
-                    columns.push(column(name, "NULL"));
+                // One JSON row for the batch (see `json_rows`); facts the rules do not read
+                // are left out: empty text, unknown values.
+                let json = &$json;
+                let row = super::json_rows::rule_input_columns(json, fields);
+                let select = format!("SELECT {} AS batch FROM accounts WHERE id", (json.rows)(&row, "id"));
+                let mut out = Vec::with_capacity(ids.len());
+                for chunk in ids.chunks(CHUNK) {
+                    let text: String = Self::in_list(&select, chunk).build_query_scalar().fetch_one(&self.pool).await?;
+                    out.extend(super::json_rows::rule_inputs(&text, fields.metrics.as_ref())?);
                 }
-                columns.push(column("goals", "'[]'"));
-                columns.push(column("status", "''"));
-                for name in ["contract_start", "contract_end", "created_at"] {
-                    columns.push(column(name, "NULL"));
-                }
-                columns.push("last_login_at".into());
-                columns.push(if fields.attributes { "attributes".into() } else { "'{}' AS attributes".into() });
-                let no_metrics = fields.metrics.as_ref().is_some_and(BTreeSet::is_empty);
-                columns.push(if no_metrics { "'{}' AS metrics".into() } else { "metrics".into() });
-                columns.push(
-                    "scores, unknown_scores, tier, tier_rule, data_version, evaluated_version, metrics_latest_at, recheck_at".into(),
-                );
-                let columns = columns.join(", ");
-                let mut query = Self::in_list(&format!("SELECT {columns} FROM accounts WHERE id"), ids);
-                query.push(" ORDER BY id");
-                let rows = query.build().fetch_all(&self.pool).await?;
-                rows.iter().map(|row| Self::account_state_with(row, fields.metrics.as_ref())).collect()
+                Ok(out)
             }
 
             async fn contacts_of(&self, account_ids: &[String]) -> Result<Vec<Contact>> {
@@ -1919,7 +1903,8 @@ store_impl!(
     "json_group_object(m.name, m.value)",
     "",
     "json_each(accounts.unknown_scores)",
-    true
+    true,
+    super::json_rows::SQLITE
 );
 store_impl!(
     PostgresStore,
@@ -1929,5 +1914,6 @@ store_impl!(
     "json_object_agg(m.name, m.value)::text",
     " FOR UPDATE SKIP LOCKED",
     "json_each_text(accounts.unknown_scores::json)",
-    false
+    false,
+    super::json_rows::POSTGRES
 );

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use touchline::clock::to_millis;
 use touchline::store::{
     Changes, CursorMove, Enrollment, EnrollmentUpdate, Evaluation, Import, LogEntry, NewEnrollment,
-    OutboxRecord, Store, SubjectKey,
+    OutboxRecord, RuleFields, Store, SubjectKey,
 };
 
 use crate::fixture::{account, contact, days, event, t0, usage};
@@ -85,6 +85,75 @@ pub async fn imports_written_together_answer_each_caller<S: Store>(store: S) {
         let i: f64 = state.account.id[3..].parse().expect("number");
         assert_eq!(state.account.arr, Some(1000.0 * i));
         assert_eq!(state.metrics.get("usage"), Some(&i));
+    }
+}
+
+/// A batch of rule inputs, read as one JSON text, holds exactly what reading the accounts
+/// row by row does: every bit of each double, escaped and non-ASCII text, nested attributes.
+pub async fn rule_inputs_read_in_one_go_are_exact<S: Store>(store: S) {
+    let doubles = [
+        0.1 + 0.2,
+        1e-300,
+        123_456_789.123_456_79,
+        -0.0,
+        f64::MAX,
+        5e-324,
+        2.0f64.sqrt(),
+    ];
+    let mut import = Import::default();
+    for (i, x) in doubles.iter().enumerate() {
+        let id = format!("x{i}");
+        let mut a = account(&id, *x);
+        a.name = format!("Quote \" backslash \\ tab \t é 😀 {i}");
+        a.mrr = (i % 2 == 0).then_some(x / 3.0);
+        a.plan = (i % 3 == 0).then(|| "pro".to_string());
+        a.goals = vec!["fleet".into(), format!("goal \"{i}\"")];
+        a.contract_start = Some(t0() - days(i as i64));
+        a.attributes = serde_json::json!({"nested": {"list": [1, 2.5, "three", null]}, "n": *x})
+            .as_object()
+            .cloned()
+            .expect("object");
+        import.accounts.push(a);
+        import.metrics.push(usage(&id, x / 7.0, t0()));
+    }
+    store.import(&import).await.expect("import");
+    let ids: Vec<String> = (0..doubles.len()).map(|i| format!("x{i}")).collect();
+    let everything = RuleFields {
+        facts: touchline::model::ACCOUNT_FACTS
+            .iter()
+            .map(|f| f.to_string())
+            .collect(),
+        metrics: None,
+        attributes: true,
+    };
+    let read = store
+        .load_rule_inputs(&ids, &everything)
+        .await
+        .expect("batch read");
+    let rows = store.load_accounts(&ids, false).await.expect("row read");
+    assert_eq!(read.len(), doubles.len());
+    let bits = |x: Option<&f64>| x.map(|x| x.to_bits());
+    for (read, row) in read.iter().zip(&rows) {
+        assert_eq!(read, row);
+        let id = &read.account.id;
+        let expected = doubles[id[1..].parse::<usize>().expect("index")];
+        assert_eq!(read.account.arr, Some(expected), "{id}: arr as imported");
+        // Equal is not enough for doubles (0.0 == -0.0): the same bits as the row read.
+        assert_eq!(
+            bits(read.account.arr.as_ref()),
+            bits(row.account.arr.as_ref()),
+            "{id}"
+        );
+        assert_eq!(
+            bits(read.account.mrr.as_ref()),
+            bits(row.account.mrr.as_ref()),
+            "{id}"
+        );
+        assert_eq!(
+            bits(read.metrics.get("usage")),
+            bits(row.metrics.get("usage")),
+            "{id}"
+        );
     }
 }
 
