@@ -41,6 +41,8 @@ use journeys::StepContext;
 
 /// Accounts or enrollments per batch (one transaction each).
 pub const BATCH: usize = 500;
+/// Batches read ahead of the one being evaluated.
+const LOADS_AHEAD: usize = 2;
 
 const EVENTS_CURSOR: &str = "events_cursor";
 const FINGERPRINT: &str = "definitions_fingerprint";
@@ -527,9 +529,9 @@ impl<S: Store> Engine<S> {
 
     /// Evaluates the changed accounts, or, given the sweep's cursor, every account after it
     /// (each batch moves the cursor in the transaction of its writes). Storage work runs
-    /// beside the rules: while one batch is evaluated, the next is read and the previous one
-    /// written, each in a task of its own. True when another process moved the sweep's cursor
-    /// first (the sweep goes on from where that left it).
+    /// beside the rules: while one batch is evaluated, the next [`LOADS_AHEAD`] are read and
+    /// the previous one written, each in a task of its own. True when another process moved
+    /// the sweep's cursor first (the sweep goes on from where that left it).
     async fn evaluate_batches(
         &self,
         mut sweep: Option<String>,
@@ -537,53 +539,40 @@ impl<S: Store> Engine<S> {
         report: &mut PassReport,
     ) -> Result<bool, EngineError> {
         let sweeping = sweep.is_some();
-        let start = sweep
+        let mut after = sweep
             .as_deref()
             .and_then(|c| c.strip_prefix(SWEEP_AT))
             .unwrap_or_default()
             .to_string();
-        let mut ids = self.batch_ids(sweeping, &start).await?;
-        if ids.is_empty() {
-            if let Some(from) = sweep {
-                let changes = Changes {
-                    now: to_millis(now),
-                    cursor: Some(sweep_move(from, SWEEP_DONE.into())),
-                    ..Changes::default()
-                };
-                let applied = self.store.apply(&changes).await?;
-                report.add(applied);
-                return Ok(applied.cursor_lost);
-            }
-            return Ok(false);
-        }
-        let mut loading = tokio::spawn(load_batch(
-            self.store.clone(),
-            ids.clone(),
-            self.needs(),
-            now,
-        ));
+        let mut loading = std::collections::VecDeque::new();
+        let mut exhausted = false;
         let mut writing: Option<
             tokio::task::JoinHandle<Result<store::Applied, store::StoreError>>,
         > = None;
         let mut lost = false;
         loop {
-            let batch = loading.await.map_err(join_error)??;
-            let after = ids.last().cloned().unwrap_or_default();
-            ids = self.batch_ids(sweeping, &after).await?;
-            let next = (!ids.is_empty()).then(|| {
-                tokio::spawn(load_batch(
-                    self.store.clone(),
-                    ids.clone(),
-                    self.needs(),
-                    now,
-                ))
-            });
+            // Keep reading ahead: batches read at once use both cores (SQLite reads side by
+            // side on separate connections).
+            while !exhausted && loading.len() < LOADS_AHEAD {
+                let ids = self.batch_ids(sweeping, &after).await?;
+                let Some(last) = ids.last() else {
+                    exhausted = true;
+                    break;
+                };
+                after = last.clone();
+                let load = load_batch(self.store.clone(), ids, self.needs(), now);
+                loading.push_back((after.clone(), tokio::spawn(load)));
+            }
+            let Some((last, load)) = loading.pop_front() else {
+                break;
+            };
+            let batch = load.await.map_err(join_error)??;
             let mut changes = self.evaluate_loaded(batch, now, report).await?;
             if let Some(from) = sweep.take() {
-                let to = if ids.is_empty() {
+                let to = if exhausted && loading.is_empty() {
                     SWEEP_DONE.to_string()
                 } else {
-                    format!("{SWEEP_AT}{after}")
+                    format!("{SWEEP_AT}{last}")
                 };
                 changes.cursor = Some(sweep_move(from, to.clone()));
                 sweep = Some(to);
@@ -599,15 +588,22 @@ impl<S: Store> Engine<S> {
             let store = self.store.clone();
             report.count(&changes);
             writing = Some(tokio::spawn(async move { store.apply(&changes).await }));
-            match next {
-                Some(next) => loading = next,
-                None => break,
-            }
         }
         if let Some(last) = writing {
             let applied = last.await.map_err(join_error)??;
             lost |= applied.cursor_lost;
             report.add(applied);
+        }
+        // A sweep that found nothing (left) to read is done.
+        if let Some(from) = sweep.filter(|s| s != SWEEP_DONE && !lost) {
+            let changes = Changes {
+                now: to_millis(now),
+                cursor: Some(sweep_move(from, SWEEP_DONE.into())),
+                ..Changes::default()
+            };
+            let applied = self.store.apply(&changes).await?;
+            report.add(applied);
+            lost |= applied.cursor_lost;
         }
         Ok(lost)
     }
