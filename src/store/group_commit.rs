@@ -41,18 +41,14 @@ impl ImportQueue {
     }
 }
 
-fn records(import: &Import) -> usize {
-    import.accounts.len() + import.contacts.len() + import.metrics.len() + import.events.len()
-}
-
 async fn write_groups<S: Store>(store: S, mut receiver: mpsc::UnboundedReceiver<Waiting>) {
     while let Some(first) = receiver.recv().await {
-        let mut size = records(&first.0);
+        let mut size = first.0.len();
         let mut group = vec![first];
         while size < GROUP_RECORDS {
             match receiver.try_recv() {
                 Ok(next) => {
-                    size += records(&next.0);
+                    size += next.0.len();
                     group.push(next);
                 }
                 Err(_) => break,

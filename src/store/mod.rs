@@ -70,6 +70,18 @@ pub struct Import {
     pub events: Vec<Event>,
 }
 
+impl Import {
+    /// Records of every kind it holds.
+    pub fn len(&self) -> usize {
+        self.accounts.len() + self.contacts.len() + self.metrics.len() + self.events.len()
+    }
+
+    /// Whether it holds no records.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// What an import changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ImportOutcome {

@@ -230,11 +230,6 @@ macro_rules! store_impl {
             }
 
             fn account_state(row: &<$db as sqlx::Database>::Row) -> Result<AccountState> {
-                Self::account_state_with(row, None)
-            }
-
-            /// An account row; `metrics` names the metrics to keep (`None`: all).
-            fn account_state_with(row: &<$db as sqlx::Database>::Row, metrics: Option<&BTreeSet<String>>) -> Result<AccountState> {
                 let time = |column: &str| -> Result<_> { Ok(row.try_get::<Option<i64>, _>(column)?.map(from_millis)) };
                 let account = Account {
                     id: row.try_get("id")?,
@@ -255,10 +250,7 @@ macro_rules! store_impl {
                 };
                 Ok(AccountState {
                     account,
-                    metrics: match metrics {
-                        None => from_json(&row.try_get::<String, _>("metrics")?)?,
-                        Some(names) => metrics_named(&row.try_get::<String, _>("metrics")?, names)?,
-                    },
+                    metrics: from_json(&row.try_get::<String, _>("metrics")?)?,
                     scores: from_json(&row.try_get::<String, _>("scores")?)?,
                     unknown_scores: from_json(&row.try_get::<String, _>("unknown_scores")?)?,
                     tier: row.try_get("tier")?,
@@ -274,7 +266,7 @@ macro_rules! store_impl {
 
             /// Writes one import inside `tx`.
             async fn import_one(tx: &mut sqlx::Transaction<'_, $db>, import: &Import) -> Result<ImportOutcome> {
-                let total = (import.accounts.len() + import.contacts.len() + import.metrics.len() + import.events.len()) as u64;
+                let total = import.len() as u64;
                 let mut changed = Self::import_accounts(tx, &import.accounts).await?;
                 changed += Self::import_contacts(tx, &import.contacts).await?;
                 changed += Self::import_metrics(tx, &import.metrics).await?;
