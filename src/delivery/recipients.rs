@@ -2,8 +2,9 @@
 //! the send window, or over the frequency cap.
 //!
 //! What the checks need is read once per claimed batch, in three queries for the whole
-//! batch (suppressions, accounts with contacts, recent mails), not in three per mail: at the
-//! mail server's pace, per-mail queries would cost more than the mail.
+//! batch (suppressions, contacts' subscriptions and time zones, recent mails), not in three
+//! per mail: at the mail server's pace, per-mail queries would cost more than the mail. Only
+//! the few facts the checks read are read, not whole accounts.
 
 use std::collections::{HashMap, HashSet};
 
@@ -13,8 +14,20 @@ use super::window;
 use crate::clock::{from_millis, to_millis};
 use crate::definitions::Definitions;
 use crate::definitions::config::OverCap;
-use crate::model::AccountState;
-use crate::store::{OutboxItem, Payload, Store, StoreError, Suppression};
+use crate::store::{OutboxItem, Payload, RecipientFacts, Store, StoreError, Suppression};
+
+/// The time zones and subscriptions of one account's contacts.
+#[derive(Debug, Default)]
+struct AccountContacts {
+    timezone: Option<String>,
+    contacts: HashMap<String, (bool, Option<String>)>,
+}
+
+impl AccountContacts {
+    fn contact(&self, id: &str) -> Option<&(bool, Option<String>)> {
+        self.contacts.get(id)
+    }
+}
 
 /// Why a mail is held back.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +42,8 @@ pub enum Hold {
 #[derive(Debug, Default)]
 pub struct Recipients {
     suppressed: HashMap<String, Suppression>,
-    states: HashMap<String, AccountState>,
+    /// Each account's time zone, and its contacts': whether subscribed, their time zone.
+    accounts: HashMap<String, AccountContacts>,
     /// When step emails went to each (account, contact) within the frequency cap's period.
     sent: HashMap<(String, String), Vec<i64>>,
 }
@@ -63,12 +77,21 @@ impl Recipients {
             .into_iter()
             .map(|s| (s.email.clone(), s))
             .collect();
-        let states = store
-            .load_accounts(&accounts, true)
-            .await?
-            .into_iter()
-            .map(|s| (s.account.id.clone(), s))
-            .collect();
+        let mut zones: HashMap<String, AccountContacts> = HashMap::new();
+        for facts in store.recipient_facts(&accounts).await? {
+            let RecipientFacts {
+                account_id,
+                contact_id,
+                subscribed,
+                timezone,
+                account_timezone,
+            } = facts;
+            let account = zones.entry(account_id).or_default();
+            account.timezone = account_timezone;
+            if let Some(contact) = contact_id {
+                account.contacts.insert(contact, (subscribed, timezone));
+            }
+        }
         let mut sent: HashMap<(String, String), Vec<i64>> = HashMap::new();
         if let Some(cap) = &definitions.config.frequency_cap {
             let since = to_millis(now) - period_ms(cap);
@@ -78,7 +101,7 @@ impl Recipients {
         }
         Ok(Self {
             suppressed,
-            states,
+            accounts: zones,
             sent,
         })
     }
@@ -108,9 +131,9 @@ impl Recipients {
                 suppression.reason, suppression.detail
             )));
         }
-        let state = self.states.get(&record.account_id);
-        let contact = state.and_then(|s| s.contacts.iter().find(|c| c.id == record.contact_id));
-        if contact.is_some_and(|c| !c.subscribed) {
+        let state = self.accounts.get(&record.account_id);
+        let contact = state.and_then(|s| s.contact(&record.contact_id));
+        if contact.is_some_and(|(subscribed, _)| !subscribed) {
             return Some(Hold::Skip(
                 "suppressed: the contact is not subscribed".into(),
             ));
@@ -134,7 +157,7 @@ fn period_ms(cap: &crate::definitions::config::FrequencyCap) -> i64 {
 fn send_window_opening(
     definitions: &Definitions,
     item: &OutboxItem,
-    state: Option<&AccountState>,
+    state: Option<&AccountContacts>,
     now: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
     let config = &definitions.config;
@@ -148,9 +171,9 @@ fn send_window_opening(
         return None;
     }
     let contact_zone = state
-        .and_then(|s| s.contacts.iter().find(|c| c.id == item.record.contact_id))
-        .and_then(|c| c.timezone.clone());
-    let account_zone = state.and_then(|s| s.account.timezone.clone());
+        .and_then(|s| s.contact(&item.record.contact_id))
+        .and_then(|(_, zone)| zone.clone());
+    let account_zone = state.and_then(|s| s.timezone.clone());
     let zone = contact_zone
         .or(account_zone)
         .and_then(|name| name.parse::<chrono_tz::Tz>().ok())

@@ -189,6 +189,34 @@ pub(super) fn rule_inputs(
         .collect()
 }
 
+/// The recipients in a recipient read's JSON: `[account, contact, subscribed, contact
+/// time zone, account time zone]` each.
+pub(super) fn recipient_facts(text: &str) -> Result<Vec<super::RecipientFacts>> {
+    type Row = (
+        String,
+        Option<String>,
+        Option<i64>,
+        Option<String>,
+        Option<String>,
+    );
+    let rows: Vec<Row> = serde_json::from_str(text)
+        .map_err(|e| StoreError::Corrupt(format!("a batch of recipients: {e}")))?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(account_id, contact_id, subscribed, timezone, account_timezone)| {
+                super::RecipientFacts {
+                    account_id,
+                    contact_id,
+                    subscribed: subscribed.is_some_and(|s| s != 0),
+                    timezone,
+                    account_timezone,
+                }
+            },
+        )
+        .collect())
+}
+
 /// The ids in an id read's JSON.
 pub(super) fn ids(text: &str) -> Result<Vec<String>> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("a batch of ids: {e}")))

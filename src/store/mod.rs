@@ -629,6 +629,22 @@ pub struct Suppression {
     pub created_at: i64,
 }
 
+/// What the send checks know of one recipient: whether the contact is subscribed, and the
+/// time zones a send window is read in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecipientFacts {
+    /// The account.
+    pub account_id: String,
+    /// The contact (`None` for an account without contacts).
+    pub contact_id: Option<String>,
+    /// Whether the contact takes step emails.
+    pub subscribed: bool,
+    /// The contact's time zone.
+    pub timezone: Option<String>,
+    /// The account's time zone.
+    pub account_timezone: Option<String>,
+}
+
 /// An outbox record as `touchline deliveries` shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeliveryRow {
@@ -1013,6 +1029,12 @@ pub trait Store: Clone + Send + Sync + 'static {
         account_ids: &[String],
         since: i64,
     ) -> impl Future<Output = Result<Vec<(String, String, i64)>>> + Send;
+    /// What the send checks know of every contact of these accounts (an account without
+    /// contacts appears once, with no contact), read as one JSON row per chunk.
+    fn recipient_facts(
+        &self,
+        account_ids: &[String],
+    ) -> impl Future<Output = Result<Vec<RecipientFacts>>> + Send;
     /// The suppressions of those of these addresses that are suppressed.
     fn suppressions_of(
         &self,

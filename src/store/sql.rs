@@ -12,9 +12,9 @@ use sqlx::{QueryBuilder, Row};
 use super::{
     Applied, Changes, Count, DeliveryOutcome, DeliveryRow, DeliveryStatus, Enrollment,
     EnrollmentStatus, HeldJourney, Import, ImportOutcome, Latency, LogEntry, LoginsAsOf,
-    MetricsAsOf, NewTask, OutboxItem, OutboxRecord, Payload, Result, RuleFields, ScoreAt,
-    StepOutboxCount, StepScoreChange, Store, StoreError, SubjectKey, Suppression, Task, TaskChange,
-    TaskChangeOutcome, TaskLogEntry, TaskStatus, TaskWrite, TierChange, millis,
+    MetricsAsOf, NewTask, OutboxItem, OutboxRecord, Payload, RecipientFacts, Result, RuleFields,
+    ScoreAt, StepOutboxCount, StepScoreChange, Store, StoreError, SubjectKey, Suppression, Task,
+    TaskChange, TaskChangeOutcome, TaskLogEntry, TaskStatus, TaskWrite, TierChange, millis,
 };
 use crate::clock::{from_millis, to_millis};
 use crate::model::{Account, AccountState, Contact, Event, MetricValue};
@@ -1540,6 +1540,21 @@ macro_rules! store_impl {
                     for row in query.build().fetch_all(&self.pool).await? {
                         out.push((row.try_get("account_id")?, row.try_get("contact_id")?, row.try_get("delivered_at")?));
                     }
+                }
+                Ok(out)
+            }
+
+            async fn recipient_facts(&self, account_ids: &[String]) -> Result<Vec<RecipientFacts>> {
+                let json = &$json;
+                let row = format!("{}(a.id, c.id, c.subscribed, c.timezone, a.timezone)", json.array);
+                let select = format!(
+                    "SELECT {} AS batch FROM accounts a LEFT JOIN contacts c ON c.account_id = a.id WHERE a.id",
+                    (json.rows)(&row, "a.id, c.id")
+                );
+                let mut out = Vec::with_capacity(account_ids.len());
+                for chunk in account_ids.chunks(CHUNK) {
+                    let text: String = Self::in_list(&select, chunk).build_query_scalar().fetch_one(&self.pool).await?;
+                    out.extend(super::json_rows::recipient_facts(&text)?);
                 }
                 Ok(out)
             }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use touchline::clock::to_millis;
 use touchline::store::{
     Changes, CursorMove, Enrollment, EnrollmentUpdate, Evaluation, Import, LogEntry, NewEnrollment,
-    OutboxRecord, RuleFields, Store, SubjectKey,
+    OutboxRecord, RecipientFacts, RuleFields, Store, SubjectKey,
 };
 
 use crate::fixture::{account, contact, days, event, t0, usage};
@@ -155,6 +155,50 @@ pub async fn rule_inputs_read_in_one_go_are_exact<S: Store>(store: S) {
             "{id}"
         );
     }
+}
+
+/// What the send checks read of a batch's recipients: each contact's subscription and time
+/// zone with its account's, an account without contacts once, unknown accounts not at all.
+pub async fn recipient_facts_hold_what_the_send_checks_need<S: Store>(store: S) {
+    let mut berlin = account("a1", 1.0);
+    berlin.timezone = Some("Europe/Berlin".into());
+    let mut gone = contact("a1", "c2", "user");
+    gone.subscribed = false;
+    gone.timezone = Some("Asia/Tokyo".into());
+    let import = Import {
+        accounts: vec![berlin, account("a2", 2.0)],
+        contacts: vec![contact("a1", "c1", "admin"), gone],
+        ..Import::default()
+    };
+    store.import(&import).await.expect("import");
+    let ids = ["a1", "a2", "nobody"].map(String::from);
+    let mut facts = store.recipient_facts(&ids).await.expect("read");
+    facts.sort_by(|a, b| (&a.account_id, &a.contact_id).cmp(&(&b.account_id, &b.contact_id)));
+    let fact = |account: &str,
+                contact: Option<&str>,
+                subscribed,
+                zone: Option<&str>,
+                account_zone: Option<&str>| RecipientFacts {
+        account_id: account.into(),
+        contact_id: contact.map(String::from),
+        subscribed,
+        timezone: zone.map(String::from),
+        account_timezone: account_zone.map(String::from),
+    };
+    assert_eq!(
+        facts,
+        vec![
+            fact("a1", Some("c1"), true, None, Some("Europe/Berlin")),
+            fact(
+                "a1",
+                Some("c2"),
+                false,
+                Some("Asia/Tokyo"),
+                Some("Europe/Berlin")
+            ),
+            fact("a2", None, false, None, None),
+        ]
+    );
 }
 
 fn evaluation(id: &str, data_version: i64) -> Evaluation {

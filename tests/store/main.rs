@@ -188,6 +188,7 @@ fn main() {
         contract::import_is_idempotent,
         contract::imports_written_together_answer_each_caller,
         contract::rule_inputs_read_in_one_go_are_exact,
+        contract::recipient_facts_hold_what_the_send_checks_need,
         contract::changes_mark_accounts_dirty_until_evaluated,
         contract::latest_metric_value_wins,
         contract::events_are_recorded_once_and_logins_move_last_login,
