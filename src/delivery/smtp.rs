@@ -9,6 +9,10 @@
 //! lettre's sends a NOOP before every reuse, one more round trip per mail; here a
 //! connection idle for a while is tested before reuse, and a recently used one is trusted,
 //! with one fresh try if it turns out to be closed before the first command.
+//!
+//! Where the server offers PIPELINING (RFC 2920), a mail takes two round trips instead of
+//! four: MAIL FROM, RCPT TO and DATA go in one write, and the dot-stuffed message with its
+//! closing `.` in another.
 
 use std::io;
 use std::net::SocketAddr;
@@ -24,7 +28,7 @@ use lettre::transport::smtp::authentication::{Credentials, DEFAULT_MECHANISMS};
 use lettre::transport::smtp::client::{
     AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters,
 };
-use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rcpt};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use lettre::transport::smtp::response::Response;
 use tokio::net::TcpStream;
@@ -67,7 +71,13 @@ pub struct SmtpChannel {
     /// One permit per connection that may be open.
     slots: Semaphore,
     /// Open connections waiting for their next mail, with when they were last used.
-    idle: Mutex<Vec<(AsyncSmtpConnection, Instant)>>,
+    idle: Mutex<Vec<(Session, Instant)>>,
+}
+
+/// An open connection, and whether its server takes pipelined commands.
+struct Session {
+    connection: AsyncSmtpConnection,
+    pipelining: bool,
 }
 
 impl std::fmt::Debug for SmtpChannel {
@@ -177,46 +187,50 @@ impl SmtpChannel {
     /// One mail over `connection`: back to the pool after it, closed after a failure.
     async fn carry(
         &self,
-        mut connection: AsyncSmtpConnection,
+        mut session: Session,
         envelope: &Envelope,
         bytes: &[u8],
     ) -> Result<Response, Failed> {
-        let result = transaction(&mut connection, envelope, bytes).await;
+        let result = if session.pipelining {
+            pipelined_transaction(&mut session.connection, envelope, bytes).await
+        } else {
+            transaction(&mut session.connection, envelope, bytes).await
+        };
         match result {
-            Ok(_) => self.put_back(connection),
-            Err(_) => connection.abort().await,
+            Ok(_) => self.put_back(session),
+            Err(_) => session.connection.abort().await,
         }
         result
     }
 
     /// An idle connection fit for another mail, if there is one.
-    async fn reusable(&self) -> Option<AsyncSmtpConnection> {
+    async fn reusable(&self) -> Option<Session> {
         loop {
-            let (mut connection, since) = self.idle.lock().ok()?.pop()?;
+            let (mut session, since) = self.idle.lock().ok()?.pop()?;
             let idle = since.elapsed();
             if idle > MAX_IDLE {
-                connection.abort().await;
+                session.connection.abort().await;
                 continue;
             }
-            if idle > TRUSTED_IDLE && !connection.test_connected().await {
-                connection.abort().await;
+            if idle > TRUSTED_IDLE && !session.connection.test_connected().await {
+                session.connection.abort().await;
                 continue;
             }
-            return Some(connection);
+            return Some(session);
         }
     }
 
-    fn put_back(&self, connection: AsyncSmtpConnection) {
-        if connection.has_broken() {
+    fn put_back(&self, session: Session) {
+        if session.connection.has_broken() {
             return;
         }
         if let Ok(mut idle) = self.idle.lock() {
-            idle.push((connection, Instant::now()));
+            idle.push((session, Instant::now()));
         }
     }
 
     /// Opens a connection: TCP with `TCP_NODELAY`, TLS as configured, then login.
-    async fn connect(&self) -> Result<AsyncSmtpConnection, Trouble> {
+    async fn connect(&self) -> Result<Session, Trouble> {
         let tcp = TcpStream::connect((self.host.as_str(), self.port))
             .await
             .map_err(Trouble::Connect)?;
@@ -243,10 +257,22 @@ impl SmtpChannel {
             }
             None => AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello).await?,
         };
+        // lettre keeps only the extensions it knows of the server's EHLO reply, and
+        // PIPELINING is not one of them: ask again (before logging in, which a fresh EHLO
+        // could undo) and read it from the reply.
+        let hello = connection.command(Ehlo::new(self.hello.clone())).await?;
+        let pipelining = hello.message().any(|line| {
+            line.split_ascii_whitespace()
+                .next()
+                .is_some_and(|keyword| keyword.eq_ignore_ascii_case("PIPELINING"))
+        });
         if let Some(credentials) = &self.credentials {
             connection.auth(DEFAULT_MECHANISMS, credentials).await?;
         }
-        Ok(connection)
+        Ok(Session {
+            connection,
+            pipelining,
+        })
     }
 }
 
@@ -275,12 +301,8 @@ enum Failed {
     During(LettreError),
 }
 
-/// One mail: MAIL FROM, RCPT TO for each recipient, DATA and the message.
-async fn transaction(
-    connection: &mut AsyncSmtpConnection,
-    envelope: &Envelope,
-    bytes: &[u8],
-) -> Result<Response, Failed> {
+/// The MAIL FROM command for a mail, with the parameters its addresses and body need.
+fn mail_command(connection: &AsyncSmtpConnection, envelope: &Envelope, bytes: &[u8]) -> Mail {
     // Declared when the server supports them; a server that does not rejects what it
     // cannot carry, with a reply that says so.
     let supports = |extension| connection.server_info().supports_feature(extension);
@@ -296,16 +318,27 @@ async fn transaction(
     if !bytes.is_ascii() && supports(Extension::EightBitMime) {
         options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
     }
-    match connection
-        .command(Mail::new(envelope.from().cloned(), options))
-        .await
-    {
-        Err(error) if error.is_transient() || error.is_permanent() => {
-            return Err(Failed::During(error));
-        }
-        Err(error) => return Err(Failed::BeforeMail(error)),
-        Ok(_) => {}
+    Mail::new(envelope.from().cloned(), options)
+}
+
+/// The reply to MAIL FROM: a failure to reach the server (rather than its refusal) means
+/// nothing of this mail reached it.
+fn mail_reply(reply: Result<Response, LettreError>) -> Result<Response, Failed> {
+    match reply {
+        Err(error) if error.is_transient() || error.is_permanent() => Err(Failed::During(error)),
+        Err(error) => Err(Failed::BeforeMail(error)),
+        Ok(response) => Ok(response),
     }
+}
+
+/// One mail: MAIL FROM, RCPT TO for each recipient, DATA and the message.
+async fn transaction(
+    connection: &mut AsyncSmtpConnection,
+    envelope: &Envelope,
+    bytes: &[u8],
+) -> Result<Response, Failed> {
+    let mail = mail_command(connection, envelope, bytes);
+    mail_reply(connection.command(mail).await)?;
     for to in envelope.to() {
         connection
             .command(Rcpt::new(to.clone(), vec![]))
@@ -314,6 +347,62 @@ async fn transaction(
     }
     connection.command(Data).await.map_err(Failed::During)?;
     connection.message(bytes).await.map_err(Failed::During)
+}
+
+/// One mail, pipelined (RFC 2920): MAIL FROM, every RCPT TO and DATA in one write, their
+/// replies read in order (the first refusal is the mail's outcome; the connection is then
+/// closed, with the replies still due unread), then the message and its closing `.` in one
+/// write.
+async fn pipelined_transaction(
+    connection: &mut AsyncSmtpConnection,
+    envelope: &Envelope,
+    bytes: &[u8],
+) -> Result<Response, Failed> {
+    let mut commands = mail_command(connection, envelope, bytes).to_string();
+    for to in envelope.to() {
+        commands.push_str(&Rcpt::new(to.clone(), vec![]).to_string());
+    }
+    commands.push_str(&Data.to_string());
+    mail_reply(connection.command(Raw(&commands)).await)?;
+    for _ in envelope.to() {
+        connection.read_response().await.map_err(Failed::During)?;
+    }
+    connection.read_response().await.map_err(Failed::During)?;
+    match std::str::from_utf8(bytes) {
+        Ok(text) => connection
+            .command(Raw(&dot_stuffed(text)))
+            .await
+            .map_err(Failed::During),
+        // lettre writes text; other bytes go its own way, in two writes.
+        Err(_) => connection.message(bytes).await.map_err(Failed::During),
+    }
+}
+
+/// Text written to the server as it is (lettre's `command` writes what a value displays).
+struct Raw<'a>(&'a str);
+
+impl std::fmt::Display for Raw<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// A message as DATA carries it (RFC 5321 4.5.2): a line starting with `.` gets another
+/// `.` in front, and `CRLF . CRLF` ends it.
+fn dot_stuffed(message: &str) -> String {
+    let mut out = String::with_capacity(message.len() + 16);
+    let mut line_start = true;
+    let mut after_cr = false;
+    for c in message.chars() {
+        if line_start && c == '.' {
+            out.push('.');
+        }
+        out.push(c);
+        line_start = after_cr && c == '\n';
+        after_cr = c == '\r';
+    }
+    out.push_str("\r\n.\r\n");
+    out
 }
 
 /// A TLS stream lettre set up (implicit TLS, port 465), handed back to lettre as a plain
@@ -361,5 +450,21 @@ impl tokio::io::AsyncWrite for TlsStream {
 impl AsyncTokioStream for TlsStream {
     fn peer_addr(&self) -> io::Result<SocketAddr> {
         self.0.peer_addr()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dot_stuffed;
+
+    #[test]
+    fn lines_starting_with_a_dot_get_another_and_a_dot_line_ends_the_message() {
+        assert_eq!(dot_stuffed("Hi\r\n"), "Hi\r\n\r\n.\r\n");
+        assert_eq!(
+            dot_stuffed(".start\r\nmid.dle\r\n..two\r\n.\r\nend"),
+            "..start\r\nmid.dle\r\n...two\r\n..\r\nend\r\n.\r\n"
+        );
+        // Only CRLF starts a line; a bare CR or LF does not.
+        assert_eq!(dot_stuffed("a\r.b\n.c"), "a\r.b\n.c\r\n.\r\n");
     }
 }

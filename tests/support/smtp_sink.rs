@@ -1,6 +1,7 @@
 //! A small SMTP server for tests: accepts mail over TCP (or implicit TLS), refuses
 //! recipients containing `reject` permanently (550) and `later` temporarily (451), and keeps
-//! what it received.
+//! what it received. Over plain TCP and STARTTLS it offers PIPELINING, as Postfix does; over
+//! implicit TLS it does not, so both ways of sending are tested.
 
 #![allow(dead_code)]
 
@@ -39,7 +40,7 @@ pub async fn start_starttls(config: Arc<tokio_rustls::rustls::ServerConfig>) -> 
                 if let Some(socket) = until_starttls(socket).await
                     && let Ok(stream) = acceptor.accept(socket).await
                 {
-                    conversation(stream, received).await;
+                    conversation(stream, received, true).await;
                 }
             });
         }
@@ -91,11 +92,11 @@ async fn serve(tls: Option<tokio_rustls::TlsAcceptor>) -> (u16, Inbox) {
             let tls = tls.clone();
             tokio::spawn(async move {
                 match tls {
-                    None => session(socket, received).await,
+                    None => session(socket, received, true).await,
                     Some(acceptor) => {
                         // A client that does not trust the certificate hangs up here.
                         if let Ok(stream) = acceptor.accept(socket).await {
-                            session(stream, received).await;
+                            session(stream, received, false).await;
                         }
                     }
                 }
@@ -105,19 +106,29 @@ async fn serve(tls: Option<tokio_rustls::TlsAcceptor>) -> (u16, Inbox) {
     (port, inbox)
 }
 
-async fn session(mut stream: impl AsyncRead + AsyncWrite + Unpin, received: Inbox) {
+async fn session(
+    mut stream: impl AsyncRead + AsyncWrite + Unpin,
+    received: Inbox,
+    pipelining: bool,
+) {
     if stream.write_all(b"220 sink ESMTP\r\n").await.is_ok() {
-        conversation(stream, received).await;
+        conversation(stream, received, pipelining).await;
     }
 }
 
 /// Commands and replies after the greeting.
-async fn conversation(stream: impl AsyncRead + AsyncWrite + Unpin, received: Inbox) {
+async fn conversation(
+    stream: impl AsyncRead + AsyncWrite + Unpin,
+    received: Inbox,
+    pipelining: bool,
+) {
     let (read, mut write) = tokio::io::split(stream);
     let mut lines = BufReader::new(read).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         let upper = line.to_ascii_uppercase();
-        let reply: &[u8] = if upper.starts_with("EHLO") || upper.starts_with("HELO") {
+        let reply: &[u8] = if upper.starts_with("EHLO") && pipelining {
+            b"250-sink\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
+        } else if upper.starts_with("EHLO") || upper.starts_with("HELO") {
             b"250-sink\r\n250 8BITMIME\r\n"
         } else if upper.starts_with("RCPT") && line.contains("reject") {
             b"550 5.1.1 no such mailbox\r\n"
@@ -132,7 +143,8 @@ async fn conversation(stream: impl AsyncRead + AsyncWrite + Unpin, received: Inb
                     complete = true;
                     break;
                 }
-                data.push_str(&line);
+                // The sender doubled a leading dot (RFC 5321 4.5.2).
+                data.push_str(line.strip_prefix('.').unwrap_or(&line));
                 data.push('\n');
             }
             // A client that died mid-message sent nothing: a server only queues what ends
