@@ -674,12 +674,13 @@ impl<S: Store> Worker<S> {
                 "endpoint `{endpoint}` is disabled ({why}); `touchline deliveries enable {endpoint}` turns it back on"
             )));
         }
-        let body = call.body.clone().unwrap_or_default();
+        // Serialized from the record as it is; no body is JSON `null`.
+        let body = call.body.as_ref().unwrap_or(&serde_json::Value::Null);
         let attempt = if self.simulated {
             Attempt::Sent("simulated".into())
         } else {
             self.webhooks
-                .send(endpoint, &record.idempotency_key, &body)
+                .send(endpoint, &record.idempotency_key, body)
                 .await
         };
         match &attempt {
