@@ -1,8 +1,11 @@
-//! The delivery benchmark: `cargo bench --bench delivery -- [--records N]` (release build).
+//! The delivery benchmark: `cargo bench --bench delivery -- [--records N] [--repeat R]`
+//! (release build).
 //!
 //! Walks N accounts (20 000 by default) through a mail step and, separately, a webhook step,
 //! and measures how fast the outbox worker delivers them beside an independent floor in the
-//! same run, at the same concurrency:
+//! same run, at the same concurrency. Floor and touchline take turns R times (3 by default)
+//! and the medians are compared: on a 2-core machine either figure moves by a fifth from one
+//! run to the next.
 //!
 //! - mail into Postfix's `smtp-sink`, beside Postfix's own `smtp-source` (reused
 //!   connections, 2 KB mails) into the same sink. Without Postfix's tools (`apt-get install
@@ -31,6 +34,30 @@ fn arg(name: &str) -> Option<String> {
     args.iter()
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1).cloned())
+}
+
+/// The median of some figures, with their range, as the benchmark prints them.
+struct Spread {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Spread {
+    fn of(mut figures: Vec<f64>) -> Self {
+        figures.sort_by(f64::total_cmp);
+        Self {
+            median: figures[figures.len() / 2],
+            min: figures[0],
+            max: figures[figures.len() - 1],
+        }
+    }
+}
+
+impl std::fmt::Display for Spread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:>8.0} ({:.0}–{:.0})", self.median, self.min, self.max)
+    }
 }
 
 fn rate(count: usize, took: Duration) -> f64 {
@@ -388,8 +415,12 @@ async fn main() {
     let n: usize = arg("--records")
         .and_then(|v| v.parse().ok())
         .unwrap_or(20_000);
+    let repeat: usize = arg("--repeat")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+        .max(1);
     println!(
-        "delivery benchmark: {n} records per channel, {CONCURRENCY} in flight (--records N, --only email|webhook|scale-out)\n"
+        "delivery benchmark: {n} records per channel, {CONCURRENCY} in flight, {repeat} turns each, medians (min–max) (--records N, --repeat R, --only email|webhook|scale-out)\n"
     );
 
     let only = arg("--only");
@@ -398,22 +429,28 @@ async fn main() {
     // Email over SMTP, into Postfix's smtp-sink beside Postfix's smtp-source.
     match PostfixSink::start().filter(|_| runs("email")) {
         Some(sink) => {
-            let dir = tempfile::tempdir().expect("temp dir");
-            project(
-                dir.path(),
-                "  - id: mail\n    email: { template: welcome, to: [admin] }\n",
-                &format!(
-                    "  smtp: {{ host: 127.0.0.1, port: {}, tls: none }}\n",
-                    sink.port
-                ),
-            );
-            let (store, definitions) = prepared(dir.path(), n).await;
             let size = mail_size().await;
-            let floor = smtp_source_rate(sink.port, n, CONCURRENCY, size).expect("smtp-source");
-            let ours = touchline_rate(dir.path(), definitions, store, n).await;
+            let (mut floors, mut ours) = (Vec::new(), Vec::new());
+            for _ in 0..repeat {
+                // Each turn on a fresh project and database.
+                let dir = tempfile::tempdir().expect("temp dir");
+                project(
+                    dir.path(),
+                    "  - id: mail\n    email: { template: welcome, to: [admin] }\n",
+                    &format!(
+                        "  smtp: {{ host: 127.0.0.1, port: {}, tls: none }}\n",
+                        sink.port
+                    ),
+                );
+                let (store, definitions) = prepared(dir.path(), n).await;
+                floors
+                    .push(smtp_source_rate(sink.port, n, CONCURRENCY, size).expect("smtp-source"));
+                ours.push(touchline_rate(dir.path(), definitions, store, n).await);
+            }
+            let (floor, ours) = (Spread::of(floors), Spread::of(ours));
             println!(
-                "email    touchline {ours:>9.0} mails/s   Postfix smtp-source {floor:>8.0} mails/s   ({:.0}% of smtp-source; {size}-byte mails, {CONCURRENCY} connections each)",
-                100.0 * ours / floor
+                "email    touchline {ours} mails/s   Postfix smtp-source {floor} mails/s   ({:.0}% of smtp-source, medians of {repeat}; {size}-byte mails, {CONCURRENCY} connections each)",
+                100.0 * ours.median / floor.median
             );
         }
         None if !runs("email") => {}
@@ -425,14 +462,19 @@ async fn main() {
     if runs("webhook") {
         // Webhooks.
         let sink = webhook_sink::WebhookSink::start(SECRET, Vec::new()).await;
-        let dir = tempfile::tempdir().expect("temp dir");
-        project(dir.path(), WEBHOOK_STEP, &webhook_config(&sink.url));
-        let (store, definitions) = prepared(dir.path(), n).await;
-        let bare = bare_http_rate(&sink.url, n).await;
-        let ours = touchline_rate(dir.path(), definitions, store, n).await;
+        let (mut bares, mut ours) = (Vec::new(), Vec::new());
+        for _ in 0..repeat {
+            // Each turn on a fresh project and database.
+            let dir = tempfile::tempdir().expect("temp dir");
+            project(dir.path(), WEBHOOK_STEP, &webhook_config(&sink.url));
+            let (store, definitions) = prepared(dir.path(), n).await;
+            bares.push(bare_http_rate(&sink.url, n).await);
+            ours.push(touchline_rate(dir.path(), definitions, store, n).await);
+        }
+        let (bare, ours) = (Spread::of(bares), Spread::of(ours));
         println!(
-            "webhook  touchline {ours:>9.0} calls/s   bare reqwest client {bare:>8.0} calls/s   ({:.0}% of bare)",
-            100.0 * ours / bare
+            "webhook  touchline {ours} calls/s   bare reqwest client {bare} calls/s   ({:.0}% of bare, medians of {repeat})",
+            100.0 * ours.median / bare.median
         );
         let verified = sink.received().iter().filter(|r| r.verified).count();
         println!(
