@@ -347,6 +347,10 @@ pub async fn emails_go_over_smtp_and_failures_are_classified<S: Store>(store: S)
     assert!(mail.contains("Message-ID: <"), "{mail}");
     assert!(mail.contains("List-Unsubscribe-Post: "), "{mail}");
     assert!(
+        received.iter().all(|m| m.contains("(pipelined)")),
+        "the server offers PIPELINING, so every mail's commands went in one write: {received:?}"
+    );
+    assert!(
         !project.dir.path().join("outbox").exists(),
         "with SMTP set, no .eml files"
     );
@@ -937,6 +941,12 @@ pub async fn mail_goes_over_tls_to_a_relay_with_a_private_ca<S: Store>(store: S)
             .iter()
             .any(|m| m.contains("To: a1-admin@example.com")),
         "{received:?}"
+    );
+    assert!(
+        received
+            .iter()
+            .all(|m| m.starts_with("Received: by sink with ESMTP\n")),
+        "this server does not offer PIPELINING: one command at a time: {received:?}"
     );
 
     // Without the CA the relay's certificate is not trusted: nothing is sent, it is retried.

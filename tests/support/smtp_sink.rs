@@ -124,8 +124,14 @@ async fn conversation(
 ) {
     let (read, mut write) = tokio::io::split(stream);
     let mut lines = BufReader::new(read).lines();
+    // Whether the client sent its MAIL FROM, RCPT TO and DATA in one go (RFC 2920).
+    let mut pipelined = false;
     while let Ok(Some(line)) = lines.next_line().await {
         let upper = line.to_ascii_uppercase();
+        if upper.starts_with("MAIL") {
+            let waiting = lines.get_ref().buffer().to_ascii_uppercase();
+            pipelined = waiting.windows(6).any(|w| w == b"DATA\r\n");
+        }
         let reply: &[u8] = if upper.starts_with("EHLO") && pipelining {
             b"250-sink\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
         } else if upper.starts_with("EHLO") || upper.starts_with("HELO") {
@@ -136,7 +142,11 @@ async fn conversation(
             b"451 4.3.0 try again later\r\n"
         } else if upper.starts_with("DATA") {
             let _ = write.write_all(b"354 go ahead\r\n").await;
-            let mut data = String::new();
+            // A trace line on top, as a real server adds one.
+            let mut data = format!(
+                "Received: by sink with ESMTP{}\n",
+                if pipelined { " (pipelined)" } else { "" }
+            );
             let mut complete = false;
             while let Ok(Some(line)) = lines.next_line().await {
                 if line == "." {
