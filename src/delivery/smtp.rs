@@ -358,11 +358,13 @@ async fn pipelined_transaction(
     envelope: &Envelope,
     bytes: &[u8],
 ) -> Result<Response, Failed> {
+    use std::fmt::Write as _;
     let mut commands = mail_command(connection, envelope, bytes).to_string();
     for to in envelope.to() {
-        commands.push_str(&Rcpt::new(to.clone(), vec![]).to_string());
+        // Writing to a String cannot fail.
+        let _ = write!(commands, "{}", Rcpt::new(to.clone(), vec![]));
     }
-    commands.push_str(&Data.to_string());
+    let _ = write!(commands, "{Data}");
     mail_reply(connection.command(Raw(&commands)).await)?;
     for _ in envelope.to() {
         connection.read_response().await.map_err(Failed::During)?;
@@ -391,15 +393,14 @@ impl std::fmt::Display for Raw<'_> {
 /// `.` in front, and `CRLF . CRLF` ends it.
 fn dot_stuffed(message: &str) -> String {
     let mut out = String::with_capacity(message.len() + 16);
-    let mut line_start = true;
-    let mut after_cr = false;
-    for c in message.chars() {
-        if line_start && c == '.' {
+    for (i, line) in message.split("\r\n").enumerate() {
+        if i > 0 {
+            out.push_str("\r\n");
+        }
+        if line.starts_with('.') {
             out.push('.');
         }
-        out.push(c);
-        line_start = after_cr && c == '\n';
-        after_cr = c == '\r';
+        out.push_str(line);
     }
     out.push_str("\r\n.\r\n");
     out

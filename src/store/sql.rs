@@ -156,6 +156,17 @@ macro_rules! store_impl {
                 &self.pool
             }
 
+            /// `select` (ending in the column the ids are of) over `ids`, a chunk at a time,
+            /// each chunk answered as one JSON text (see `json_rows`) that `parse` reads.
+            async fn json_chunks<T>(&self, select: &str, ids: &[String], parse: impl Fn(&str) -> Result<Vec<T>>) -> Result<Vec<T>> {
+                let mut out = Vec::with_capacity(ids.len());
+                for chunk in ids.chunks(CHUNK) {
+                    let text: String = Self::in_list(select, chunk).build_query_scalar().fetch_one(&self.pool).await?;
+                    out.extend(parse(&text)?);
+                }
+                Ok(out)
+            }
+
             /// The first `limit` account ids, in order, where `condition` holds (`$1` is
             /// `after`), read as one JSON row.
             async fn ids_where(&self, condition: &str, after: &str, limit: i64) -> Result<Vec<String>> {
@@ -783,12 +794,7 @@ macro_rules! store_impl {
                 let json = &$json;
                 let row = super::json_rows::rule_input_columns(json, fields);
                 let select = format!("SELECT {} AS batch FROM accounts WHERE id", (json.rows)(&row, "id"));
-                let mut out = Vec::with_capacity(ids.len());
-                for chunk in ids.chunks(CHUNK) {
-                    let text: String = Self::in_list(&select, chunk).build_query_scalar().fetch_one(&self.pool).await?;
-                    out.extend(super::json_rows::rule_inputs(&text, fields.metrics.as_ref())?);
-                }
-                Ok(out)
+                self.json_chunks(&select, ids, |text| super::json_rows::rule_inputs(text, fields.metrics.as_ref())).await
             }
 
             async fn contacts_of(&self, account_ids: &[String]) -> Result<Vec<Contact>> {
@@ -1551,12 +1557,7 @@ macro_rules! store_impl {
                     "SELECT {} AS batch FROM accounts a LEFT JOIN contacts c ON c.account_id = a.id WHERE a.id",
                     (json.rows)(&row, "a.id, c.id")
                 );
-                let mut out = Vec::with_capacity(account_ids.len());
-                for chunk in account_ids.chunks(CHUNK) {
-                    let text: String = Self::in_list(&select, chunk).build_query_scalar().fetch_one(&self.pool).await?;
-                    out.extend(super::json_rows::recipient_facts(&text)?);
-                }
-                Ok(out)
+                self.json_chunks(&select, account_ids, super::json_rows::recipient_facts).await
             }
 
             async fn suppressions_of(&self, emails: &[String]) -> Result<Vec<Suppression>> {
