@@ -12,6 +12,7 @@ pub mod group_commit;
 mod json_rows;
 pub mod payload;
 mod sql;
+mod sqlite_reader;
 
 pub use payload::{Assignment, EmailPayload, Payload, Strategy, TaskPayload, WebhookPayload};
 
@@ -49,6 +50,9 @@ pub enum StoreError {
     /// The database file is not there.
     #[error("no database at {0}")]
     Missing(String),
+    /// A batch read outside the pool failed.
+    #[error("database read failed: {0}")]
+    Read(String),
     /// A background writer stopped unexpectedly.
     #[error("a database writer stopped: {0}")]
     Writer(String),
@@ -1170,7 +1174,12 @@ pub async fn open(url: &str, base: &std::path::Path) -> Result<AnyStore> {
             .connect_with(options)
             .await?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
-        return Ok(AnyStore::Sqlite(SqliteStore::new(pool)));
+        let store = SqliteStore::new(pool);
+        return Ok(AnyStore::Sqlite(if path == ":memory:" {
+            store
+        } else {
+            store.reading_file(path.into())
+        }));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let options = PgConnectOptions::from_str(url)?;

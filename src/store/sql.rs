@@ -20,7 +20,7 @@ use crate::clock::{from_millis, to_millis};
 use crate::model::{Account, AccountState, Contact, Event, MetricValue};
 
 /// Rows per multi-row statement: below both databases' parameter limits.
-const CHUNK: usize = 500;
+pub(super) const CHUNK: usize = 500;
 
 const ACCOUNT_COLUMNS: &str = "id, name, plan, arr, mrr, industry, owner, timezone, goals, status, contract_start, \
      contract_end, created_at, last_login_at, attributes, row_hash, metrics, scores, unknown_scores, tier, tier_rule, data_version, evaluated_version, metrics_latest_at, recheck_at";
@@ -134,12 +134,14 @@ macro_rules! store_impl {
         pub struct $name {
             pool: $pool,
             writes: std::sync::Arc<tokio::sync::Mutex<()>>,
+            /// Batch readers of the database file (SQLite files only; see `sqlite_reader`).
+            readers: Option<std::sync::Arc<super::sqlite_reader::Readers>>,
         }
 
         impl $name {
             /// Wraps a connected, migrated pool.
             pub fn new(pool: $pool) -> Self {
-                Self { pool, writes: Default::default() }
+                Self { pool, writes: Default::default(), readers: None }
             }
 
             /// SQLite takes one writer at a time and makes the others sleep and retry while
@@ -788,6 +790,9 @@ macro_rules! store_impl {
             async fn load_rule_inputs(&self, ids: &[String], fields: &RuleFields) -> Result<Vec<AccountState>> {
                 if ids.is_empty() {
                     return Ok(Vec::new());
+                }
+                if let Some(readers) = &self.readers {
+                    return readers.rule_inputs(ids, fields).await;
                 }
                 // One JSON row for the batch (see `json_rows`); facts the rules do not read
                 // are left out: empty text, unknown values.
@@ -1914,6 +1919,15 @@ store_impl!(
     true,
     super::json_rows::SQLITE
 );
+impl SqliteStore {
+    /// Reads batches of accounts from the file at `path`, the pool's database, on
+    /// connections of its own.
+    pub(super) fn reading_file(mut self, path: std::path::PathBuf) -> Self {
+        self.readers = Some(super::sqlite_reader::Readers::new(path));
+        self
+    }
+}
+
 store_impl!(
     PostgresStore,
     sqlx::Postgres,
