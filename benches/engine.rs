@@ -420,14 +420,20 @@ async fn stages(engine: &Engine<SqliteStore>, now: chrono::DateTime<Utc>) -> [Du
     let mut report = PassReport::default();
     loop {
         let started = Instant::now();
-        let ids = engine
-            .store()
-            .account_ids(&after, touchline::engine::BATCH as i64)
+        let store = engine.store();
+        let Some(through) = store
+            .sweep_bound(&after, touchline::engine::BATCH as i64)
             .await
-            .expect("ids");
-        let Some(last) = ids.last() else { break };
-        after = last.clone();
-        let batch = engine.load_batch(&ids, now).await.expect("load");
+            .expect("bound")
+        else {
+            break;
+        };
+        let batch = engine
+            .load_range(&after, &through, now)
+            .await
+            .expect("load")
+            .expect("the tiers project reads batches by range");
+        after = through;
         took[1] += started.elapsed();
         let started = Instant::now();
         let changes = engine

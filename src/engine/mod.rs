@@ -554,14 +554,34 @@ impl<S: Store> Engine<S> {
             // Keep reading ahead: batches read at once use both cores (SQLite reads side by
             // side on separate connections).
             while !exhausted && loading.len() < LOADS_AHEAD {
-                let ids = self.batch_ids(sweeping, &after).await?;
-                let Some(last) = ids.last() else {
-                    exhausted = true;
-                    break;
+                let needs = self.needs();
+                let load = match needs
+                    .rule_fields
+                    .clone()
+                    .filter(|_| sweeping && !needs.contact_rules)
+                {
+                    // A full pass over accounts read for their rules alone reads each batch
+                    // as a range of ids.
+                    Some(fields) => {
+                        let Some(through) = self.store.sweep_bound(&after, BATCH as i64).await?
+                        else {
+                            exhausted = true;
+                            break;
+                        };
+                        let from = std::mem::replace(&mut after, through.clone());
+                        tokio::spawn(load_range(self.store.clone(), from, through, fields, now))
+                    }
+                    None => {
+                        let ids = self.batch_ids(sweeping, &after).await?;
+                        let Some(last) = ids.last() else {
+                            exhausted = true;
+                            break;
+                        };
+                        after = last.clone();
+                        tokio::spawn(load_batch(self.store.clone(), ids, needs, now))
+                    }
                 };
-                after = last.clone();
-                let load = load_batch(self.store.clone(), ids, self.needs(), now);
-                loading.push_back((after.clone(), tokio::spawn(load)));
+                loading.push_back((after.clone(), load));
             }
             let Some((last, load)) = loading.pop_front() else {
                 break;
@@ -636,6 +656,25 @@ impl<S: Store> Engine<S> {
         now: DateTime<Utc>,
     ) -> Result<LoadedBatch, EngineError> {
         load_batch(self.store.clone(), ids.to_vec(), self.needs(), now).await
+    }
+
+    /// Reads a full pass's batch, the accounts after `after` up to `through`, as a pass over
+    /// accounts read for their rules alone does (see [`Store::sweep_bound`]); `None` when
+    /// this project's passes read batches by id.
+    pub async fn load_range(
+        &self,
+        after: &str,
+        through: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<LoadedBatch>, EngineError> {
+        let needs = self.needs();
+        let Some(fields) = needs.rule_fields.filter(|_| !needs.contact_rules) else {
+            return Ok(None);
+        };
+        let (after, through) = (after.to_string(), through.to_string());
+        load_range(self.store.clone(), after, through, fields, now)
+            .await
+            .map(Some)
     }
 
     /// Evaluates loaded accounts: scores, tier, goal and exit of running enrollments, and
@@ -1186,53 +1225,13 @@ async fn load_batch<S: Store>(
     let mut states = match &needs.rule_fields {
         Some(fields) if !contact_rules => {
             let mut states = store.load_rule_inputs(&ids, fields).await?;
-            let running: Vec<String> = enrollments
-                .iter()
-                .filter(|(_, list)| has_active(list))
-                .map(|(account, _)| account.clone())
-                .collect();
-            if !running.is_empty() {
-                let mut whole: HashMap<String, AccountState> = store
-                    .load_accounts(&running, false)
-                    .await?
-                    .into_iter()
-                    .map(|s| (s.account.id.clone(), s))
-                    .collect();
-                for state in &mut states {
-                    if let Some(full) = whole.remove(&state.account.id) {
-                        *state = full;
-                    }
-                }
-            }
+            read_running_whole(&store, &mut states, &enrollments).await?;
             states
         }
         _ => store.load_accounts(&ids, contact_rules).await?,
     };
     if !contact_rules {
-        // Only the accounts whose running contact enrollments need a goal check.
-        let needed: Vec<String> = enrollments
-            .iter()
-            .filter(|(_, list)| {
-                list.iter().any(|e| {
-                    e.status == store::EnrollmentStatus::Active && !e.contact_id.is_empty()
-                })
-            })
-            .map(|(account, _)| account.clone())
-            .collect();
-        if !needed.is_empty() {
-            let mut contacts: HashMap<String, Vec<Contact>> = HashMap::new();
-            for contact in store.contacts_of(&needed).await? {
-                contacts
-                    .entry(contact.account_id.clone())
-                    .or_default()
-                    .push(contact);
-            }
-            for state in &mut states {
-                if let Some(list) = contacts.remove(&state.account.id) {
-                    state.contacts = list;
-                }
-            }
-        }
+        read_goal_contacts(&store, &mut states, &enrollments).await?;
     }
     as_of::see_as_of(&store, &mut states, now).await?;
     let edges = if needs.edges {
@@ -1245,6 +1244,96 @@ async fn load_batch<S: Store>(
         enrollments,
         edges,
     })
+}
+
+/// Reads a full pass's batch, the accounts after `after` up to `through`, when the rules
+/// read only `fields` and no journey is entered by condition (so only running enrollments
+/// matter, and there are no entry edges).
+async fn load_range<S: Store>(
+    store: S,
+    after: String,
+    through: String,
+    fields: Arc<RuleFields>,
+    now: DateTime<Utc>,
+) -> Result<LoadedBatch, EngineError> {
+    let store::SweepInputs {
+        mut states,
+        running,
+    } = store.sweep_inputs(&after, &through, &fields).await?;
+    let enrollments = if running.is_empty() {
+        BTreeMap::new()
+    } else {
+        group_by_account(store.enrollments_of(&running).await?)
+    };
+    read_running_whole(&store, &mut states, &enrollments).await?;
+    read_goal_contacts(&store, &mut states, &enrollments).await?;
+    as_of::see_as_of(&store, &mut states, now).await?;
+    Ok(LoadedBatch {
+        states,
+        enrollments,
+        edges: HashSet::new(),
+    })
+}
+
+/// Replaces the rule inputs of accounts with running enrollments by the whole account: a
+/// step's goal or exit may read anything.
+async fn read_running_whole<S: Store>(
+    store: &S,
+    states: &mut [AccountState],
+    enrollments: &BTreeMap<String, Vec<Enrollment>>,
+) -> Result<(), EngineError> {
+    let running: Vec<String> = enrollments
+        .iter()
+        .filter(|(_, list)| has_active(list))
+        .map(|(account, _)| account.clone())
+        .collect();
+    if running.is_empty() {
+        return Ok(());
+    }
+    let mut whole: HashMap<String, AccountState> = store
+        .load_accounts(&running, false)
+        .await?
+        .into_iter()
+        .map(|s| (s.account.id.clone(), s))
+        .collect();
+    for state in states {
+        if let Some(full) = whole.remove(&state.account.id) {
+            *state = full;
+        }
+    }
+    Ok(())
+}
+
+/// Adds the contacts of the accounts whose running contact enrollments need a goal check.
+async fn read_goal_contacts<S: Store>(
+    store: &S,
+    states: &mut [AccountState],
+    enrollments: &BTreeMap<String, Vec<Enrollment>>,
+) -> Result<(), EngineError> {
+    let needed: Vec<String> = enrollments
+        .iter()
+        .filter(|(_, list)| {
+            list.iter()
+                .any(|e| e.status == store::EnrollmentStatus::Active && !e.contact_id.is_empty())
+        })
+        .map(|(account, _)| account.clone())
+        .collect();
+    if needed.is_empty() {
+        return Ok(());
+    }
+    let mut contacts: HashMap<String, Vec<Contact>> = HashMap::new();
+    for contact in store.contacts_of(&needed).await? {
+        contacts
+            .entry(contact.account_id.clone())
+            .or_default()
+            .push(contact);
+    }
+    for state in states {
+        if let Some(list) = contacts.remove(&state.account.id) {
+            state.contacts = list;
+        }
+    }
+    Ok(())
 }
 
 fn sweep_move(from: String, to: String) -> CursorMove {

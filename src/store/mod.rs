@@ -633,6 +633,15 @@ pub struct Suppression {
     pub created_at: i64,
 }
 
+/// A full pass's batch of accounts (see [`Store::sweep_inputs`]).
+#[derive(Debug, Clone, Default)]
+pub struct SweepInputs {
+    /// The accounts, in id order, holding what the rules read.
+    pub states: Vec<AccountState>,
+    /// The ids of those with running enrollments, in order.
+    pub running: Vec<String>,
+}
+
 /// What the send checks know of one recipient: whether the contact is subscribed, and the
 /// time zones a send window is read in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -820,6 +829,22 @@ pub trait Store: Clone + Send + Sync + 'static {
         after: &str,
         limit: i64,
     ) -> impl Future<Output = Result<Vec<String>>> + Send;
+    /// Where a full pass's next batch ends: the last of the first `limit` account ids after
+    /// `after` (`None`: there are none).
+    fn sweep_bound(
+        &self,
+        after: &str,
+        limit: i64,
+    ) -> impl Future<Output = Result<Option<String>>> + Send;
+    /// A full pass's batch: the accounts with ids after `after` up to and including
+    /// `through`, in id order, read as [`Store::load_rule_inputs`] reads them, and which of
+    /// them have running enrollments.
+    fn sweep_inputs(
+        &self,
+        after: &str,
+        through: &str,
+        fields: &RuleFields,
+    ) -> impl Future<Output = Result<SweepInputs>> + Send;
     /// Marks every account for re-evaluation (rules changed, or on request).
     fn mark_all_dirty(&self) -> impl Future<Output = Result<u64>> + Send;
     /// Accounts with metrics, scores and tier, sorted by id; with their contacts if asked.

@@ -13,8 +13,9 @@ use super::{
     Applied, Changes, Count, DeliveryOutcome, DeliveryRow, DeliveryStatus, Enrollment,
     EnrollmentStatus, HeldJourney, Import, ImportOutcome, Latency, LogEntry, LoginsAsOf,
     MetricsAsOf, NewTask, OutboxItem, OutboxRecord, Payload, RecipientFacts, Result, RuleFields,
-    ScoreAt, StepOutboxCount, StepScoreChange, Store, StoreError, SubjectKey, Suppression, Task,
-    TaskChange, TaskChangeOutcome, TaskLogEntry, TaskStatus, TaskWrite, TierChange, millis,
+    ScoreAt, StepOutboxCount, StepScoreChange, Store, StoreError, SubjectKey, Suppression,
+    SweepInputs, Task, TaskChange, TaskChangeOutcome, TaskLogEntry, TaskStatus, TaskWrite,
+    TierChange, millis,
 };
 use crate::clock::{from_millis, to_millis};
 use crate::model::{Account, AccountState, Contact, Event, MetricValue};
@@ -24,6 +25,14 @@ pub(super) const CHUNK: usize = 500;
 
 const ACCOUNT_COLUMNS: &str = "id, name, plan, arr, mrr, industry, owner, timezone, goals, status, contract_start, \
      contract_end, created_at, last_login_at, attributes, row_hash, metrics, scores, unknown_scores, tier, tier_rule, data_version, evaluated_version, metrics_latest_at, recheck_at";
+
+/// The last of the first `$2` account ids after `$1`.
+pub(super) const SWEEP_BOUND: &str =
+    "SELECT max(id) FROM (SELECT id FROM accounts WHERE id > $1 ORDER BY id LIMIT $2) batch";
+
+/// The accounts with running enrollments among those with ids after `$1` up to `$2`.
+pub(super) const SWEEP_RUNNING: &str = "SELECT DISTINCT account_id FROM enrollments \
+     WHERE status = 'active' AND account_id > $1 AND account_id <= $2 ORDER BY account_id";
 
 const CONTACT_COLUMNS: &str = "id, account_id, email, name, first_name, role, locale, timezone, subscribed, created_at, last_login_at, attributes";
 
@@ -751,6 +760,27 @@ macro_rules! store_impl {
 
             async fn account_ids(&self, after: &str, limit: i64) -> Result<Vec<String>> {
                 self.ids_where("id > $1", after, limit).await
+            }
+
+            async fn sweep_bound(&self, after: &str, limit: i64) -> Result<Option<String>> {
+                if let Some(readers) = &self.readers {
+                    return readers.sweep_bound(after, limit).await;
+                }
+                Ok(sqlx::query_scalar(SWEEP_BOUND).bind(after).bind(limit).fetch_one(&self.pool).await?)
+            }
+
+            async fn sweep_inputs(&self, after: &str, through: &str, fields: &RuleFields) -> Result<SweepInputs> {
+                if let Some(readers) = &self.readers {
+                    return readers.sweep_inputs(after, through, fields).await;
+                }
+                let sql = format!(
+                    "SELECT {} AS ids FROM (SELECT id FROM accounts WHERE id > $1 AND id <= $2) batch",
+                    ($json.rows)("id", "id")
+                );
+                let text: String = sqlx::query_scalar(&sql).bind(after).bind(through).fetch_one(&self.pool).await?;
+                let states = self.load_rule_inputs(&super::json_rows::ids(&text)?, fields).await?;
+                let running = sqlx::query_scalar(SWEEP_RUNNING).bind(after).bind(through).fetch_all(&self.pool).await?;
+                Ok(SweepInputs { states, running })
             }
 
             async fn mark_all_dirty(&self) -> Result<u64> {

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, Row};
 
-use super::{Result, RuleFields, StoreError};
+use super::{Result, RuleFields, StoreError, SweepInputs};
 use crate::clock::from_millis;
 use crate::model::{Account, AccountState};
 
@@ -103,6 +103,52 @@ impl Readers {
                 }
             }
             Ok(out)
+        })
+        .await
+    }
+}
+
+impl Readers {
+    /// [`super::Store::sweep_bound`].
+    pub(super) async fn sweep_bound(
+        self: &Arc<Self>,
+        after: &str,
+        limit: i64,
+    ) -> Result<Option<String>> {
+        let after = after.to_string();
+        self.with(move |connection| {
+            let mut statement = connection.prepare_cached(super::sql::SWEEP_BOUND)?;
+            Ok(statement.query_row(rusqlite::params![after, limit], |row| row.get(0))?)
+        })
+        .await
+    }
+
+    /// [`super::Store::sweep_inputs`]: the accounts and the running ones read in one
+    /// transaction, so both see the same state.
+    pub(super) async fn sweep_inputs(
+        self: &Arc<Self>,
+        after: &str,
+        through: &str,
+        fields: &RuleFields,
+    ) -> Result<SweepInputs> {
+        let (after, through, fields) = (after.to_string(), through.to_string(), fields.clone());
+        self.with(move |connection| {
+            let snapshot = connection.unchecked_transaction()?;
+            let sql = format!(
+                "SELECT {} FROM accounts WHERE id > ?1 AND id <= ?2 ORDER BY id",
+                columns(&fields)
+            );
+            let mut states = Vec::new();
+            let mut statement = snapshot.prepare_cached(&sql)?;
+            let mut rows = statement.query(rusqlite::params![after, through])?;
+            while let Some(row) = rows.next()? {
+                states.push(rule_input(row, &fields)?);
+            }
+            let mut statement = snapshot.prepare_cached(super::sql::SWEEP_RUNNING)?;
+            let running = statement
+                .query_map(rusqlite::params![after, through], |row| row.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            Ok(SweepInputs { states, running })
         })
         .await
     }

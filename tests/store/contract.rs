@@ -183,6 +183,70 @@ pub async fn rule_inputs_read_in_one_go_are_exact<S: Store>(store: S) {
     }
 }
 
+/// A full pass reads its batches as ranges of ids: where each batch ends, the accounts in
+/// it (as the read by ids gives them) and which of them have running enrollments (an ended
+/// enrollment does not count).
+pub async fn a_full_pass_reads_ranges_of_accounts<S: Store>(store: S) {
+    let ids: Vec<String> = (1..=5).map(|i| format!("a{i}")).collect();
+    let import = Import {
+        accounts: ids.iter().map(|id| account(id, 1000.0)).collect(),
+        metrics: ids.iter().map(|id| usage(id, 3.0, t0())).collect(),
+        ..Import::default()
+    };
+    store.import(&import).await.expect("import");
+    enroll(&store, "onboarding", "a2").await;
+    let ended = enroll(&store, "onboarding", "a4").await;
+    let mut end = step_move(&ended, "s1");
+    end.status = touchline::store::EnrollmentStatus::Completed;
+    end.next_due_at = None;
+    end.outbox.clear();
+    store
+        .apply(&Changes {
+            now: to_millis(t0()),
+            updates: vec![end],
+            ..Changes::default()
+        })
+        .await
+        .expect("end a4's enrollment");
+
+    let mut bounds = Vec::new();
+    let mut after = String::new();
+    while let Some(through) = store.sweep_bound(&after, 2).await.expect("bound") {
+        bounds.push(through.clone());
+        after = through;
+    }
+    assert_eq!(
+        bounds,
+        ["a2", "a4", "a5"],
+        "batches of two, the last shorter"
+    );
+
+    let fields = RuleFields {
+        facts: ["arr".to_string()].into(),
+        metrics: Some(["usage".to_string()].into()),
+        attributes: false,
+    };
+    let batch = store
+        .sweep_inputs("a1", "a4", &fields)
+        .await
+        .expect("range read");
+    let by_id = store
+        .load_rule_inputs(&ids[1..4], &fields)
+        .await
+        .expect("read by ids");
+    assert_eq!(
+        batch.states, by_id,
+        "a2 to a4, as the read by ids gives them"
+    );
+    assert_eq!(batch.states[0].metrics.get("usage"), Some(&3.0));
+    assert_eq!(batch.running, ["a2"], "a4's enrollment has ended");
+    let empty = store
+        .sweep_inputs("a5", "a9", &fields)
+        .await
+        .expect("read past the end");
+    assert!(empty.states.is_empty() && empty.running.is_empty());
+}
+
 /// What the send checks read of a batch's recipients: each contact's subscription and time
 /// zone with its account's, an account without contacts once, unknown accounts not at all.
 pub async fn recipient_facts_hold_what_the_send_checks_need<S: Store>(store: S) {

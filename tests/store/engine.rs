@@ -631,6 +631,26 @@ pub async fn a_pass_sees_only_data_dated_at_or_before_it<S: Store>(store: S) {
     assert_eq!((report.events, report.enrolled), (0, 0), "{report:?}");
 }
 
+/// A full pass reads accounts with running enrollments whole, with their contacts: a goal
+/// met by data that changed is seen by the pass (which then counts the account evaluated).
+pub async fn a_full_pass_checks_the_goals_of_running_enrollments<S: Store>(store: S) {
+    let project = Project::new(&[("welcome", WELCOME)]);
+    customer(&store, "a1", 5000.0, 50.0, t0()).await;
+    customer(&store, "a2", 6000.0, 50.0, t0()).await;
+    send_event(&store, "a1", "account_created", t0()).await;
+    let engine = Engine::new(project.definitions(), store);
+    engine.tick(t0()).await.expect("tick");
+    engine.request_full_reevaluation().await.expect("full");
+    set_usage(engine.store(), "a1", 95.0, t0() + days(1)).await;
+    let report = engine.tick(t0() + days(1)).await.expect("tick");
+    assert_eq!(report.evaluated, 2, "{report:?}");
+    let ended = enrollments(engine.store(), "a1").await.remove(0);
+    assert_eq!(
+        (ended.status.as_str(), ended.step_index),
+        ("goal_reached", 1)
+    );
+}
+
 pub async fn a_full_reevaluation_evaluates_every_account_and_writes_only_changes<S: Store>(
     store: S,
 ) {
