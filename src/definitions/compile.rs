@@ -53,6 +53,9 @@ pub struct TierRuleDef {
     pub rule: Option<Rule>,
     /// Why it exists.
     pub description: Option<String>,
+    /// How an account's tier history names this rule when it decides the tier, written once
+    /// here rather than for every account of every pass.
+    pub decided_by: String,
 }
 
 /// A compiled journey.
@@ -412,10 +415,19 @@ impl<'a> Compiler<'a> {
                     None
                 }
             };
+            let position = tiers.len() + 1;
+            let tier = tier_rule.tier.value;
+            let decided_by = match &rule {
+                Some(condition) => {
+                    format!("tier rule {position} ({tier}): {}", condition.source.trim())
+                }
+                None => format!("tier rule {position} ({tier}): everyone else"),
+            };
             tiers.push(TierRuleDef {
-                tier: tier_rule.tier.value,
+                tier,
                 rule,
                 description: tier_rule.description.clone(),
+                decided_by,
             });
         }
         if config.tiers.last().is_some_and(|t| t.when.is_some()) {

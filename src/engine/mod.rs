@@ -717,35 +717,35 @@ impl<S: Store> Engine<S> {
                 report.tiers_kept += 1;
                 tracing::warn!(account = %state.account.id, "tier kept: {why}");
             }
-            let mut evaluation = scoring::evaluation(
-                &state.account.id,
-                state.data_version,
-                &state.scores,
-                state.tier.as_deref(),
-                &scored,
-            );
-            evaluation.recheck_at = self.recheck_at(&state, now);
-            // Writing an evaluation that changes nothing stored is skipped.
+            let recheck_at = self.recheck_at(&state, now);
+            // Writing an evaluation that changes nothing stored is skipped (and not built).
             let unchanged = state.evaluated_version >= state.data_version
                 && scored.scores == state.scores
                 && scored.unknown == state.unknown_scores
                 && scored.tier.as_ref().is_none_or(|(tier, rule)| {
                     state.tier.as_ref() == Some(tier) && state.tier_rule.as_ref() == Some(rule)
                 })
-                && evaluation
-                    .recheck_at
-                    .is_none_or(|at| state.recheck_at.is_some_and(|stored| stored <= at));
+                && recheck_at.is_none_or(|at| state.recheck_at.is_some_and(|stored| stored <= at));
             report.evaluated += 1;
-            // A first tier is recorded in the history but is not a change.
-            report.tier_changes += u64::from(matches!(evaluation.tier_changed_from, Some(Some(_))));
+            if !unchanged {
+                let mut evaluation = scoring::evaluation(
+                    &state.account.id,
+                    state.data_version,
+                    &state.scores,
+                    state.tier.as_deref(),
+                    &scored,
+                );
+                evaluation.recheck_at = recheck_at;
+                // A first tier is recorded in the history but is not a change.
+                report.tier_changes +=
+                    u64::from(matches!(evaluation.tier_changed_from, Some(Some(_))));
+                changes.evaluations.push(evaluation);
+            }
             state.scores = scored.scores;
             state.unknown_scores = scored.unknown;
             if let Some((tier, rule)) = scored.tier {
                 state.tier = Some(tier);
                 state.tier_rule = Some(rule);
-            }
-            if !unchanged {
-                changes.evaluations.push(evaluation);
             }
 
             for enrollment in account_enrollments

@@ -11,12 +11,8 @@ use crate::store::Evaluation;
 /// How one tier rule fared, for `explain`.
 #[derive(Debug, Clone)]
 pub struct TierCheck {
-    /// 1-based position of the rule.
+    /// 1-based position of the rule in [`Definitions::tiers`].
     pub position: usize,
-    /// The tier it assigns.
-    pub tier: String,
-    /// The rule's text (`None` for a catch-all).
-    pub condition: Option<String>,
     /// Whether it matched, or why it could not be evaluated.
     pub outcome: Result<bool, EvalError>,
 }
@@ -92,24 +88,13 @@ pub fn score(definitions: &Definitions, bindings: &mut Bindings) -> Scored {
         };
         tier_checks.push(TierCheck {
             position: index + 1,
-            tier: rule.tier.to_string(),
-            condition: rule.rule.as_ref().map(|r| r.source.clone()),
             outcome,
         });
         if !decided {
             continue;
         }
         if tier_blocked.is_none() {
-            let description = match &rule.rule {
-                Some(condition) => format!(
-                    "tier rule {} ({}): {}",
-                    index + 1,
-                    rule.tier,
-                    condition.source.trim()
-                ),
-                None => format!("tier rule {} ({}): everyone else", index + 1, rule.tier),
-            };
-            tier = Some((rule.tier.to_string(), description));
+            tier = Some((rule.tier.to_string(), rule.decided_by.clone()));
         }
         break;
     }

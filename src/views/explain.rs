@@ -142,10 +142,11 @@ pub async fn build<S: Store>(
     let tier_rules = scored
         .tier_checks
         .iter()
-        .map(|check| TierRuleLine {
+        .filter_map(|check| Some((check, definitions.tiers.get(check.position - 1)?)))
+        .map(|(check, rule)| TierRuleLine {
             position: check.position,
-            tier: check.tier.to_string(),
-            condition: check.condition.as_deref().map(|c| c.trim().to_string()),
+            tier: rule.tier.to_string(),
+            condition: rule.rule.as_ref().map(|c| c.source.trim().to_string()),
             verdict: match &check.outcome {
                 Ok(true) => "matched".to_string(),
                 Ok(false) => "did not match".to_string(),
