@@ -73,11 +73,11 @@ fn account_map_with(
     fields: Option<&RuleFields>,
 ) -> Dynamic {
     let a = &state.account;
-    let mut map: Map = ACCOUNT_FACTS
-        .iter()
-        .filter(|name| fields.is_none_or(|f| f.facts.contains(**name)))
-        .filter_map(|name| Some(((*name).into(), rule_value(a.fact(name)?))))
-        .collect();
+    let fact = |name: &str| Some((name.into(), rule_value(a.fact(name)?)));
+    let mut map: Map = match fields {
+        Some(fields) => fields.facts.iter().filter_map(|name| fact(name)).collect(),
+        None => ACCOUNT_FACTS.iter().filter_map(|name| fact(name)).collect(),
+    };
     map.insert("tier".into(), text(&state.tier));
     let scores: Map = score_names
         .iter()

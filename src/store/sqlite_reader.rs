@@ -74,8 +74,10 @@ impl Readers {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         connection.busy_timeout(Duration::from_secs(30))?;
-        // As the pool's connections: account pages stay in memory between batches.
-        connection.pragma_update(None, "cache_size", -32768)?;
+        // Pages are read through a memory map: a write between two batches (each moves the
+        // pass's cursor) empties a connection's page cache, and refilling it by copying
+        // every page again cost a tenth of a full pass.
+        connection.pragma_update(None, "mmap_size", 1i64 << 30)?;
         Ok(connection)
     }
 
