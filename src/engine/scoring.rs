@@ -94,7 +94,7 @@ pub fn score(definitions: &Definitions, bindings: &mut Bindings) -> Scored {
             continue;
         }
         if tier_blocked.is_none() {
-            tier = Some((rule.tier.to_string(), rule.decided_by.clone()));
+            tier = Some((rule.tier.as_str().to_string(), rule.decided_by.clone()));
         }
         break;
     }

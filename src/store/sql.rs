@@ -57,9 +57,48 @@ pub(super) fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T>
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{e}: {text}")))
 }
 
+/// The named metrics of an account's metrics object, read in one pass over the text without
+/// parsing the others: a full pass reads a few metrics of each account out of dozens.
+/// touchline writes this column itself, as compact JSON from a map of names to numbers
+/// (`{"a":1.5,"b":2}`), and only that shape is read here. `None` (the caller parses the
+/// whole object) for anything else: spaces, escapes in a name, a value that is not a plain
+/// number, a named key that appears twice.
+fn metrics_found(text: &str, names: &BTreeSet<String>) -> Option<BTreeMap<String, f64>> {
+    let mut rest = text.strip_prefix('{')?.strip_suffix('}')?;
+    let mut found = BTreeMap::new();
+    while !rest.is_empty() {
+        let entry = rest.strip_prefix('"')?;
+        let close = entry.find('"')?;
+        let name = &entry[..close];
+        if name.contains('\\') {
+            return None;
+        }
+        let value = entry[close + 1..].strip_prefix(':')?;
+        let end = value.find(',').unwrap_or(value.len());
+        let number = &value[..end];
+        if !number.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
+            return None;
+        }
+        if names.contains(name) {
+            let number: f64 = number.parse().ok().filter(|n: &f64| n.is_finite())?;
+            if found.insert(name.to_string(), number).is_some() {
+                return None;
+            }
+        }
+        rest = value[end..].strip_prefix(',').unwrap_or("");
+        if end == value.len() {
+            break;
+        }
+    }
+    Some(found)
+}
+
 /// The metrics named in `names` of an account's metrics object, read without building the
 /// others.
 pub(super) fn metrics_named(text: &str, names: &BTreeSet<String>) -> Result<BTreeMap<String, f64>> {
+    if let Some(picked) = metrics_found(text, names) {
+        return Ok(picked);
+    }
     use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 
     /// A key, borrowed from the text when it has no escapes.
@@ -1969,3 +2008,55 @@ store_impl!(
     false,
     super::json_rows::POSTGRES
 );
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use rand::{Rng, SeedableRng};
+
+    /// Picking metrics by their keys gives what parsing the whole object gives, to the bit,
+    /// for objects written compactly (as touchline and SQLite write them) and spaced out (as
+    /// PostgreSQL does), with names that need escaping and metrics that are missing.
+    #[test]
+    fn named_metrics_match_the_whole_parse() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let pool = ["logins", "seats", "rate", "a\"b", "x\\y", "logins_30d", "é"];
+        for _ in 0..2000 {
+            let metrics: BTreeMap<String, f64> = (0..rng.random_range(0..8))
+                .map(|_| {
+                    let value = loop {
+                        let v = f64::from_bits(rng.random());
+                        if v.is_finite() {
+                            break if rng.random_bool(0.5) {
+                                v
+                            } else {
+                                v.trunc() % 1e6
+                            };
+                        }
+                    };
+                    (pool[rng.random_range(0..pool.len())].to_string(), value)
+                })
+                .collect();
+            let names: BTreeSet<String> = (0..rng.random_range(0..4))
+                .map(|_| pool[rng.random_range(0..pool.len())].to_string())
+                .collect();
+            let compact = serde_json::to_string(&metrics).expect("json");
+            let spaced = serde_json::to_string_pretty(&metrics).expect("json");
+            for text in [compact, spaced] {
+                let whole: BTreeMap<String, f64> = super::from_json(&text).expect("whole");
+                let expected: BTreeMap<String, u64> = whole
+                    .iter()
+                    .filter(|(k, _)| names.contains(*k))
+                    .map(|(k, v)| (k.clone(), v.to_bits()))
+                    .collect();
+                let picked: BTreeMap<String, u64> = super::metrics_named(&text, &names)
+                    .expect("picked")
+                    .into_iter()
+                    .map(|(k, v)| (k, v.to_bits()))
+                    .collect();
+                assert_eq!(picked, expected, "{text} {names:?}");
+            }
+        }
+    }
+}
