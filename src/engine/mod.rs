@@ -41,6 +41,9 @@ use journeys::StepContext;
 
 /// Accounts or enrollments per batch (one transaction each).
 pub const BATCH: usize = 500;
+
+/// The meta key set when the go-live pass has finished: later passes are guarded.
+const GUARD_ARMED: &str = "guard_armed";
 /// Batches read ahead of the one being evaluated.
 const LOADS_AHEAD: usize = 2;
 
@@ -285,6 +288,9 @@ impl<S: Store> Engine<S> {
     /// One pass at time `now`.
     pub async fn tick(&self, now: DateTime<Utc>) -> Result<PassReport, EngineError> {
         let mut report = PassReport::default();
+        // Read before the pass: a pass that began before any pass finished is part of the
+        // go-live, even when another engine process finishes its own first.
+        let go_live = self.store.meta(GUARD_ARMED).await?.is_none();
         self.remember_versions(now).await?;
         report.full_reevaluation = self.reevaluate_if_definitions_changed().await?;
         self.store.mark_due_rechecks(to_millis(now)).await?;
@@ -301,7 +307,7 @@ impl<S: Store> Engine<S> {
         lap(&mut report, 2);
         self.advance_due(now, &mut report).await?;
         lap(&mut report, 3);
-        self.guard(now, &mut report).await?;
+        self.guard(go_live, now, &mut report).await?;
         Ok(report)
     }
 
@@ -309,13 +315,20 @@ impl<S: Store> Engine<S> {
     /// (more than `guard.max_share_percent` of all accounts, and at least
     /// `guard.min_enrollments`) is held, and so are the records it wrote in this pass and
     /// every pass after, until a person releases or discards them (`touchline hold`). The
-    /// first pass on a new database is the go-live and holds nothing.
-    async fn guard(&self, now: DateTime<Utc>, report: &mut PassReport) -> Result<(), EngineError> {
-        const ARMED: &str = "guard_armed";
-        if self.store.meta(ARMED).await?.is_none() {
-            self.store
-                .set_meta(ARMED, &to_millis(now).to_string())
-                .await?;
+    /// first passes on a new database (those that began before any pass had finished) are the
+    /// go-live and hold nothing.
+    async fn guard(
+        &self,
+        go_live: bool,
+        now: DateTime<Utc>,
+        report: &mut PassReport,
+    ) -> Result<(), EngineError> {
+        if go_live {
+            if self.store.meta(GUARD_ARMED).await?.is_none() {
+                self.store
+                    .set_meta(GUARD_ARMED, &to_millis(now).to_string())
+                    .await?;
+            }
             return Ok(());
         }
         let at = to_millis(now);
