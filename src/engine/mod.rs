@@ -44,6 +44,7 @@ pub const BATCH: usize = 500;
 
 /// The meta key set when the go-live pass has finished: later passes are guarded.
 const GUARD_ARMED: &str = "guard_armed";
+
 /// Batches read ahead of the one being evaluated.
 const LOADS_AHEAD: usize = 2;
 
@@ -568,11 +569,7 @@ impl<S: Store> Engine<S> {
             // side on separate connections).
             while !exhausted && loading.len() < LOADS_AHEAD {
                 let needs = self.needs();
-                let load = match needs
-                    .rule_fields
-                    .clone()
-                    .filter(|_| sweeping && !needs.contact_rules)
-                {
+                let load = match needs.range_fields().filter(|_| sweeping) {
                     // A full pass over accounts read for their rules alone reads each batch
                     // as a range of ids.
                     Some(fields) => {
@@ -680,8 +677,7 @@ impl<S: Store> Engine<S> {
         through: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<LoadedBatch>, EngineError> {
-        let needs = self.needs();
-        let Some(fields) = needs.rule_fields.filter(|_| !needs.contact_rules) else {
+        let Some(fields) = self.needs().range_fields() else {
             return Ok(None);
         };
         let (after, through) = (after.to_string(), through.to_string());
@@ -1171,6 +1167,14 @@ struct Needs {
     edges: bool,
     /// Only these fields of accounts without running enrollments.
     rule_fields: Option<Arc<RuleFields>>,
+}
+
+impl Needs {
+    /// What a full pass reads of each account when it reads its batches as ranges of ids:
+    /// only the rules' fields, with no contacts (`None`: it reads them by id).
+    fn range_fields(&self) -> Option<Arc<RuleFields>> {
+        self.rule_fields.clone().filter(|_| !self.contact_rules)
+    }
 }
 
 /// Whether any of these enrollments is running.

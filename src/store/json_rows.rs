@@ -46,6 +46,16 @@ pub(super) const POSTGRES: JsonSql = JsonSql {
     real: |column| column.to_string(),
 };
 
+/// The last columns of a rule-input read: where the account's evaluation stands.
+pub(super) const EVALUATION_COLUMNS: [&str; 6] = [
+    "tier",
+    "tier_rule",
+    "data_version",
+    "evaluated_version",
+    "metrics_latest_at",
+    "recheck_at",
+];
+
 /// Which columns a rule-input read fills: the rest are read as empty (see
 /// [`super::RuleFields`]).
 pub(super) fn rule_input_columns(json: &JsonSql, fields: &super::RuleFields) -> String {
@@ -80,14 +90,7 @@ pub(super) fn rule_input_columns(json: &JsonSql, fields: &super::RuleFields) -> 
     columns.push((json.embed)(if no_metrics { "'{}'" } else { "metrics" }));
     columns.push((json.embed)("scores"));
     columns.push((json.embed)("unknown_scores"));
-    for name in [
-        "tier",
-        "tier_rule",
-        "data_version",
-        "evaluated_version",
-        "metrics_latest_at",
-        "recheck_at",
-    ] {
+    for name in EVALUATION_COLUMNS {
         columns.push(name.into());
     }
     format!("{}({})", json.array, columns.join(", "))

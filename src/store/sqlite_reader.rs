@@ -17,7 +17,7 @@ use rusqlite::{Connection, OpenFlags, Row};
 
 use super::{Result, RuleFields, StoreError, SweepInputs};
 use crate::clock::from_millis;
-use crate::model::{Account, AccountState};
+use crate::model::{ACCOUNT_FACTS, Account, AccountState};
 
 /// Idle read-only connections to one SQLite file, opened as needed.
 #[derive(Debug)]
@@ -156,28 +156,16 @@ impl Readers {
     }
 }
 
-/// The facts a rule-input read fills (the others stay empty), in column order after `id`.
-const FACTS: [&str; 12] = [
-    "name",
-    "plan",
-    "arr",
-    "mrr",
-    "industry",
-    "owner",
-    "timezone",
-    "goals",
-    "status",
-    "contract_start",
-    "contract_end",
-    "created_at",
-];
-
 /// The columns of a rule-input read: `id`, the facts `fields` names (others as NULL), then
 /// what every evaluation reads.
 fn columns(fields: &RuleFields) -> String {
     let mut columns = vec!["id"];
-    for fact in FACTS {
-        columns.push(if fields.facts.contains(fact) {
+    // The facts after `id`, in [`ACCOUNT_FACTS`] order, the last login apart.
+    for fact in ACCOUNT_FACTS
+        .iter()
+        .filter(|fact| !matches!(**fact, "id" | "last_login_at"))
+    {
+        columns.push(if fields.facts.contains(*fact) {
             fact
         } else {
             "NULL"
@@ -192,16 +180,8 @@ fn columns(fields: &RuleFields) -> String {
     });
     let no_metrics = fields.metrics.as_ref().is_some_and(BTreeSet::is_empty);
     columns.push(if no_metrics { "NULL" } else { "metrics" });
-    columns.extend([
-        "scores",
-        "unknown_scores",
-        "tier",
-        "tier_rule",
-        "data_version",
-        "evaluated_version",
-        "metrics_latest_at",
-        "recheck_at",
-    ]);
+    columns.extend(["scores", "unknown_scores"]);
+    columns.extend(super::json_rows::EVALUATION_COLUMNS);
     columns.join(", ")
 }
 

@@ -196,18 +196,12 @@ pub async fn a_full_pass_reads_ranges_of_accounts<S: Store>(store: S) {
     store.import(&import).await.expect("import");
     enroll(&store, "onboarding", "a2").await;
     let ended = enroll(&store, "onboarding", "a4").await;
-    let mut end = step_move(&ended, "s1");
-    end.status = touchline::store::EnrollmentStatus::Completed;
-    end.next_due_at = None;
-    end.outbox.clear();
-    store
-        .apply(&Changes {
-            now: to_millis(t0()),
-            updates: vec![end],
-            ..Changes::default()
-        })
-        .await
-        .expect("end a4's enrollment");
+    end_enrollment(
+        &store,
+        &ended,
+        touchline::store::EnrollmentStatus::Completed,
+    )
+    .await;
 
     let mut bounds = Vec::new();
     let mut after = String::new();
@@ -462,6 +456,26 @@ async fn enroll<S: Store>(store: &S, journey: &str, account: &str) -> Enrollment
         .expect("one enrollment")
 }
 
+/// Ends `enrollment` with `status`, writing nothing.
+async fn end_enrollment<S: Store>(
+    store: &S,
+    enrollment: &Enrollment,
+    status: touchline::store::EnrollmentStatus,
+) {
+    let mut end = step_move(enrollment, "end");
+    end.status = status;
+    end.next_due_at = None;
+    end.outbox.clear();
+    store
+        .apply(&Changes {
+            now: to_millis(t0()),
+            updates: vec![end],
+            ..Changes::default()
+        })
+        .await
+        .expect("end the enrollment");
+}
+
 fn step_move(before: &Enrollment, step: &str) -> EnrollmentUpdate {
     EnrollmentUpdate {
         before: before.clone(),
@@ -574,17 +588,7 @@ pub async fn one_active_enrollment_per_subject<S: Store>(store: S) {
         applied.enrolled, 0,
         "a subject is in a journey at most once at a time"
     );
-    let mut end = step_move(&first, "done");
-    end.status = touchline::store::EnrollmentStatus::Exited;
-    end.outbox.clear();
-    store
-        .apply(&Changes {
-            now: to_millis(t0()),
-            updates: vec![end],
-            ..Changes::default()
-        })
-        .await
-        .expect("apply");
+    end_enrollment(&store, &first, touchline::store::EnrollmentStatus::Exited).await;
     let applied = store
         .apply(&Changes {
             now: to_millis(t0()),
