@@ -4,8 +4,8 @@
 //! across to the async side. For the reads a full pass makes of every account that hand-off
 //! costs several times SQLite's own work, even with the batch folded into one JSON text
 //! (`json_rows`): building and parsing the JSON then costs about 10 µs per account, where
-//! stepping the rows in place costs about 1. So the rule-input read of a file store steps
-//! its rows with rusqlite on a blocking thread, on read-only connections to the same file
+//! stepping the rows in place costs about 1. So the rule-input reads of a file store step
+//! their rows with rusqlite on a blocking thread, on query-only connections to the same file
 //! (WAL lets them read beside the writer, and each read sees one committed state).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,7 +19,7 @@ use super::{Result, RuleFields, StoreError, SweepInputs};
 use crate::clock::from_millis;
 use crate::model::{ACCOUNT_FACTS, Account, AccountState};
 
-/// Idle read-only connections to one SQLite file, opened as needed.
+/// Idle query-only connections to one SQLite file, opened as needed.
 #[derive(Debug)]
 pub(super) struct Readers {
     path: PathBuf,
@@ -69,10 +69,13 @@ impl Readers {
     }
 
     fn open(&self) -> Result<Connection> {
+        // Opened for writing, as a WAL reader must be able to set up the shared-memory file
+        // when no other connection has it open; `query_only` refuses every write.
         let connection = Connection::open_with_flags(
             &self.path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
+        connection.pragma_update(None, "query_only", true)?;
         connection.busy_timeout(Duration::from_secs(30))?;
         // Pages are read through a memory map: a write between two batches (each moves the
         // pass's cursor) empties a connection's page cache, and refilling it by copying
