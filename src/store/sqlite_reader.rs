@@ -111,9 +111,7 @@ impl Readers {
         })
         .await
     }
-}
 
-impl Readers {
     /// [`super::Store::sweep_bound`].
     pub(super) async fn sweep_bound(
         self: &Arc<Self>,
