@@ -1292,6 +1292,18 @@ async fn load_range<S: Store>(
     })
 }
 
+/// The accounts with an enrollment for which `keep` holds.
+fn accounts_with(
+    enrollments: &BTreeMap<String, Vec<Enrollment>>,
+    keep: impl Fn(&Enrollment) -> bool,
+) -> Vec<String> {
+    enrollments
+        .iter()
+        .filter(|(_, list)| list.iter().any(&keep))
+        .map(|(account, _)| account.clone())
+        .collect()
+}
+
 /// Replaces the rule inputs of accounts with running enrollments by the whole account: a
 /// step's goal or exit may read anything.
 async fn read_running_whole<S: Store>(
@@ -1299,11 +1311,7 @@ async fn read_running_whole<S: Store>(
     states: &mut [AccountState],
     enrollments: &BTreeMap<String, Vec<Enrollment>>,
 ) -> Result<(), EngineError> {
-    let running: Vec<String> = enrollments
-        .iter()
-        .filter(|(_, list)| has_active(list))
-        .map(|(account, _)| account.clone())
-        .collect();
+    let running = accounts_with(enrollments, |e| e.status == store::EnrollmentStatus::Active);
     if running.is_empty() {
         return Ok(());
     }
@@ -1327,14 +1335,9 @@ async fn read_goal_contacts<S: Store>(
     states: &mut [AccountState],
     enrollments: &BTreeMap<String, Vec<Enrollment>>,
 ) -> Result<(), EngineError> {
-    let needed: Vec<String> = enrollments
-        .iter()
-        .filter(|(_, list)| {
-            list.iter()
-                .any(|e| e.status == store::EnrollmentStatus::Active && !e.contact_id.is_empty())
-        })
-        .map(|(account, _)| account.clone())
-        .collect();
+    let needed = accounts_with(enrollments, |e| {
+        e.status == store::EnrollmentStatus::Active && !e.contact_id.is_empty()
+    });
     if needed.is_empty() {
         return Ok(());
     }

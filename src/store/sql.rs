@@ -812,12 +812,12 @@ macro_rules! store_impl {
                 if let Some(readers) = &self.readers {
                     return readers.sweep_inputs(after, through, fields).await;
                 }
-                let sql = format!(
-                    "SELECT {} AS ids FROM (SELECT id FROM accounts WHERE id > $1 AND id <= $2) batch",
-                    ($json.rows)("id", "id")
-                );
+                // The range as one JSON row, as `load_rule_inputs` reads a list of ids.
+                let json = &$json;
+                let row = super::json_rows::rule_input_columns(json, fields);
+                let sql = format!("SELECT {} AS batch FROM accounts WHERE id > $1 AND id <= $2", (json.rows)(&row, "id"));
                 let text: String = sqlx::query_scalar(&sql).bind(after).bind(through).fetch_one(&self.pool).await?;
-                let states = self.load_rule_inputs(&super::json_rows::ids(&text)?, fields).await?;
+                let states = super::json_rows::rule_inputs(&text, fields.metrics.as_ref())?;
                 let running = sqlx::query_scalar(SWEEP_RUNNING).bind(after).bind(through).fetch_all(&self.pool).await?;
                 Ok(SweepInputs { states, running })
             }
