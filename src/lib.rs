@@ -1,5 +1,11 @@
 //! touchline: a rules-driven automation engine for customer-success tech-touch journeys.
 
+/// Evaluation allocates and frees many small values per account on several threads at
+/// once (read on one, evaluated on another); mimalloc keeps that cheap where the system
+/// allocator serialises on its arenas.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod api;
 pub mod cli;
 pub mod clock;
