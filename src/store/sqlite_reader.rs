@@ -201,7 +201,7 @@ fn rule_input(row: &Row<'_>, fields: &RuleFields) -> Result<AccountState> {
     let metrics = match (row.get_ref(15)?.as_str_or_null()?, &fields.metrics) {
         (None, _) => BTreeMap::new(),
         (Some(text), Some(names)) => super::sql::metrics_named(text, names)?,
-        (Some(text), None) => super::sql::from_json(text)?,
+        (Some(text), None) => super::sql::numbers_json(text)?,
     };
     Ok(AccountState {
         account: Account {
@@ -222,7 +222,10 @@ fn rule_input(row: &Row<'_>, fields: &RuleFields) -> Result<AccountState> {
             attributes: json(row, 14, Default::default())?,
         },
         metrics,
-        scores: json(row, 16, BTreeMap::new())?,
+        scores: match row.get_ref(16)?.as_str_or_null()? {
+            Some(text) => super::sql::numbers_json(text)?,
+            None => BTreeMap::new(),
+        },
         unknown_scores: json(row, 17, BTreeMap::new())?,
         tier: row.get(18)?,
         tier_rule: row.get(19)?,
