@@ -120,6 +120,95 @@ pub fn bindings_with(
     bindings
 }
 
+/// Bindings for the next account of a batch read for its rules alone (`fields`), reusing the
+/// ones the previous account had: the account map keeps its keys and only the values are
+/// replaced, so an account costs no map building. Rules see exactly what [`bindings_with`]
+/// would give them.
+pub fn rebind<'a>(
+    slot: &'a mut Option<Bindings>,
+    state: &AccountState,
+    score_names: &[&str],
+    now: DateTime<Utc>,
+    fields: &RuleFields,
+) -> &'a mut Bindings {
+    let refilled = slot
+        .as_mut()
+        .is_some_and(|bindings| refill(bindings, state, score_names, fields));
+    if !refilled {
+        return slot.insert(bindings_with(state, score_names, now, Some(fields)));
+    }
+    let bindings = slot.get_or_insert_with(|| bindings_with(state, score_names, now, Some(fields)));
+    for (name, why) in &state.unknown_scores {
+        bindings.set_unknown_score(name, why);
+    }
+    bindings
+}
+
+/// Replaces the account values of `bindings` by `state`'s; false when the map is not the
+/// shape [`account_map_with`] builds (the caller builds it anew).
+fn refill(
+    bindings: &mut Bindings,
+    state: &AccountState,
+    score_names: &[&str],
+    fields: &RuleFields,
+) -> bool {
+    bindings.clear_account_marks();
+    let Some(mut map) = bindings.account_mut() else {
+        return false;
+    };
+    let a = &state.account;
+    for name in &fields.facts {
+        if let (Some(fact), Some(slot)) = (a.fact(name), map.get_mut(name.as_str())) {
+            *slot = rule_value(fact);
+        }
+    }
+    if let Some(tier) = map.get_mut("tier") {
+        *tier = text(&state.tier);
+    }
+    if fields.attributes {
+        map.insert("attributes".into(), attributes(&a.attributes));
+    }
+    let refill_numbers =
+        |map: &mut Map, key: &str, values: &mut dyn Iterator<Item = (&str, Option<f64>)>| {
+            let Some(mut inner) = map.get_mut(key).and_then(|m| m.write_lock::<Map>()) else {
+                return false;
+            };
+            for (name, value) in values {
+                match value {
+                    Some(value) => {
+                        inner.insert(name.into(), Dynamic::from_float(value));
+                    }
+                    None => {
+                        inner.remove(name);
+                    }
+                }
+            }
+            true
+        };
+    let scores = &mut score_names
+        .iter()
+        .map(|name| (*name, state.scores.get(*name).copied()));
+    if !refill_numbers(&mut map, "scores", scores) {
+        return false;
+    }
+    match &fields.metrics {
+        // The named metrics: the same keys for every account, present or not.
+        Some(names) => {
+            let metrics = &mut names
+                .iter()
+                .map(|name| (name.as_str(), state.metrics.get(name).copied()));
+            refill_numbers(&mut map, "metrics", metrics)
+        }
+        None => {
+            map.insert(
+                "metrics".into(),
+                numbers(state.metrics.iter().map(|(k, v)| (k, *v))),
+            );
+            true
+        }
+    }
+}
+
 /// A contact as rules see it.
 pub fn contact_map(c: &Contact) -> Dynamic {
     let mut map: Map = CONTACT_FACTS
@@ -197,6 +286,7 @@ fn template_data_with_nulls(
 mod tests {
     use super::*;
     use crate::model::Account;
+    use crate::store::RuleFields;
 
     #[test]
     fn templates_print_whole_numbers_without_decimals() {
@@ -222,5 +312,54 @@ mod tests {
             .and_then(|t| t.render(&data))
             .expect("render");
         assert_eq!(text, "23 1400 0.25 12000 1000.5");
+    }
+
+    /// The account map as rules see it, printed (maps print in key order).
+    fn shown(bindings: &mut Bindings) -> String {
+        format!("{:?}", *bindings.account_mut().expect("account map"))
+    }
+
+    #[test]
+    fn reused_bindings_show_each_account_as_fresh_ones_do() {
+        let fields = RuleFields {
+            facts: ["arr".to_string(), "plan".to_string()].into(),
+            metrics: Some(["logins".to_string(), "seats".to_string()].into()),
+            attributes: true,
+        };
+        let first = AccountState {
+            account: Account {
+                id: "a".into(),
+                arr: Some(12000.0),
+                plan: Some("pro".into()),
+                attributes: [("region".to_string(), serde_json::json!("emea"))]
+                    .into_iter()
+                    .collect(),
+                ..Account::default()
+            },
+            scores: [("usage".to_string(), 40.0), ("fit".to_string(), 7.5)].into(),
+            metrics: [("logins".to_string(), 14.0), ("seats".to_string(), 3.0)].into(),
+            tier: Some("low".into()),
+            ..AccountState::default()
+        };
+        // Less known than the first: no plan, a metric missing, a score unknown.
+        let second = AccountState {
+            account: Account {
+                id: "b".into(),
+                arr: Some(900.0),
+                ..Account::default()
+            },
+            scores: [("fit".to_string(), 1.0)].into(),
+            unknown_scores: [("usage".to_string(), "no logins".to_string())].into(),
+            metrics: [("seats".to_string(), 9.0)].into(),
+            ..AccountState::default()
+        };
+        let now = Utc::now();
+        let names = ["usage", "fit"];
+        let mut slot = None;
+        for state in [&first, &second, &first] {
+            let reused = shown(rebind(&mut slot, state, &names, now, &fields));
+            let mut fresh = bindings_with(state, &names, now, Some(&fields));
+            assert_eq!(reused, shown(&mut fresh), "account {}", state.account.id);
+        }
     }
 }

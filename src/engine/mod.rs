@@ -706,15 +706,24 @@ impl<S: Store> Engine<S> {
         };
         let score_names = self.score_names();
         let empty = Vec::new();
+        let mut shared = None;
+        let mut own;
         for mut state in states {
             let account_enrollments = enrollments.get(&state.account.id).unwrap_or(&empty);
-            // Without running enrollments, the scores and tier rules are all that read it.
+            // Without running enrollments, the scores and tier rules are all that read it:
+            // one set of bindings serves every such account in turn.
             let fields = self
                 .rule_fields
                 .as_deref()
                 .filter(|_| !has_active(account_enrollments));
-            let mut bindings = context::bindings_with(&state, &score_names, now, fields);
-            let scored = scoring::score(&self.definitions, &mut bindings);
+            let bindings = match fields {
+                Some(fields) => context::rebind(&mut shared, &state, &score_names, now, fields),
+                None => {
+                    own = context::bindings(&state, &score_names, now);
+                    &mut own
+                }
+            };
+            let scored = scoring::score(&self.definitions, bindings);
             report.rule_errors += scored.errors.len() as u64;
             for error in &scored.errors {
                 tracing::warn!(account = %state.account.id, "{error}");
@@ -727,17 +736,19 @@ impl<S: Store> Engine<S> {
                 tracing::warn!(account = %state.account.id, "tier kept: {why}");
             }
             let recheck_at = self.recheck_at(&state, now);
+            let tier = scored.tier(&self.definitions);
             // Writing an evaluation that changes nothing stored is skipped (and not built).
             let unchanged = state.evaluated_version >= state.data_version
                 && scored.scores == state.scores
                 && scored.unknown == state.unknown_scores
-                && scored.tier.as_ref().is_none_or(|(tier, rule)| {
-                    state.tier.as_ref() == Some(tier) && state.tier_rule.as_ref() == Some(rule)
+                && tier.is_none_or(|(tier, rule)| {
+                    state.tier.as_deref() == Some(tier) && state.tier_rule.as_deref() == Some(rule)
                 })
                 && recheck_at.is_none_or(|at| state.recheck_at.is_some_and(|stored| stored <= at));
             report.evaluated += 1;
             if !unchanged {
                 let mut evaluation = scoring::evaluation(
+                    &self.definitions,
                     &state.account.id,
                     state.data_version,
                     &state.scores,
@@ -752,9 +763,11 @@ impl<S: Store> Engine<S> {
             }
             state.scores = scored.scores;
             state.unknown_scores = scored.unknown;
-            if let Some((tier, rule)) = scored.tier {
-                state.tier = Some(tier);
-                state.tier_rule = Some(rule);
+            if let Some((tier, rule)) = tier
+                && state.tier_rule.as_deref() != Some(rule)
+            {
+                state.tier = Some(tier.to_string());
+                state.tier_rule = Some(rule.to_string());
             }
 
             for enrollment in account_enrollments
@@ -771,7 +784,7 @@ impl<S: Store> Engine<S> {
                     .contacts
                     .iter()
                     .find(|c| c.id == enrollment.contact_id);
-                let mut ctx = self.step_context(&journey, &state, contact, &mut bindings, now);
+                let mut ctx = self.step_context(&journey, &state, contact, bindings, now);
                 if let Some(update) = journeys::on_data_change(&mut ctx, enrollment) {
                     changes.updates.push(update);
                 }
@@ -780,7 +793,7 @@ impl<S: Store> Engine<S> {
                 &state,
                 account_enrollments,
                 &edges,
-                &mut bindings,
+                bindings,
                 now,
                 &mut changes,
             );

@@ -29,9 +29,9 @@ pub struct Scored {
     pub errors: Vec<EvalError>,
     /// The tier rules up to the one that matched, or that failed.
     pub tier_checks: Vec<TierCheck>,
-    /// The tier and a description of the rule that decided it; `None` when no rule decided
-    /// (a rule failed, or none matched): the account keeps the tier it had.
-    pub tier: Option<(String, String)>,
+    /// The index in [`Definitions::tiers`] of the rule that decided the tier; `None` when no
+    /// rule decided (a rule failed, or none matched): the account keeps the tier it had.
+    pub tier: Option<usize>,
     /// Why the tier could not be decided: a rule failed (e.g. it read an unknown score).
     pub tier_blocked: Option<String>,
 }
@@ -94,12 +94,10 @@ pub fn score(definitions: &Definitions, bindings: &mut Bindings) -> Scored {
             continue;
         }
         if tier_blocked.is_none() {
-            tier = Some((rule.tier.as_str().to_string(), rule.decided_by.clone()));
+            tier = Some(index);
+            bindings.set_account_field(None, "tier", Dynamic::from(rule.tier.as_str()));
         }
         break;
-    }
-    if let Some((name, _)) = &tier {
-        bindings.set_account_field(None, "tier", Dynamic::from(name.clone()));
     }
     Scored {
         scores,
@@ -111,6 +109,14 @@ pub fn score(definitions: &Definitions, bindings: &mut Bindings) -> Scored {
     }
 }
 
+impl Scored {
+    /// The tier decided and the description of the rule that decided it.
+    pub fn tier<'d>(&self, definitions: &'d Definitions) -> Option<(&'d str, &'d str)> {
+        let rule = definitions.tiers.get(self.tier?)?;
+        Some((rule.tier.as_str(), rule.decided_by.as_str()))
+    }
+}
+
 /// Scores are kept to two decimals, so noise does not count as a change.
 fn round(value: f64) -> f64 {
     (value * 100.0).round() / 100.0
@@ -118,6 +124,7 @@ fn round(value: f64) -> f64 {
 
 /// The stored form of a scoring result.
 pub fn evaluation(
+    definitions: &Definitions,
     account_id: &str,
     data_version: i64,
     previous_scores: &BTreeMap<String, f64>,
@@ -130,7 +137,8 @@ pub fn evaluation(
         .filter(|(name, value)| previous_scores.get(*name) != Some(value))
         .map(|(name, value)| (name.clone(), *value))
         .collect();
-    let new_tier = scored.tier.as_ref().map(|(t, _)| t.as_str());
+    let tier = scored.tier(definitions);
+    let new_tier = tier.map(|(t, _)| t);
     let tier_changed_from = (new_tier.is_some() && new_tier != previous_tier)
         .then(|| previous_tier.map(str::to_string));
     Evaluation {
@@ -139,7 +147,7 @@ pub fn evaluation(
         scores: scored.scores.clone(),
         unknown_scores: scored.unknown.clone(),
         changed_scores,
-        tier: scored.tier.clone(),
+        tier: tier.map(|(t, rule)| (t.to_string(), rule.to_string())),
         tier_changed_from,
         recheck_at: None,
     }

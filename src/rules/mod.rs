@@ -338,6 +338,18 @@ impl Bindings {
         }
     }
 
+    /// The account map, to change in place (`None` when `account` is not a map).
+    pub fn account_mut(&mut self) -> Option<impl std::ops::DerefMut<Target = rhai::Map> + '_> {
+        self.scope.get_mut("account")?.write_lock::<rhai::Map>()
+    }
+
+    /// Forgets the unknown scores and the contact: the bindings are about to hold another
+    /// account.
+    pub fn clear_account_marks(&mut self) {
+        self.unknown.clear();
+        self.scope.set_value("contact", Dynamic::UNIT);
+    }
+
     /// Sets the contact rules see.
     pub fn set_contact(&mut self, contact: Dynamic) {
         self.scope.set_value("contact", contact);

@@ -167,8 +167,8 @@ pub async fn build<S: Store>(
         .collect();
     state.scores = scored.scores.clone();
     state.unknown_scores = scored.unknown.clone();
-    if let Some((tier, _)) = &scored.tier {
-        state.tier = Some(tier.clone());
+    if let Some((tier, _)) = scored.tier(definitions) {
+        state.tier = Some(tier.to_string());
     }
 
     let enrollments = store.enrollments_of(&ids).await?;
