@@ -45,6 +45,26 @@ fn peak_rss_mib() -> f64 {
     kib / 1024.0
 }
 
+/// CPU time the process has used so far, all threads, user and system (from
+/// `/proc/self/stat`, in clock ticks of 10 ms).
+fn cpu_used() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are the 14th and 15th fields; the state (3rd) is the first here.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
 fn rate(count: u64, took: Duration) -> f64 {
     count as f64 / took.as_secs_f64().max(1e-9)
 }
@@ -496,12 +516,17 @@ async fn run_tiers(accounts: usize) {
     // the fastest and slowest: single passes move by a fifth on a busy 2-core machine.
     let mut passes = Vec::new();
     let mut full = PassReport::default();
+    let cpu_before = cpu_used();
     for _ in 0..FULL_PASSES {
         let started = Instant::now();
         engine.request_full_reevaluation().await.expect("mark");
         full = engine.tick(now).await.expect("tick");
         passes.push(started.elapsed());
     }
+    let cpu_per_account = (cpu_used() - cpu_before).as_secs_f64() * 1e6
+        / (FULL_PASSES as f64 * full.evaluated.max(1) as f64);
+    let cores_busy = (cpu_used() - cpu_before).as_secs_f64()
+        / passes.iter().map(Duration::as_secs_f64).sum::<f64>();
     passes.sort();
     let full_took = passes[passes.len() / 2];
     let (fastest, slowest) = (passes[0], passes[passes.len() - 1]);
@@ -563,6 +588,9 @@ async fn run_tiers(accounts: usize) {
         rate(full.evaluated, full_took),
         rate(full.evaluated, slowest),
         rate(full.evaluated, fastest),
+    );
+    println!(
+        "  CPU per account         {cpu_per_account:>10.2} µs (all threads, user and system; {cores_busy:.2} cores busy on average)"
     );
     println!(
         "  floor: native Rust      {:>10} accounts {:>7.3}s  {:>10.0} accounts/s   (full pass takes {:.0}× the floor)",
