@@ -445,7 +445,7 @@ async fn stages(engine: &Engine<SqliteStore>, now: chrono::DateTime<Utc>) -> [Du
         let started = Instant::now();
         let store = engine.store();
         let Some(through) = store
-            .sweep_bound(&after, touchline::engine::BATCH as i64)
+            .sweep_bound(&after, touchline::engine::RANGE_BATCH as i64)
             .await
             .expect("bound")
         else {

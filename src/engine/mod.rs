@@ -42,6 +42,11 @@ use journeys::StepContext;
 /// Accounts or enrollments per batch (one transaction each).
 pub const BATCH: usize = 500;
 
+/// Accounts per batch of a full pass that reads ranges of accounts for their rules alone:
+/// larger, because each batch costs hand-offs between threads and a transaction whatever
+/// its size, and such a batch holds only what the rules read.
+pub const RANGE_BATCH: usize = 2000;
+
 /// The meta key set when the go-live pass has finished: later passes are guarded.
 const GUARD_ARMED: &str = "guard_armed";
 
@@ -573,7 +578,8 @@ impl<S: Store> Engine<S> {
                     // A full pass over accounts read for their rules alone reads each batch
                     // as a range of ids.
                     Some(fields) => {
-                        let Some(through) = self.store.sweep_bound(&after, BATCH as i64).await?
+                        let Some(through) =
+                            self.store.sweep_bound(&after, RANGE_BATCH as i64).await?
                         else {
                             exhausted = true;
                             break;

@@ -4,7 +4,9 @@ use touchline::clock::{from_millis, to_millis};
 use touchline::engine::Engine;
 use touchline::store::{Enrollment, Payload, RuleFields, Store, WebhookPayload};
 
-use crate::fixture::{Project, RESCUE, SWEEP, WELCOME, customer, days, send_event, set_usage, t0};
+use crate::fixture::{
+    Project, RESCUE, SWEEP, WELCOME, account, customer, days, send_event, set_usage, t0, usage,
+};
 
 async fn enrollments<S: Store>(store: &S, account: &str) -> Vec<Enrollment> {
     store
@@ -650,6 +652,53 @@ pub async fn a_full_pass_checks_the_goals_of_running_enrollments<S: Store>(store
         ("goal_reached", 1)
     );
 }
+
+/// A full pass over more accounts than one batch of ranges holds: every account is evaluated
+/// once, and changes in each batch are written.
+pub async fn a_full_pass_over_several_batches_evaluates_every_account_once<S: Store>(store: S) {
+    let count = 2 * touchline::engine::RANGE_BATCH + 100;
+    let id = |n: usize| format!("a{n:05}");
+    let import = touchline::store::Import {
+        accounts: (0..count).map(|n| account(&id(n), 5000.0)).collect(),
+        metrics: (0..count).map(|n| usage(&id(n), 80.0, t0())).collect(),
+        ..Default::default()
+    };
+    store.import(&import).await.expect("import");
+    let project = Project::new(&[]);
+    let engine = Engine::new(project.definitions(), store);
+    assert_eq!(
+        engine.tick(t0()).await.expect("tick").evaluated,
+        count as u64
+    );
+    assert_eq!(
+        engine.request_full_reevaluation().await.expect("full"),
+        count as u64
+    );
+    // One account in each batch, and the last one, change tier.
+    let dropped = [id(0), id(RANGE_BATCH_MID), id(count - 1)];
+    for account in &dropped {
+        set_usage(engine.store(), account, 10.0, t0() + days(1)).await;
+    }
+    let report = engine.tick(t0() + days(1)).await.expect("tick");
+    assert_eq!(report.evaluated, count as u64, "{report:?}");
+    assert_eq!(report.tier_changes, 3, "{report:?}");
+    for account in &dropped {
+        let state = engine
+            .store()
+            .load_accounts(std::slice::from_ref(account), false)
+            .await
+            .expect("load")
+            .remove(0);
+        assert_eq!(state.scores.get("utilization"), Some(&10.0), "{account}");
+    }
+    let done = engine.store().meta("full_sweep").await.expect("meta");
+    assert_eq!(done.as_deref(), Some("done"));
+    let again = engine.tick(t0() + days(1)).await.expect("tick");
+    assert!(again.is_idle(), "{again:?}");
+}
+
+/// An account in the middle of the second batch of a full pass.
+const RANGE_BATCH_MID: usize = touchline::engine::RANGE_BATCH * 3 / 2;
 
 pub async fn a_full_reevaluation_evaluates_every_account_and_writes_only_changes<S: Store>(
     store: S,

@@ -209,6 +209,7 @@ fn main() {
         engine::tier_changes_after_a_utilization_drop,
         engine::a_full_reevaluation_evaluates_every_account_and_writes_only_changes,
         engine::a_full_pass_checks_the_goals_of_running_enrollments,
+        engine::a_full_pass_over_several_batches_evaluates_every_account_once,
         report::the_report_counts_a_known_history,
         report::holdouts_show_which_steps_move_the_scores,
         engine::edited_journey_keeps_running_enrollments_on_their_version,
