@@ -131,17 +131,16 @@ pub fn rebind<'a>(
     now: DateTime<Utc>,
     fields: &RuleFields,
 ) -> &'a mut Bindings {
-    let refilled = slot
-        .as_mut()
-        .is_some_and(|bindings| refill(bindings, state, score_names, fields));
-    if !refilled {
-        return slot.insert(bindings_with(state, score_names, now, Some(fields)));
-    }
-    let bindings = slot.get_or_insert_with(|| bindings_with(state, score_names, now, Some(fields)));
-    for (name, why) in &state.unknown_scores {
-        bindings.set_unknown_score(name, why);
-    }
-    bindings
+    let reused = slot.take().and_then(|mut bindings| {
+        if !refill(&mut bindings, state, score_names, fields) {
+            return None;
+        }
+        for (name, why) in &state.unknown_scores {
+            bindings.set_unknown_score(name, why);
+        }
+        Some(bindings)
+    });
+    slot.insert(reused.unwrap_or_else(|| bindings_with(state, score_names, now, Some(fields))))
 }
 
 /// Replaces the account values of `bindings` by `state`'s; false when the map is not the
@@ -168,24 +167,7 @@ fn refill(
     if fields.attributes {
         map.insert("attributes".into(), attributes(&a.attributes));
     }
-    let refill_numbers =
-        |map: &mut Map, key: &str, values: &mut dyn Iterator<Item = (&str, Option<f64>)>| {
-            let Some(mut inner) = map.get_mut(key).and_then(|m| m.write_lock::<Map>()) else {
-                return false;
-            };
-            for (name, value) in values {
-                match value {
-                    Some(value) => {
-                        inner.insert(name.into(), Dynamic::from_float(value));
-                    }
-                    None => {
-                        inner.remove(name);
-                    }
-                }
-            }
-            true
-        };
-    let scores = &mut score_names
+    let scores = score_names
         .iter()
         .map(|name| (*name, state.scores.get(*name).copied()));
     if !refill_numbers(&mut map, "scores", scores) {
@@ -194,7 +176,7 @@ fn refill(
     match &fields.metrics {
         // The named metrics: the same keys for every account, present or not.
         Some(names) => {
-            let metrics = &mut names
+            let metrics = names
                 .iter()
                 .map(|name| (name.as_str(), state.metrics.get(name).copied()));
             refill_numbers(&mut map, "metrics", metrics)
@@ -207,6 +189,29 @@ fn refill(
             true
         }
     }
+}
+
+/// Sets each of `values` in the inner map `key`, or removes it where it is unknown; false
+/// when `key` is not a map.
+fn refill_numbers<'a>(
+    map: &mut Map,
+    key: &str,
+    values: impl Iterator<Item = (&'a str, Option<f64>)>,
+) -> bool {
+    let Some(mut inner) = map.get_mut(key).and_then(|m| m.write_lock::<Map>()) else {
+        return false;
+    };
+    for (name, value) in values {
+        match value {
+            Some(value) => {
+                inner.insert(name.into(), Dynamic::from_float(value));
+            }
+            None => {
+                inner.remove(name);
+            }
+        }
+    }
+    true
 }
 
 /// A contact as rules see it.

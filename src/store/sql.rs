@@ -57,13 +57,13 @@ pub(super) fn from_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T>
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{e}: {text}")))
 }
 
-/// The named metrics of an account's metrics object, read in one pass over the text without
-/// parsing the others: a full pass reads a few metrics of each account out of dozens.
-/// touchline writes this column itself, as compact JSON from a map of names to numbers
-/// (`{"a":1.5,"b":2}`), and only that shape is read here. `None` (the caller parses the
-/// whole object) for anything else: spaces, escapes in a name, a value that is not a plain
-/// number, a named key that appears twice.
-fn metrics_found(text: &str, names: Option<&BTreeSet<String>>) -> Option<BTreeMap<String, f64>> {
+/// The numbers of a map of names to numbers (an account's metrics or scores), those named in
+/// `names` only when given, read in one pass over the text without parsing the others: a
+/// full pass reads a few metrics of each account out of dozens. touchline writes these
+/// columns itself, as compact JSON (`{"a":1.5,"b":2}`), and only that shape is read here.
+/// `None` (the caller parses the whole object) for anything else: spaces, escapes in a name,
+/// a value that is not a plain number, a key read that appears twice.
+fn compact_numbers(text: &str, names: Option<&BTreeSet<String>>) -> Option<BTreeMap<String, f64>> {
     let bytes = text.as_bytes();
     let (b'{', b'}') = (*bytes.first()?, *bytes.last()?) else {
         return None;
@@ -116,7 +116,7 @@ fn metrics_found(text: &str, names: Option<&BTreeSet<String>>) -> Option<BTreeMa
 /// A map of names to numbers that touchline wrote (an account's metrics or scores), read
 /// through the one-pass scan when it has the compact shape, else parsed whole.
 pub(super) fn numbers_json(text: &str) -> Result<BTreeMap<String, f64>> {
-    match metrics_found(text, None) {
+    match compact_numbers(text, None) {
         Some(numbers) => Ok(numbers),
         None => from_json(text),
     }
@@ -125,7 +125,7 @@ pub(super) fn numbers_json(text: &str) -> Result<BTreeMap<String, f64>> {
 /// The metrics named in `names` of an account's metrics object, read without building the
 /// others.
 pub(super) fn metrics_named(text: &str, names: &BTreeSet<String>) -> Result<BTreeMap<String, f64>> {
-    if let Some(picked) = metrics_found(text, Some(names)) {
+    if let Some(picked) = compact_numbers(text, Some(names)) {
         return Ok(picked);
     }
     use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};

@@ -194,6 +194,14 @@ fn json<T: serde::de::DeserializeOwned>(row: &Row<'_>, index: usize, default: T)
     }
 }
 
+/// A column holding a map of names to numbers (empty when NULL).
+fn numbers(row: &Row<'_>, index: usize) -> Result<BTreeMap<String, f64>> {
+    match row.get_ref(index)?.as_str_or_null()? {
+        Some(text) => super::sql::numbers_json(text),
+        None => Ok(BTreeMap::new()),
+    }
+}
+
 /// One row of [`columns`] as the account's state.
 fn rule_input(row: &Row<'_>, fields: &RuleFields) -> Result<AccountState> {
     let time =
@@ -222,10 +230,7 @@ fn rule_input(row: &Row<'_>, fields: &RuleFields) -> Result<AccountState> {
             attributes: json(row, 14, Default::default())?,
         },
         metrics,
-        scores: match row.get_ref(16)?.as_str_or_null()? {
-            Some(text) => super::sql::numbers_json(text)?,
-            None => BTreeMap::new(),
-        },
+        scores: numbers(row, 16)?,
         unknown_scores: json(row, 17, BTreeMap::new())?,
         tier: row.get(18)?,
         tier_rule: row.get(19)?,
