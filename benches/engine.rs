@@ -1,4 +1,5 @@
-//! The engine benchmark: `cargo bench --bench engine -- [--project full|tiers] [--accounts N]`
+//! The engine benchmark: `cargo bench --bench engine -- [--project full|tiers] [--accounts N]
+//! [--passes N]`
 //! (release build).
 //!
 //! `--project full` (the default) runs the bundled project: it generates N sample accounts
@@ -9,8 +10,9 @@
 //! insert of the same rows.
 //!
 //! `--project tiers` runs a tiers-only project (two scores read from metrics, three ordered
-//! tier rules, no journeys): a full re-evaluation, stored, beside its native floor — the same
-//! scores and tiers written as plain Rust over the same data held in memory, nothing stored.
+//! tier rules, no journeys): full re-evaluations (five, or `--passes N`), stored, beside
+//! its native floor — the same scores and tiers written as plain Rust over the same data
+//! held in memory, nothing stored.
 //!
 //! Peak RSS closes either report.
 
@@ -371,7 +373,7 @@ async fn run_full(accounts: usize) {
     );
 }
 
-/// Full passes the tiers-only benchmark times.
+/// Full passes the tiers-only benchmark times, unless `--passes N` says otherwise.
 const FULL_PASSES: usize = 5;
 
 /// The tiers-only project: two scores read from metrics and three ordered tier rules.
@@ -514,17 +516,21 @@ async fn run_tiers(accounts: usize) {
     let first_took = started.elapsed();
     // Five full passes (marking every account, then the pass), reported as their median with
     // the fastest and slowest: single passes move by a fifth on a busy 2-core machine.
+    let full_passes: usize = arg("--passes")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(FULL_PASSES)
+        .max(1);
     let mut passes = Vec::new();
     let mut full = PassReport::default();
     let cpu_before = cpu_used();
-    for _ in 0..FULL_PASSES {
+    for _ in 0..full_passes {
         let started = Instant::now();
         engine.request_full_reevaluation().await.expect("mark");
         full = engine.tick(now).await.expect("tick");
         passes.push(started.elapsed());
     }
     let cpu_per_account = (cpu_used() - cpu_before).as_secs_f64() * 1e6
-        / (FULL_PASSES as f64 * full.evaluated.max(1) as f64);
+        / (full_passes as f64 * full.evaluated.max(1) as f64);
     let cores_busy = (cpu_used() - cpu_before).as_secs_f64()
         / passes.iter().map(Duration::as_secs_f64).sum::<f64>();
     passes.sort();
@@ -582,10 +588,11 @@ async fn run_tiers(accounts: usize) {
         rate(first.evaluated, first_took),
     );
     println!(
-        "  full re-evaluation      {:>10} accounts {:>7.2}s  {:>10.0} accounts/s   (median of {FULL_PASSES}, {:.0}–{:.0}/s; target ≥ 400 000/s)",
+        "  full re-evaluation      {:>10} accounts {:>7.2}s  {:>10.0} accounts/s   (median of {}, {:.0}–{:.0}/s; target ≥ 400 000/s)",
         full.evaluated,
         full_took.as_secs_f64(),
         rate(full.evaluated, full_took),
+        passes.len(),
         rate(full.evaluated, slowest),
         rate(full.evaluated, fastest),
     );

@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 use minijinja::Environment;
 use rhai::Dynamic;
+use tokio::sync::oneshot;
 
 use crate::clock::{from_millis, to_millis};
 use crate::definitions::config::GuardSettings;
@@ -563,7 +564,12 @@ impl<S: Store> Engine<S> {
             .and_then(|c| c.strip_prefix(SWEEP_AT))
             .unwrap_or_default()
             .to_string();
-        let mut loading = std::collections::VecDeque::new();
+        // Batches being read, each with the id it ends at.
+        let mut loading: std::collections::VecDeque<Loading> = std::collections::VecDeque::new();
+        // A full pass's ranges are read side by side, each told where it starts by the one
+        // before as soon as that knows where it ends: finding a range's end never holds up
+        // the rules.
+        let mut next_start: Option<oneshot::Receiver<Option<String>>> = None;
         let mut exhausted = false;
         let mut writing: Option<
             tokio::task::JoinHandle<Result<store::Applied, store::StoreError>>,
@@ -578,14 +584,14 @@ impl<S: Store> Engine<S> {
                     // A full pass over accounts read for their rules alone reads each batch
                     // as a range of ids.
                     Some(fields) => {
-                        let Some(through) =
-                            self.store.sweep_bound(&after, RANGE_BATCH as i64).await?
-                        else {
-                            exhausted = true;
-                            break;
-                        };
-                        let from = std::mem::replace(&mut after, through.clone());
-                        tokio::spawn(load_range(self.store.clone(), from, through, fields, now))
+                        let start = next_start.take().unwrap_or_else(|| {
+                            let (first, start) = oneshot::channel();
+                            let _ = first.send(Some(after.clone()));
+                            start
+                        });
+                        let (end, next) = oneshot::channel();
+                        next_start = Some(next);
+                        tokio::spawn(load_next_range(self.store.clone(), start, end, fields, now))
                     }
                     None => {
                         let ids = self.batch_ids(sweeping, &after).await?;
@@ -594,15 +600,23 @@ impl<S: Store> Engine<S> {
                             break;
                         };
                         after = last.clone();
-                        tokio::spawn(load_batch(self.store.clone(), ids, needs, now))
+                        let (store, last) = (self.store.clone(), last.clone());
+                        tokio::spawn(async move {
+                            let batch = load_batch(store, ids, needs, now).await?;
+                            Ok(Some((last, batch)))
+                        })
                     }
                 };
-                loading.push_back((after.clone(), load));
+                loading.push_back(load);
             }
-            let Some((last, load)) = loading.pop_front() else {
+            let Some(load) = loading.pop_front() else {
                 break;
             };
-            let batch = load.await.map_err(join_error)??;
+            let Some((last, batch)) = load.await.map_err(join_error)?? else {
+                // The ranges have passed the last account; those still reading find none.
+                exhausted = true;
+                continue;
+            };
             let mut changes = self.evaluate_loaded(batch, now, report).await?;
             if let Some(from) = sweep.take() {
                 let to = if exhausted && loading.is_empty() {
@@ -1309,6 +1323,34 @@ async fn load_range<S: Store>(
         enrollments,
         edges: HashSet::new(),
     })
+}
+
+/// A batch being read for evaluation: the id it ends at, and the batch (`None` for a full
+/// pass's range past the last account).
+type Loading = tokio::task::JoinHandle<Result<Option<(String, LoadedBatch)>, EngineError>>;
+
+/// Reads a full pass's next range: it starts where the range before it ends (`start`;
+/// `None` once past the last account), tells the range after it where it ends itself
+/// (`end`), then reads its accounts.
+async fn load_next_range<S: Store>(
+    store: S,
+    start: oneshot::Receiver<Option<String>>,
+    end: oneshot::Sender<Option<String>>,
+    fields: Arc<RuleFields>,
+    now: DateTime<Utc>,
+) -> Result<Option<(String, LoadedBatch)>, EngineError> {
+    // A range before that failed reports its own error, ahead of this one.
+    let Ok(Some(after)) = start.await else {
+        let _ = end.send(None);
+        return Ok(None);
+    };
+    let through = store.sweep_bound(&after, RANGE_BATCH as i64).await?;
+    let _ = end.send(through.clone());
+    let Some(through) = through else {
+        return Ok(None);
+    };
+    let batch = load_range(store, after, through.clone(), fields, now).await?;
+    Ok(Some((through, batch)))
 }
 
 /// The accounts with an enrollment for which `keep` holds.
