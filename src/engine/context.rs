@@ -161,8 +161,8 @@ fn refill(
             *slot = rule_value(fact);
         }
     }
-    if let Some(tier) = map.get_mut("tier") {
-        *tier = text(&state.tier);
+    if map.contains_key("tier") {
+        crate::rules::put_text(&mut map, "tier", state.tier.as_deref().unwrap_or_default());
     }
     if fields.attributes {
         map.insert("attributes".into(), attributes(&a.attributes));
@@ -203,9 +203,7 @@ fn refill_numbers<'a>(
     };
     for (name, value) in values {
         match value {
-            Some(value) => {
-                inner.insert(name.into(), Dynamic::from_float(value));
-            }
+            Some(value) => crate::rules::put(&mut inner, name, Dynamic::from_float(value)),
             None => {
                 inner.remove(name);
             }

@@ -95,7 +95,7 @@ pub fn score(definitions: &Definitions, bindings: &mut Bindings) -> Scored {
         }
         if tier_blocked.is_none() {
             tier = Some(index);
-            bindings.set_account_field(None, "tier", Dynamic::from(rule.tier.as_str()));
+            bindings.set_account_text("tier", rule.tier.as_str());
         }
         break;
     }

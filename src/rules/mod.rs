@@ -379,17 +379,47 @@ impl Bindings {
             return;
         };
         match map {
-            None => {
-                account.insert(key.into(), value);
-            }
+            None => put(&mut account, key, value),
             Some(map) => {
                 if let Some(inner) = account.get_mut(map)
                     && let Some(mut inner) = inner.write_lock::<rhai::Map>()
                 {
-                    inner.insert(key.into(), value);
+                    put(&mut inner, key, value);
                 }
             }
         }
+    }
+
+    /// Sets `account.<key>` to a text (the tier as it is being decided), keeping the value
+    /// there when it is that text already: most accounts keep their tier.
+    pub fn set_account_text(&mut self, key: &str, value: &str) {
+        if let Some(mut account) = self.account_mut() {
+            put_text(&mut account, key, value);
+        }
+    }
+}
+
+/// Sets `map.<key>`, reusing the key where it is there already: a new key is a new string.
+pub fn put(map: &mut rhai::Map, key: &str, value: Dynamic) {
+    match map.get_mut(key) {
+        Some(slot) => *slot = value,
+        None => {
+            map.insert(key.into(), value);
+        }
+    }
+}
+
+/// Sets `map.<key>` to a text, unless it holds that text already.
+pub fn put_text(map: &mut rhai::Map, key: &str, value: &str) {
+    let same = map
+        .get(key)
+        .and_then(|v| {
+            v.read_lock::<rhai::ImmutableString>()
+                .map(|s| s.as_str() == value)
+        })
+        .unwrap_or(false);
+    if !same {
+        put(map, key, Dynamic::from(rhai::ImmutableString::from(value)));
     }
 }
 

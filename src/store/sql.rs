@@ -103,6 +103,11 @@ fn compact_numbers(text: &str, names: Option<&BTreeSet<String>>) -> Option<BTree
             if found.insert(name.to_string(), number).is_some() {
                 return None;
             }
+            // Every named metric found: the rest of the text cannot change them (the
+            // database writes each name once).
+            if names.is_some_and(|names| found.len() == names.len()) {
+                return Some(found);
+            }
         }
         // Past the comma; a trailing comma leaves nothing to read and fails below.
         at += 1;
