@@ -47,11 +47,12 @@ use email_file::Envelope;
 use recipients::{Hold, Recipients, address_of};
 use unsubscribe::UnsubscribeKey;
 
-/// Records claimed per round.
+/// Records claimed per round, and most webhook outcomes waiting for their marks.
 const CLAIM: i64 = 200;
 /// Most outcomes marked per transaction. A crash loses at most the marks in flight: those
 /// records are delivered again, under the same idempotency key. A mail's delivery waits for
-/// its mark, so at most one mail per connection is ever sent but unmarked.
+/// its mark, so at most one mail per connection is ever sent but unmarked; webhooks run at
+/// most [`CLAIM`] outcomes ahead of their marks.
 const MARK_BATCH: usize = 32;
 /// Deliveries in flight at once (per worker), unless `delivery.concurrency` says otherwise.
 pub const CONCURRENCY: usize = 16;
@@ -179,7 +180,7 @@ type Mark = (
     Option<tokio::sync::oneshot::Sender<()>>,
 );
 /// Where deliveries hand their outcomes to the writer.
-type Marks = tokio::sync::mpsc::UnboundedSender<Mark>;
+type Marks = tokio::sync::mpsc::Sender<Mark>;
 
 /// A step email that may not go now: its recipient is suppressed, outside the send window or
 /// over the frequency cap. Notices to CSMs skip those checks.
@@ -267,70 +268,119 @@ impl<S: Store> Deliverer<S> {
         // taken, so a late batch is not already expired for the other engines. Leases alone
         // follow that monotonic clock; every time stored on a record is `now`, so a pass at
         // an injected time is reproducible.
-        loop {
-            // Each batch is claimed when the previous one is done, never ahead: a batch
-            // claimed early could outlive its lease before its turn and be taken by another
-            // engine too.
+        let claim = |worker: Arc<Worker<S>>| {
             let lease_clock =
                 now + chrono::Duration::from_std(started.elapsed()).unwrap_or_default();
-            let items = self
-                .store
-                .claim_outbox(&kinds, to_millis(lease_clock), &self.owner, lease_ms, CLAIM)
-                .await?;
+            tokio::spawn(async move {
+                let claimed = std::time::Instant::now();
+                let items = worker
+                    .store
+                    .claim_outbox(
+                        &kinds,
+                        to_millis(lease_clock),
+                        &worker.owner,
+                        lease_ms,
+                        CLAIM,
+                    )
+                    .await?;
+                Ok::<_, StoreError>((claimed, items))
+            })
+        };
+        // Outcomes are marked by one writer beside the deliveries, many per transaction:
+        // whatever arrived while its previous write ran.
+        let (marks, marker) = self.marker(now);
+        let mut next = claim(self.0.clone());
+        // Whether a round ran after the pending claim was taken: it may have added records
+        // (a task's notice to its CSM) that the claim could not see yet.
+        let mut delivered_since_claim = false;
+        let mut failure = None;
+        loop {
+            let (claimed, items) = match next.await {
+                Ok(Ok(claimed)) => claimed,
+                Ok(Err(error)) => break failure = Some(error),
+                Err(error) => break failure = Some(StoreError::Writer(error.to_string())),
+            };
             if items.is_empty() {
-                break;
-            }
-            let mut recipients =
-                Recipients::read(&self.store, &self.definitions, &items, now).await?;
-            // One queue per recipient, delivered in order; the queues run side by side.
-            let mut queues: BTreeMap<(String, String), Vec<OutboxItem>> = BTreeMap::new();
-            for item in items {
-                let recipient = (
-                    item.record.account_id.clone(),
-                    item.record.contact_id.clone(),
-                );
-                queues.entry(recipient).or_default().push(item);
-            }
-            // Outcomes are marked by a writer beside the deliveries, many per transaction:
-            // whatever arrived while its previous write ran.
-            let (marks, marker) = self.marker(now);
-            let queues: Vec<(Vec<i64>, Vec<OutboxItem>)> = queues
-                .into_iter()
-                .map(|((account, contact), queue)| (recipients.sent_to(&account, &contact), queue))
-                .collect();
-            let recipients = Arc::new(recipients);
-            // Each recipient's queue is a task of its own, so deliveries use every core.
-            let mut rounds = futures_util::stream::iter(queues)
-                .map(|(sent, queue)| {
-                    let worker = self.0.clone();
-                    let recipients = recipients.clone();
-                    let marks = marks.clone();
-                    tokio::spawn(async move {
-                        worker
-                            .deliver_queue(queue, &recipients, sent, &marks, now)
-                            .await
-                    })
-                })
-                .buffer_unordered(concurrency);
-            let mut failure = None;
-            while let Some(done) = rounds.next().await {
-                match done {
-                    Ok(Ok(round)) => report.add(&round),
-                    Ok(Err(error)) => failure = Some(error),
-                    Err(error) => failure = Some(StoreError::Writer(error.to_string())),
+                if !std::mem::take(&mut delivered_since_claim) {
+                    break;
                 }
+                next = claim(self.0.clone());
+                continue;
             }
-            drop(rounds);
-            drop(marks);
-            let marked = marker
+            // The next batch is claimed while this one is delivered: a round no longer
+            // waits for the database between batches. A batch whose lease is half gone
+            // when its turn comes (rounds of slow servers) is not delivered: its lease runs
+            // out and any engine takes it then, so no record is ever delivered by two.
+            next = claim(self.0.clone());
+            if claimed.elapsed() > lease / 2 {
+                continue;
+            }
+            delivered_since_claim = true;
+            if let Err(error) = self
+                .deliver_round(items, &marks, concurrency, now, &mut report)
                 .await
-                .map_err(|e| StoreError::Writer(e.to_string()))?;
-            if let Some(error) = failure {
-                return Err(error);
+            {
+                break failure = Some(error);
             }
-            marked?;
         }
+        drop(marks);
+        let marked = marker
+            .await
+            .map_err(|e| StoreError::Writer(e.to_string()))?;
+        if let Some(error) = failure {
+            return Err(error);
+        }
+        marked?;
         Ok(report)
+    }
+
+    /// Delivers one claimed batch: one queue per recipient, in order, the queues side by
+    /// side. Step emails already sent in earlier rounds count for the frequency cap: a
+    /// mail's round waits for its mark, so they are stored when this round reads them.
+    async fn deliver_round(
+        &self,
+        items: Vec<OutboxItem>,
+        marks: &Marks,
+        concurrency: usize,
+        now: DateTime<Utc>,
+        report: &mut DeliveryReport,
+    ) -> Result<(), StoreError> {
+        let mut recipients = Recipients::read(&self.store, &self.definitions, &items, now).await?;
+        let mut queues: BTreeMap<(String, String), Vec<OutboxItem>> = BTreeMap::new();
+        for item in items {
+            let recipient = (
+                item.record.account_id.clone(),
+                item.record.contact_id.clone(),
+            );
+            queues.entry(recipient).or_default().push(item);
+        }
+        let queues: Vec<(Vec<i64>, Vec<OutboxItem>)> = queues
+            .into_iter()
+            .map(|((account, contact), queue)| (recipients.sent_to(&account, &contact), queue))
+            .collect();
+        let recipients = Arc::new(recipients);
+        // Each recipient's queue is a task of its own, so deliveries use every core.
+        let mut rounds = futures_util::stream::iter(queues)
+            .map(|(sent, queue)| {
+                let worker = self.0.clone();
+                let recipients = recipients.clone();
+                let marks = marks.clone();
+                tokio::spawn(async move {
+                    worker
+                        .deliver_queue(queue, &recipients, sent, &marks, now)
+                        .await
+                })
+            })
+            .buffer_unordered(concurrency);
+        let mut failure = None;
+        while let Some(done) = rounds.next().await {
+            match done {
+                Ok(Ok(round)) => report.add(&round),
+                Ok(Err(error)) => failure = Some(error),
+                Err(error) => failure = Some(StoreError::Writer(error.to_string())),
+            }
+        }
+        failure.map_or(Ok(()), Err)
     }
 }
 
@@ -445,11 +495,11 @@ impl<S: Store> Worker<S> {
             if is_email {
                 let (stored, ack) = tokio::sync::oneshot::channel();
                 // The writer only stops early on an error, reported by the round.
-                if marks.send((outcome, Some(stored))).is_ok() {
+                if marks.send((outcome, Some(stored))).await.is_ok() {
                     let _ = ack.await;
                 }
             } else {
-                let _ = marks.send((outcome, None));
+                let _ = marks.send((outcome, None)).await;
             }
         }
         Ok(report)
@@ -461,10 +511,11 @@ impl<S: Store> Worker<S> {
         &self,
         now: DateTime<Utc>,
     ) -> (Marks, tokio::task::JoinHandle<Result<(), StoreError>>) {
-        // Unbounded, so handing over a mark never waits: a delivery waiting here could hold
-        // the store's write gate the writer needs (a round claims at most CLAIM records, so
-        // at most that many marks are ever queued).
-        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<Mark>();
+        // Webhook outcomes do not wait for their marks, so deliveries can run ahead of the
+        // writer; past a batch's worth of unmarked outcomes they wait, which bounds what a
+        // crash leaves to deliver again. (No delivery holds the store's write gate while it
+        // hands over its outcome, so the writer is never kept from it.)
+        let (sender, mut receiver) = tokio::sync::mpsc::channel::<Mark>(CLAIM as usize);
         let store = self.store.clone();
         let owner = self.owner.clone();
         let at = to_millis(now);
