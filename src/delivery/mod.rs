@@ -310,7 +310,8 @@ impl<S: Store> Deliverer<S> {
             // The next batch is claimed while this one is delivered: a round no longer
             // waits for the database between batches. A batch whose lease is half gone
             // when its turn comes (rounds of slow servers) is not delivered: its lease runs
-            // out and any engine takes it then, so no record is ever delivered by two.
+            // out and any engine takes it then, so no record is ever delivered by two. (So
+            // does the batch claimed ahead when a round fails: as after a crash.)
             next = claim(self.0.clone());
             if claimed.elapsed() > lease / 2 {
                 continue;
