@@ -307,22 +307,30 @@ impl<S: Store> Deliverer<S> {
                 next = claim(self.0.clone());
                 continue;
             }
-            // The next batch is claimed while this one is delivered: a round no longer
-            // waits for the database between batches. A batch whose lease is half gone
-            // when its turn comes (rounds of slow servers) is not delivered: its lease runs
-            // out and any engine takes it then, so no record is ever delivered by two. (So
-            // does the batch claimed ahead when a round fails: as after a crash.)
-            next = claim(self.0.clone());
+            // A batch whose lease is half gone when its turn comes (it was claimed ahead of
+            // a round stuck on slow servers) is not delivered: its lease runs out and any
+            // engine takes it then, so no record is ever delivered by two. (So does a batch
+            // claimed ahead of a round that fails: as after a crash.)
             if claimed.elapsed() > lease / 2 {
+                next = claim(self.0.clone());
                 continue;
             }
-            delivered_since_claim = true;
+            // The next batch is claimed while this one is delivered, so a round does not
+            // wait for the database between batches; unless this one holds mails. A claim
+            // takes SQLite's write lock, and a mail waits for its mark: a claim beside them
+            // would widen the window in which a crash sends a mail twice.
+            let mails = items
+                .iter()
+                .any(|item| matches!(item.record.payload, Payload::Email(_)));
+            let ahead = (!mails).then(|| claim(self.0.clone()));
+            delivered_since_claim = ahead.is_some();
             if let Err(error) = self
                 .deliver_round(items, &marks, concurrency, now, &mut report)
                 .await
             {
                 break failure = Some(error);
             }
+            next = ahead.unwrap_or_else(|| claim(self.0.clone()));
         }
         drop(marks);
         let marked = marker
