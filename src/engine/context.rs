@@ -161,9 +161,7 @@ fn refill(
             *slot = rule_value(fact);
         }
     }
-    if map.contains_key("tier") {
-        crate::rules::put_text(&mut map, "tier", state.tier.as_deref().unwrap_or_default());
-    }
+    crate::rules::put_text(&mut map, "tier", state.tier.as_deref().unwrap_or_default());
     if fields.attributes {
         map.insert("attributes".into(), attributes(&a.attributes));
     }

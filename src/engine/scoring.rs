@@ -2,8 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use rhai::Dynamic;
-
 use crate::definitions::Definitions;
 use crate::rules::{Bindings, EvalError};
 use crate::store::Evaluation;
@@ -47,7 +45,7 @@ pub fn score(definitions: &Definitions, bindings: &mut Bindings) -> Scored {
         let failure = match engine.run_number(&score.rule, bindings) {
             Ok(value) if value.is_finite() => {
                 let value = round(value.clamp(0.0, 100.0));
-                bindings.set_account_field(Some("scores"), &score.name, Dynamic::from_float(value));
+                bindings.set_score(&score.name, value);
                 scores.insert(score.name.clone(), value);
                 continue;
             }
@@ -59,7 +57,7 @@ pub fn score(definitions: &Definitions, bindings: &mut Bindings) -> Scored {
         };
         match score.default {
             Some(value) => {
-                bindings.set_account_field(Some("scores"), &score.name, Dynamic::from_float(value));
+                bindings.set_score(&score.name, value);
                 scores.insert(score.name.clone(), value);
             }
             None => {
@@ -95,7 +93,7 @@ pub fn score(definitions: &Definitions, bindings: &mut Bindings) -> Scored {
         }
         if tier_blocked.is_none() {
             tier = Some(index);
-            bindings.set_account_text("tier", rule.tier.as_str());
+            bindings.set_tier(rule.tier.as_str());
         }
         break;
     }

@@ -367,34 +367,22 @@ impl Bindings {
         self.unknown.insert(name.to_string(), why.to_string());
     }
 
-    /// Sets `account.<map>.<key>` (a score or the tier as it is being decided).
-    pub fn set_account_field(&mut self, map: Option<&str>, key: &str, value: Dynamic) {
-        if map == Some("scores") {
-            self.unknown.remove(key);
-        }
-        let Some(account) = self.scope.get_mut("account") else {
-            return;
-        };
-        let Some(mut account) = account.write_lock::<rhai::Map>() else {
-            return;
-        };
-        match map {
-            None => put(&mut account, key, value),
-            Some(map) => {
-                if let Some(inner) = account.get_mut(map)
-                    && let Some(mut inner) = inner.write_lock::<rhai::Map>()
-                {
-                    put(&mut inner, key, value);
-                }
-            }
+    /// Sets `account.scores.<name>`: the score is known.
+    pub fn set_score(&mut self, name: &str, value: f64) {
+        self.unknown.remove(name);
+        if let Some(mut account) = self.account_mut()
+            && let Some(scores) = account.get_mut("scores")
+            && let Some(mut scores) = scores.write_lock::<rhai::Map>()
+        {
+            put(&mut scores, name, Dynamic::from_float(value));
         }
     }
 
-    /// Sets `account.<key>` to a text (the tier as it is being decided), keeping the value
-    /// there when it is that text already: most accounts keep their tier.
-    pub fn set_account_text(&mut self, key: &str, value: &str) {
+    /// Sets `account.tier` (as it is being decided), keeping the value there when it is that
+    /// tier already: most accounts keep their tier.
+    pub fn set_tier(&mut self, tier: &str) {
         if let Some(mut account) = self.account_mut() {
-            put_text(&mut account, key, value);
+            put_text(&mut account, "tier", tier);
         }
     }
 }
