@@ -13,6 +13,8 @@
 //! - webhooks signed to a local HTTP sink that verifies every signature, beside a bare
 //!   reqwest client doing the same signing.
 
+#[path = "support/process.rs"]
+mod process;
 #[path = "../tests/support/webhook_sink.rs"]
 mod webhook_sink;
 
@@ -62,6 +64,12 @@ impl std::fmt::Display for Spread {
 
 fn rate(count: usize, took: Duration) -> f64 {
     count as f64 / took.as_secs_f64().max(1e-9)
+}
+
+/// CPU time this process used per record since `before` (every thread: the client, and the
+/// HTTP sink where it runs in this process too), in microseconds.
+fn cpu_per_record(before: Duration, count: usize) -> f64 {
+    (process::cpu_used() - before).as_secs_f64() * 1e6 / count.max(1) as f64
 }
 
 const CONFIG: &str = "timezone: UTC
@@ -306,15 +314,23 @@ async fn touchline_rate(
     definitions: Arc<touchline::definitions::Definitions>,
     store: touchline::store::SqliteStore,
     n: usize,
-) -> f64 {
+) -> (f64, f64) {
     let deliverer = Deliverer::new(definitions, store, dir.join("outbox"))
         .with_secrets(|_| Some(SECRET.into()));
-    let start = Instant::now();
+    let (start, cpu) = (Instant::now(), process::cpu_used());
+    eprintln!(
+        "MARK start {}",
+        std::fs::read_to_string("/proc/uptime").unwrap()
+    );
     let report = deliverer.deliver_due(Utc::now()).await.expect("deliver");
+    eprintln!(
+        "MARK end {}",
+        std::fs::read_to_string("/proc/uptime").unwrap()
+    );
     let took = start.elapsed();
     let delivered = (report.emails + report.webhooks) as usize;
     assert_eq!(delivered, n, "{report:?}");
-    rate(n, took)
+    (rate(n, took), cpu_per_record(cpu, n))
 }
 
 /// Postfix's `smtp-sink`, listening on a free port until dropped.
@@ -371,7 +387,7 @@ fn smtp_source_rate(port: u16, n: usize, sessions: usize, size: usize) -> Option
     status.success().then(|| rate(n, start.elapsed()))
 }
 
-async fn bare_http_rate(url: &str, n: usize) -> f64 {
+async fn bare_http_rate(url: &str, n: usize) -> (f64, f64) {
     let client = reqwest::Client::new();
     let key = {
         use base64::Engine as _;
@@ -379,35 +395,41 @@ async fn bare_http_rate(url: &str, n: usize) -> f64 {
             .decode(SECRET.trim_start_matches("whsec_"))
             .expect("secret")
     };
-    let start = Instant::now();
-    let sent = futures_util::stream::iter(0..n)
-        .map(|i| {
-            let client = client.clone();
-            let key = key.clone();
-            async move {
-                let id = format!("bare-{i}");
-                let body = serde_json::to_vec(&serde_json::json!({ "account": format!("a{i}") }))
-                    .expect("json");
-                let timestamp = Utc::now().timestamp();
-                let signature = webhook::signature(&[key], &id, timestamp, &body);
-                client
-                    .post(url)
-                    .header("content-type", "application/json")
-                    .header("webhook-id", id)
-                    .header("webhook-timestamp", timestamp.to_string())
-                    .header("webhook-signature", signature)
-                    .body(body)
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status().is_success())
-            }
-        })
-        .buffer_unordered(CONCURRENCY)
-        .filter(|ok| std::future::ready(*ok))
-        .count()
-        .await;
+    let (start, cpu) = (Instant::now(), process::cpu_used());
+    // On a runtime worker, as touchline's deliveries run.
+    let url = url.to_string();
+    let sent = tokio::spawn(async move {
+        futures_util::stream::iter(0..n)
+            .map(|i| {
+                let (client, key, url) = (client.clone(), key.clone(), url.clone());
+                async move {
+                    let id = format!("bare-{i}");
+                    let body =
+                        serde_json::to_vec(&serde_json::json!({ "account": format!("a{i}") }))
+                            .expect("json");
+                    let timestamp = Utc::now().timestamp();
+                    let signature = webhook::signature(&[key], &id, timestamp, &body);
+                    client
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .header("webhook-id", id)
+                        .header("webhook-timestamp", timestamp.to_string())
+                        .header("webhook-signature", signature)
+                        .body(body)
+                        .send()
+                        .await
+                        .is_ok_and(|r| r.status().is_success())
+                }
+            })
+            .buffer_unordered(CONCURRENCY)
+            .filter(|ok| std::future::ready(*ok))
+            .count()
+            .await
+    })
+    .await
+    .unwrap();
     assert_eq!(sent, n);
-    rate(n, start.elapsed())
+    (rate(n, start.elapsed()), cpu_per_record(cpu, n))
 }
 
 #[tokio::main]
@@ -430,7 +452,7 @@ async fn main() {
     match PostfixSink::start().filter(|_| runs("email")) {
         Some(sink) => {
             let size = mail_size().await;
-            let (mut floors, mut ours) = (Vec::new(), Vec::new());
+            let (mut floors, mut ours, mut cpu) = (Vec::new(), Vec::new(), Vec::new());
             for _ in 0..repeat {
                 // Each turn on a fresh project and database.
                 let dir = tempfile::tempdir().expect("temp dir");
@@ -445,12 +467,18 @@ async fn main() {
                 let (store, definitions) = prepared(dir.path(), n).await;
                 floors
                     .push(smtp_source_rate(sink.port, n, CONCURRENCY, size).expect("smtp-source"));
-                ours.push(touchline_rate(dir.path(), definitions, store, n).await);
+                let (rate, cpu_us) = touchline_rate(dir.path(), definitions, store, n).await;
+                ours.push(rate);
+                cpu.push(cpu_us);
             }
             let (floor, ours) = (Spread::of(floors), Spread::of(ours));
             println!(
                 "email    touchline {ours} mails/s   Postfix smtp-source {floor} mails/s   ({:.0}% of smtp-source, medians of {repeat}; {size}-byte mails, {CONCURRENCY} connections each)",
                 100.0 * ours.median / floor.median
+            );
+            println!(
+                "         touchline's CPU per mail {:.1} µs (median; smtp-sink and smtp-source are other processes)",
+                Spread::of(cpu).median
             );
         }
         None if !runs("email") => {}
@@ -463,24 +491,52 @@ async fn main() {
         // Webhooks.
         let sink = webhook_sink::WebhookSink::start(SECRET, Vec::new()).await;
         let (mut bares, mut ours) = (Vec::new(), Vec::new());
+        let (mut bare_cpu, mut our_cpu) = (Vec::new(), Vec::new());
         for _ in 0..repeat {
             // Each turn on a fresh project and database.
             let dir = tempfile::tempdir().expect("temp dir");
             project(dir.path(), WEBHOOK_STEP, &webhook_config(&sink.url));
             let (store, definitions) = prepared(dir.path(), n).await;
-            bares.push(bare_http_rate(&sink.url, n).await);
-            ours.push(touchline_rate(dir.path(), definitions, store, n).await);
+            let (rate, cpu) = bare_http_rate(&sink.url, n).await;
+            bares.push(rate);
+            bare_cpu.push(cpu);
+            let (rate, cpu) = touchline_rate(dir.path(), definitions, store, n).await;
+            ours.push(rate);
+            our_cpu.push(cpu);
         }
         let (bare, ours) = (Spread::of(bares), Spread::of(ours));
         println!(
             "webhook  touchline {ours} calls/s   bare reqwest client {bare} calls/s   ({:.0}% of bare, medians of {repeat})",
             100.0 * ours.median / bare.median
         );
+        println!(
+            "         CPU per call, the HTTP sink's included: touchline {:.1} µs, bare {:.1} µs (medians)",
+            Spread::of(our_cpu).median,
+            Spread::of(bare_cpu).median
+        );
         let verified = sink.received().iter().filter(|r| r.verified).count();
         println!(
             "         the HTTP sink verified {verified} of {} signatures",
             sink.received().len()
         );
+    }
+
+    if runs("overhead") {
+        let sink = webhook_sink::WebhookSink::start(SECRET, Vec::new()).await;
+        for _ in 0..repeat {
+            let dir = tempfile::tempdir().expect("temp dir");
+            project(dir.path(), WEBHOOK_STEP, &webhook_config(&sink.url));
+            let (store, definitions) = prepared(dir.path(), n).await;
+            let deliverer = Deliverer::simulated(definitions, store);
+            let (start, cpu) = (Instant::now(), process::cpu_used());
+            let report = deliverer.deliver_due(Utc::now()).await.expect("deliver");
+            eprintln!(
+                "overhead: {} records {:.0}/s cpu {:.1} us",
+                report.webhooks,
+                rate(n, start.elapsed()),
+                cpu_per_record(cpu, n)
+            );
+        }
     }
 
     if runs("scale-out") {

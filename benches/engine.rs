@@ -29,42 +29,15 @@ use touchline::ingest::{FileReader, Kind};
 use touchline::model::MetricValue;
 use touchline::store::{AnyStore, Import, SqliteStore, Store};
 
+#[path = "support/process.rs"]
+mod process;
+use process::{cpu_used, peak_rss_mib};
+
 fn arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
     args.iter()
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1).cloned())
-}
-
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
-}
-
-/// CPU time the process has used so far, all threads, user and system (from
-/// `/proc/self/stat`, in clock ticks of 10 ms).
-fn cpu_used() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // The fields after the command name, which is in parentheses and may hold spaces.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or("", |(_, rest)| rest)
-        .split_whitespace()
-        .collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    // utime and stime are the 14th and 15th fields; the state (3rd) is the first here.
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
 fn rate(count: u64, took: Duration) -> f64 {

@@ -53,7 +53,12 @@ const CLAIM: i64 = 200;
 /// records are delivered again, under the same idempotency key. A mail's delivery waits for
 /// its mark, so at most one mail per connection is ever sent but unmarked; webhooks run at
 /// most [`CLAIM`] outcomes ahead of their marks.
-const MARK_BATCH: usize = 32;
+const MARK_BATCH: usize = 100;
+/// How long the writer waits for more outcomes when those it holds are webhooks' alone
+/// (their deliveries do not wait for the mark). Written as they came, webhook marks averaged
+/// eight to a statement, and the statements took a third of the CPU spent per webhook
+/// beside the HTTP call itself.
+const MARK_LINGER: Duration = Duration::from_millis(3);
 /// Deliveries in flight at once (per worker), unless `delivery.concurrency` says otherwise.
 pub const CONCURRENCY: usize = 16;
 /// How long a claim lasts before another worker may take the record over, unless
@@ -253,7 +258,20 @@ impl<S: Store> Deliverer<S> {
     }
 
     /// Delivers everything due at `now`.
+    ///
+    /// The rounds run as a task on the runtime's workers rather than on the caller's thread
+    /// (often the thread that blocks on the runtime): every claim, delivery and mark wakes
+    /// the round's loop, and on the caller's thread each wake crossed threads. Spawned, the
+    /// delivery benchmark's webhooks went from 61–63% to 71–72% of the bare client's rate.
     pub async fn deliver_due(&self, now: DateTime<Utc>) -> Result<DeliveryReport, StoreError> {
+        let deliverer = self.clone();
+        tokio::spawn(async move { deliverer.deliver_rounds(now).await })
+            .await
+            .map_err(|e| StoreError::Writer(e.to_string()))?
+    }
+
+    /// Claims and delivers batches until none is left.
+    async fn deliver_rounds(&self, now: DateTime<Utc>) -> Result<DeliveryReport, StoreError> {
         let mut report = DeliveryReport::default();
         let kinds = ["task", "email", "webhook"];
         let settings = &self.definitions.config.delivery;
@@ -534,14 +552,23 @@ impl<S: Store> Worker<S> {
             while let Some((outcome, ack)) = receiver.recv().await {
                 batch.push(outcome);
                 acks.extend(ack);
+                // A mail waits for its mark: write what has arrived at once. Webhook
+                // outcomes alone wait a moment for more.
+                let linger = tokio::time::Instant::now() + MARK_LINGER;
                 while batch.len() < MARK_BATCH {
-                    match receiver.try_recv() {
-                        Ok((outcome, ack)) => {
-                            batch.push(outcome);
-                            acks.extend(ack);
-                        }
-                        Err(_) => break,
-                    }
+                    let next = if acks.is_empty() {
+                        tokio::time::timeout_at(linger, receiver.recv())
+                            .await
+                            .ok()
+                            .flatten()
+                    } else {
+                        receiver.try_recv().ok()
+                    };
+                    let Some((outcome, ack)) = next else {
+                        break;
+                    };
+                    batch.push(outcome);
+                    acks.extend(ack);
                 }
                 store.finish_outbox_all(&owner, at, &batch).await?;
                 batch.clear();
@@ -565,17 +592,19 @@ impl<S: Store> Worker<S> {
     ) -> Result<Option<(i64, DeliveryOutcome)>, StoreError> {
         let at = to_millis(now);
         let attempt = match &item.record.payload {
+            // Each kind's delivery is boxed: held inline, the largest (a task's, about ten
+            // kilobytes) made every queue's future that size, copied as each was spawned.
             Payload::Task(task) => {
-                self.deliver_task(&item, task, now, report).await?;
+                Box::pin(self.deliver_task(&item, task, now, report)).await?;
                 return Ok(None);
             }
             Payload::Email(mail) => {
                 match hold_email(recipients, self, &item, mail, sent, now, report) {
                     Some(held) => held,
-                    None => self.deliver_email(&item, mail, now, report).await?,
+                    None => Box::pin(self.deliver_email(&item, mail, now, report)).await?,
                 }
             }
-            Payload::Webhook(call) => self.deliver_webhook(&item, call, report).await?,
+            Payload::Webhook(call) => Box::pin(self.deliver_webhook(&item, call, report)).await?,
         };
         let outcome = match attempt {
             Attempt::Held(outcome) => outcome,
