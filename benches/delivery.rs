@@ -14,6 +14,7 @@
 //!   reqwest client doing the same signing.
 
 #[path = "support/process.rs"]
+#[allow(dead_code)]
 mod process;
 #[path = "../tests/support/webhook_sink.rs"]
 mod webhook_sink;
@@ -318,15 +319,7 @@ async fn touchline_rate(
     let deliverer = Deliverer::new(definitions, store, dir.join("outbox"))
         .with_secrets(|_| Some(SECRET.into()));
     let (start, cpu) = (Instant::now(), process::cpu_used());
-    eprintln!(
-        "MARK start {}",
-        std::fs::read_to_string("/proc/uptime").unwrap()
-    );
     let report = deliverer.deliver_due(Utc::now()).await.expect("deliver");
-    eprintln!(
-        "MARK end {}",
-        std::fs::read_to_string("/proc/uptime").unwrap()
-    );
     let took = start.elapsed();
     let delivered = (report.emails + report.webhooks) as usize;
     assert_eq!(delivered, n, "{report:?}");
@@ -519,24 +512,6 @@ async fn main() {
             "         the HTTP sink verified {verified} of {} signatures",
             sink.received().len()
         );
-    }
-
-    if runs("overhead") {
-        let sink = webhook_sink::WebhookSink::start(SECRET, Vec::new()).await;
-        for _ in 0..repeat {
-            let dir = tempfile::tempdir().expect("temp dir");
-            project(dir.path(), WEBHOOK_STEP, &webhook_config(&sink.url));
-            let (store, definitions) = prepared(dir.path(), n).await;
-            let deliverer = Deliverer::simulated(definitions, store);
-            let (start, cpu) = (Instant::now(), process::cpu_used());
-            let report = deliverer.deliver_due(Utc::now()).await.expect("deliver");
-            eprintln!(
-                "overhead: {} records {:.0}/s cpu {:.1} us",
-                report.webhooks,
-                rate(n, start.elapsed()),
-                cpu_per_record(cpu, n)
-            );
-        }
     }
 
     if runs("scale-out") {

@@ -549,6 +549,8 @@ impl<S: Store> Worker<S> {
         let writer = tokio::spawn(async move {
             let mut batch = Vec::with_capacity(MARK_BATCH);
             let mut acks = Vec::new();
+            // Taken with the first outcome: a call that delivers nothing holds none.
+            let mut held = None;
             while let Some((outcome, ack)) = receiver.recv().await {
                 batch.push(outcome);
                 acks.extend(ack);
@@ -570,7 +572,13 @@ impl<S: Store> Worker<S> {
                     batch.push(outcome);
                     acks.extend(ack);
                 }
-                store.finish_outbox_all(&owner, at, &batch).await?;
+                let connection = match &mut held {
+                    Some(connection) => connection,
+                    None => held.insert(store.hold_connection().await?),
+                };
+                store
+                    .finish_outbox_held(connection, &owner, at, &batch)
+                    .await?;
                 batch.clear();
                 for ack in acks.drain(..) {
                     let _ = ack.send(());

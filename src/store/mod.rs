@@ -801,8 +801,19 @@ pub enum TaskWrite {
     AssigneeFull,
 }
 
+/// A connection a store keeps out of its pool for a caller (see [`Store::hold_connection`]).
+pub struct HeldConnection<S: Store + ?Sized>(S::Connection);
+
+impl<S: Store + ?Sized> std::fmt::Debug for HeldConnection<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HeldConnection")
+    }
+}
+
 /// The store interface every database implements.
 pub trait Store: Clone + Send + Sync + 'static {
+    /// A pooled connection of the store's database.
+    type Connection: Send + 'static;
     /// Writes an import in one transaction. Identical rows change nothing.
     fn import(&self, import: &Import) -> impl Future<Output = Result<ImportOutcome>> + Send;
     /// Writes chunks of records (a large file, read as it is written) in one transaction:
@@ -1029,6 +1040,19 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// still held.
     fn finish_outbox_all(
         &self,
+        owner: &str,
+        now: i64,
+        outcomes: &[(i64, DeliveryOutcome)],
+    ) -> impl Future<Output = Result<u64>> + Send;
+    /// A connection kept for many writes in a row (a delivery call's marks). Each query on
+    /// the pool checks a connection out and back in, and the pool tests every connection
+    /// coming back with a round trip to the database: for SQLite, another hand-over to
+    /// the connection's thread on every mark.
+    fn hold_connection(&self) -> impl Future<Output = Result<HeldConnection<Self>>> + Send;
+    /// [`Store::finish_outbox_all`] on a held connection.
+    fn finish_outbox_held(
+        &self,
+        held: &mut HeldConnection<Self>,
         owner: &str,
         now: i64,
         outcomes: &[(i64, DeliveryOutcome)],

@@ -11,11 +11,11 @@ use sqlx::{QueryBuilder, Row};
 
 use super::{
     Applied, Changes, Count, DeliveryOutcome, DeliveryRow, DeliveryStatus, Enrollment,
-    EnrollmentStatus, HeldJourney, Import, ImportOutcome, Latency, LogEntry, LoginsAsOf,
-    MetricsAsOf, NewTask, OutboxItem, OutboxRecord, Payload, RecipientFacts, Result, RuleFields,
-    ScoreAt, StepOutboxCount, StepScoreChange, Store, StoreError, SubjectKey, Suppression,
-    SweepInputs, Task, TaskChange, TaskChangeOutcome, TaskLogEntry, TaskStatus, TaskWrite,
-    TierChange, millis,
+    EnrollmentStatus, HeldConnection, HeldJourney, Import, ImportOutcome, Latency, LogEntry,
+    LoginsAsOf, MetricsAsOf, NewTask, OutboxItem, OutboxRecord, Payload, RecipientFacts, Result,
+    RuleFields, ScoreAt, StepOutboxCount, StepScoreChange, Store, StoreError, SubjectKey,
+    Suppression, SweepInputs, Task, TaskChange, TaskChangeOutcome, TaskLogEntry, TaskStatus,
+    TaskWrite, TierChange, millis,
 };
 use crate::clock::{from_millis, to_millis};
 use crate::model::{Account, AccountState, Contact, Event, MetricValue};
@@ -798,6 +798,8 @@ macro_rules! store_impl {
         }
 
         impl Store for $name {
+            type Connection = sqlx::pool::PoolConnection<$db>;
+
             async fn import(&self, import: &Import) -> Result<ImportOutcome> {
                 self.import_all(std::iter::once(import.clone())).await
             }
@@ -1499,8 +1501,18 @@ macro_rules! store_impl {
             }
 
             async fn finish_outbox_all(&self, owner: &str, now: i64, outcomes: &[(i64, DeliveryOutcome)]) -> Result<u64> {
+                let mut held = HeldConnection(self.pool.acquire().await?);
+                self.finish_outbox_held(&mut held, owner, now, outcomes).await
+            }
+
+            async fn hold_connection(&self) -> Result<HeldConnection<Self>> {
+                Ok(HeldConnection(self.pool.acquire().await?))
+            }
+
+            async fn finish_outbox_held(&self, held: &mut HeldConnection<Self>, owner: &str, now: i64, outcomes: &[(i64, DeliveryOutcome)]) -> Result<u64> {
                 // One writer at a time on SQLite, queued here rather than in SQLite's busy loop.
                 let _writing = self.write_gate().await;
+                let conn = &mut *held.0;
                 // Sent records, the most common outcome, are marked with one statement per
                 // chunk; the others one by one.
                 let mut sent = Vec::new();
@@ -1527,9 +1539,9 @@ macro_rules! store_impl {
                 // transaction around it, one round trip to the database, which is what a
                 // mail waits for before its connection takes the next.
                 if others.is_empty() && sent.len() <= CHUNK {
-                    return Ok(mark_sent(&sent, owner, now).build().execute(&self.pool).await?.rows_affected());
+                    return Ok(mark_sent(&sent, owner, now).build().execute(&mut *conn).await?.rows_affected());
                 }
-                let mut tx = self.pool.begin().await?;
+                let mut tx = sqlx::Connection::begin(conn).await?;
                 let mut finished = 0;
                 for (id, outcome) in others {
                     finished += u64::from(Self::finish_one(&mut tx, id, owner, now, outcome).await?);
