@@ -802,9 +802,9 @@ pub enum TaskWrite {
 }
 
 /// A connection a store keeps out of its pool for a caller (see [`Store::hold_connection`]).
-pub struct HeldConnection<S: Store + ?Sized>(S::Connection);
+pub struct HeldConnection<S: Store>(S::Connection);
 
-impl<S: Store + ?Sized> std::fmt::Debug for HeldConnection<S> {
+impl<S: Store> std::fmt::Debug for HeldConnection<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("HeldConnection")
     }
