@@ -420,7 +420,7 @@ async fn bare_http_rate(url: &str, n: usize) -> (f64, f64) {
             .await
     })
     .await
-    .unwrap();
+    .expect("the bare client's task");
     assert_eq!(sent, n);
     (rate(n, start.elapsed()), cpu_per_record(cpu, n))
 }
