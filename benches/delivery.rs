@@ -270,7 +270,7 @@ async fn engines_rate(
     sink: &webhook_sink::WebhookSink,
     engines: usize,
     n: usize,
-) -> f64 {
+) -> (f64, f64) {
     let database = ScratchDatabase::create(admin_url).await;
     let dir = tempfile::tempdir().expect("temp dir");
     project(dir.path(), WEBHOOK_STEP, &webhook_config(&sink.url));
@@ -282,7 +282,7 @@ async fn engines_rate(
         AnyStore::Sqlite(_) => unreachable!("a PostgreSQL URL"),
     };
     let before = sink.received().len();
-    let start = Instant::now();
+    let (start, machine) = (Instant::now(), process::MachineCpu::now());
     let children: Vec<std::process::Child> = (0..engines)
         .map(|_| {
             std::process::Command::new(env!("CARGO_BIN_EXE_touchline"))
@@ -300,14 +300,17 @@ async fn engines_rate(
             "touchline tick failed"
         );
     }
-    let took = start.elapsed();
+    let (took, busy) = (
+        start.elapsed(),
+        process::MachineCpu::now().busy_since(machine),
+    );
     assert_eq!(
         sink.received().len() - before,
         n,
         "every record delivered once"
     );
     database.drop_now().await;
-    rate(n, took)
+    (rate(n, took), busy)
 }
 
 async fn touchline_rate(
@@ -519,11 +522,19 @@ async fn main() {
         match std::env::var("TEST_DATABASE_URL") {
             Ok(admin_url) => {
                 let sink = webhook_sink::WebhookSink::start(SECRET, Vec::new()).await;
-                let one = engines_rate(&admin_url, &sink, 1, n).await;
-                let two = engines_rate(&admin_url, &sink, 2, n).await;
+                let (one, one_busy) = engines_rate(&admin_url, &sink, 1, n).await;
+                let (two, two_busy) = engines_rate(&admin_url, &sink, 2, n).await;
                 println!(
                     "scale-out (PostgreSQL, webhooks)  1 engine {one:>8.0} calls/s   2 engines {two:>8.0} calls/s   ({:.2}×)",
                     two / one
+                );
+                // Engines, PostgreSQL and the sink share this machine: once one engine keeps
+                // it busy, a second can only take a share of the same cores.
+                println!(
+                    "         the machine's CPU was {:.0}% busy with 1 engine, {:.0}% with 2 ({} cores, PostgreSQL and the sink included)",
+                    100.0 * one_busy,
+                    100.0 * two_busy,
+                    std::thread::available_parallelism().map_or(0, |n| n.get())
                 );
             }
             Err(_) => println!(

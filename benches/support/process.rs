@@ -1,4 +1,5 @@
-//! What the benchmark process itself has used: CPU time and peak memory, from `/proc`.
+//! What the benchmark process, and the machine, have used: CPU time and peak memory, from
+//! `/proc`.
 
 use std::time::Duration;
 
@@ -32,4 +33,40 @@ pub fn cpu_used() -> Duration {
     };
     // utime and stime are the 14th and 15th fields; the state (3rd) is the first here.
     Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
+/// CPU time the whole machine has spent busy and in all, every core together (from the
+/// `cpu` line of `/proc/stat`, in clock ticks): the difference of two readings says how
+/// busy the machine was between them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MachineCpu {
+    busy: u64,
+    total: u64,
+}
+
+impl MachineCpu {
+    pub fn now() -> Self {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let ticks: Vec<u64> = stat
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        let total = ticks.iter().take(8).sum();
+        // idle and iowait are the 4th and 5th values.
+        let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+        Self {
+            busy: total - idle,
+            total,
+        }
+    }
+
+    /// The share of the machine's CPU time spent busy since `earlier`, 0 to 1.
+    pub fn busy_since(self, earlier: Self) -> f64 {
+        let total = self.total.saturating_sub(earlier.total).max(1);
+        self.busy.saturating_sub(earlier.busy) as f64 / total as f64
+    }
 }
