@@ -338,6 +338,11 @@ impl WebhookChannel {
 /// `Retry-After` if given); redirects and other 4xx fail at once.
 async fn classify(response: reqwest::Response) -> Attempt {
     let status = response.status();
+    if status.is_success() {
+        // Read to its end, so the connection is reused, but not decoded: nothing keeps it.
+        let _ = response.bytes().await;
+        return Attempt::Sent(format!("HTTP {status}"));
+    }
     let wait = retry_after(&response);
     let location = response
         .headers()
@@ -352,7 +357,6 @@ async fn classify(response: reqwest::Response) -> Attempt {
         format!("HTTP {status}: {}", snippet.trim())
     };
     match status.as_u16() {
-        200..=299 => Attempt::Sent(format!("HTTP {status}")),
         410 => Attempt::EndpointGone(said),
         408 | 429 | 500..=599 => Attempt::Temporary(said, wait),
         300..=399 => Attempt::Permanent(format!(
