@@ -30,6 +30,7 @@ use touchline::model::MetricValue;
 use touchline::store::{AnyStore, Import, SqliteStore, Store};
 
 #[path = "support/process.rs"]
+#[allow(dead_code)]
 mod process;
 use process::{cpu_used, peak_rss_mib};
 

@@ -801,8 +801,10 @@ pub enum TaskWrite {
     AssigneeFull,
 }
 
-/// A connection a store keeps out of its pool for a caller (see [`Store::hold_connection`]).
-pub struct HeldConnection<S: Store>(S::Connection);
+/// A connection a store keeps out of its pool for a caller (see [`Store::hold_connection`]);
+/// none when the pool has only one (a database in memory), which must stay free for
+/// everything else.
+pub struct HeldConnection<S: Store>(Option<S::Connection>);
 
 impl<S: Store> std::fmt::Debug for HeldConnection<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

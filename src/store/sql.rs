@@ -1501,18 +1501,24 @@ macro_rules! store_impl {
             }
 
             async fn finish_outbox_all(&self, owner: &str, now: i64, outcomes: &[(i64, DeliveryOutcome)]) -> Result<u64> {
-                let mut held = HeldConnection(self.pool.acquire().await?);
-                self.finish_outbox_held(&mut held, owner, now, outcomes).await
+                self.finish_outbox_held(&mut HeldConnection(None), owner, now, outcomes).await
             }
 
             async fn hold_connection(&self) -> Result<HeldConnection<Self>> {
-                Ok(HeldConnection(self.pool.acquire().await?))
+                if self.pool.options().get_max_connections() < 2 {
+                    return Ok(HeldConnection(None));
+                }
+                Ok(HeldConnection(Some(self.pool.acquire().await?)))
             }
 
             async fn finish_outbox_held(&self, held: &mut HeldConnection<Self>, owner: &str, now: i64, outcomes: &[(i64, DeliveryOutcome)]) -> Result<u64> {
                 // One writer at a time on SQLite, queued here rather than in SQLite's busy loop.
                 let _writing = self.write_gate().await;
-                let conn = &mut *held.0;
+                let mut borrowed = None;
+                let conn = match &mut held.0 {
+                    Some(held) => &mut **held,
+                    None => &mut **borrowed.insert(self.pool.acquire().await?),
+                };
                 // Sent records, the most common outcome, are marked with one statement per
                 // chunk; the others one by one.
                 let mut sent = Vec::new();
