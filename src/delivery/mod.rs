@@ -56,8 +56,8 @@ const CLAIM: i64 = 200;
 const MARK_BATCH: usize = 100;
 /// How long the writer waits for more outcomes when those it holds are webhooks' alone
 /// (their deliveries do not wait for the mark). Written as they came, webhook marks averaged
-/// eight to a statement, and the statements took a third of the CPU spent per webhook
-/// beside the HTTP call itself.
+/// eight to a statement; gathered this way, the delivery benchmark's CPU time per webhook
+/// fell from 69.5 to 57 µs (its HTTP sink's included).
 const MARK_LINGER: Duration = Duration::from_millis(3);
 /// Deliveries in flight at once (per worker), unless `delivery.concurrency` says otherwise.
 pub const CONCURRENCY: usize = 16;
@@ -262,7 +262,7 @@ impl<S: Store> Deliverer<S> {
     /// The rounds run as a task on the runtime's workers rather than on the caller's thread
     /// (often the thread that blocks on the runtime): every claim, delivery and mark wakes
     /// the round's loop, and on the caller's thread each wake crossed threads. Spawned, the
-    /// delivery benchmark's webhooks went from 61–63% to 71–72% of the bare client's rate.
+    /// delivery benchmark's webhooks went from about 30 000 to 33 000–35 000 calls/s.
     pub async fn deliver_due(&self, now: DateTime<Utc>) -> Result<DeliveryReport, StoreError> {
         let deliverer = self.clone();
         tokio::spawn(async move { deliverer.deliver_rounds(now).await })
