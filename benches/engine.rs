@@ -488,8 +488,9 @@ async fn run_tiers(accounts: usize) {
     let started = Instant::now();
     let first = engine.tick(now).await.expect("tick");
     let first_took = started.elapsed();
-    // Five full passes (marking every account, then the pass), reported as their median with
-    // the fastest and slowest: single passes move by a fifth on a busy 2-core machine.
+    // Full passes (marking every account, then the pass; five, or `--passes N`), reported as
+    // their median with the fastest and slowest: single passes move by a fifth on a busy
+    // 2-core machine.
     let full_passes: usize = arg("--passes")
         .and_then(|v| v.parse().ok())
         .unwrap_or(FULL_PASSES)

@@ -600,8 +600,8 @@ impl<S: Store> Worker<S> {
     ) -> Result<Option<(i64, DeliveryOutcome)>, StoreError> {
         let at = to_millis(now);
         let attempt = match &item.record.payload {
-            // Each kind's delivery is boxed: held inline, the largest (a task's, about ten
-            // kilobytes) made every queue's future that size, copied as each was spawned.
+            // Each kind's delivery is boxed: held inline, they made every queue's future
+            // about ten kilobytes (1.5 boxed), copied as each was spawned.
             Payload::Task(task) => {
                 Box::pin(self.deliver_task(&item, task, now, report)).await?;
                 return Ok(None);

@@ -1038,20 +1038,13 @@ pub trait Store: Clone + Send + Sync + 'static {
         now: i64,
         outcome: &DeliveryOutcome,
     ) -> impl Future<Output = Result<bool>> + Send;
-    /// Records how several claimed deliveries ended, in one transaction; how many `owner`
-    /// still held.
-    fn finish_outbox_all(
-        &self,
-        owner: &str,
-        now: i64,
-        outcomes: &[(i64, DeliveryOutcome)],
-    ) -> impl Future<Output = Result<u64>> + Send;
     /// A connection kept for many writes in a row (a delivery call's marks). Each query on
     /// the pool checks a connection out and back in, and the pool tests every connection
     /// coming back with a round trip to the database: for SQLite, another hand-over to
     /// the connection's thread on every mark.
     fn hold_connection(&self) -> impl Future<Output = Result<HeldConnection<Self>>> + Send;
-    /// [`Store::finish_outbox_all`] on a held connection.
+    /// Records how several claimed deliveries ended, in one transaction, on `held` (or on
+    /// a connection from the pool when it holds none); how many `owner` still held.
     fn finish_outbox_held(
         &self,
         held: &mut HeldConnection<Self>,

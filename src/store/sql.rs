@@ -1500,10 +1500,6 @@ macro_rules! store_impl {
                 Self::finish_one(&mut conn, id, owner, now, outcome).await
             }
 
-            async fn finish_outbox_all(&self, owner: &str, now: i64, outcomes: &[(i64, DeliveryOutcome)]) -> Result<u64> {
-                self.finish_outbox_held(&mut HeldConnection(None), owner, now, outcomes).await
-            }
-
             async fn hold_connection(&self) -> Result<HeldConnection<Self>> {
                 if self.pool.options().get_max_connections() < 2 {
                     return Ok(HeldConnection(None));
