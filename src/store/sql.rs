@@ -218,12 +218,14 @@ macro_rules! store_impl {
             writes: std::sync::Arc<tokio::sync::Mutex<()>>,
             /// Batch readers of the database file (SQLite files only; see `sqlite_reader`).
             readers: Option<std::sync::Arc<super::sqlite_reader::Readers>>,
+            /// Outbox claims on the database file (SQLite files only; see `sqlite_claims`).
+            claims: Option<std::sync::Arc<super::sqlite_claims::Claims>>,
         }
 
         impl $name {
             /// Wraps a connected, migrated pool.
             pub fn new(pool: $pool) -> Self {
-                Self { pool, writes: Default::default(), readers: None }
+                Self { pool, writes: Default::default(), readers: None, claims: None }
             }
 
             /// SQLite takes one writer at a time and makes the others sleep and retry while
@@ -1463,6 +1465,9 @@ macro_rules! store_impl {
                 if kinds.is_empty() {
                     return Ok(Vec::new());
                 }
+                if let Some(claims) = &self.claims {
+                    return claims.claim(kinds, now, owner, lease_ms, limit).await;
+                }
                 // A worker that died mid-delivery lets its lease run out; the record is claimable again.
                 sqlx::query("UPDATE outbox SET status = 'pending', claimed_by = NULL WHERE status = 'sending' AND lease_until < $1")
                     .bind(now)
@@ -2037,9 +2042,10 @@ store_impl!(
     super::json_rows::SQLITE
 );
 impl SqliteStore {
-    /// Reads batches of accounts from the file at `path`, the pool's database, on
-    /// connections of its own.
+    /// Reads batches of accounts from the file at `path`, the pool's database, and claims
+    /// outbox records in it, on connections of its own.
     pub(super) fn reading_file(mut self, path: std::path::PathBuf) -> Self {
+        self.claims = Some(super::sqlite_claims::Claims::new(path.clone()));
         self.readers = Some(super::sqlite_reader::Readers::new(path));
         self
     }
