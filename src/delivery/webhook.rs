@@ -107,6 +107,9 @@ impl std::error::Error for Refused {}
 /// One configured endpoint, ready to call.
 struct Endpoint {
     url: String,
+    /// The URL parsed once, not on every call (unset if it does not parse: each call then
+    /// fails with reqwest's reason).
+    parsed: Option<reqwest::Url>,
     client: reqwest::Client,
     allow_private: bool,
     /// Signing keys (decoded `whsec_` secrets), or why they could not be read.
@@ -181,6 +184,7 @@ fn endpoint(settings: &WebhookEndpoint, env: Environment<'_>) -> Result<Endpoint
     let client = builder.build().map_err(|e| e.to_string())?;
     Ok(Endpoint {
         url: settings.url.clone(),
+        parsed: reqwest::Url::parse(&settings.url).ok(),
         client,
         allow_private: settings.allow_private,
         keys: signing_keys(&settings.secret_env, env),
@@ -294,9 +298,11 @@ impl WebhookChannel {
         // The wall clock, not the pass's: receivers reject a signature whose timestamp is
         // far from their own clock (replay protection), whatever time touchline simulates.
         let timestamp = chrono::Utc::now().timestamp();
-        let mut request = endpoint
-            .client
-            .post(&endpoint.url)
+        let request = match &endpoint.parsed {
+            Some(url) => endpoint.client.post(url.clone()),
+            None => endpoint.client.post(&endpoint.url),
+        };
+        let mut request = request
             .headers(extra)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header("webhook-id", id)
@@ -319,8 +325,7 @@ impl WebhookChannel {
         if endpoint.allow_private {
             return None;
         }
-        let url = reqwest::Url::parse(&endpoint.url).ok()?;
-        let ip = match url.host()? {
+        let ip = match endpoint.parsed.as_ref()?.host()? {
             url::Host::Ipv4(ip) => IpAddr::V4(ip),
             url::Host::Ipv6(ip) => IpAddr::V6(ip),
             url::Host::Domain(_) => return None,

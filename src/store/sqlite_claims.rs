@@ -101,7 +101,7 @@ fn claim(
     let mut params: Vec<&dyn rusqlite::ToSql> = vec![&owner, &lease_until, &now, &limit];
     params.extend(kinds.iter().map(|kind| kind as &dyn rusqlite::ToSql));
     let mut rows = statement.query(params.as_slice())?;
-    let mut items = Vec::new();
+    let mut items = Vec::with_capacity(usize::try_from(limit).unwrap_or(0));
     // Every row is read before a corrupt one fails the claim, as through sqlx: the claim is
     // stored either way, and those records' leases run out like any other's.
     let mut corrupt = None;
