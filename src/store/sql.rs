@@ -1465,6 +1465,7 @@ macro_rules! store_impl {
                 if kinds.is_empty() {
                     return Ok(Vec::new());
                 }
+                // On an SQLite file, the same statements in rusqlite (`sqlite_claims`).
                 if let Some(claims) = &self.claims {
                     return claims.claim(kinds, now, owner, lease_ms, limit).await;
                 }
