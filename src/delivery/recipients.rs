@@ -71,30 +71,14 @@ impl Recipients {
         }
         let addresses: Vec<String> = addresses.into_iter().collect();
         let accounts: Vec<String> = accounts.into_iter().collect();
-        // The three reads are independent: side by side, a round waits for the slowest, not
-        // for all three in turn (the connections wait while a round starts).
-        let since = definitions
-            .config
-            .frequency_cap
-            .as_ref()
-            .map(|cap| to_millis(now) - period_ms(cap));
-        let recent = async {
-            match since {
-                Some(since) => store.emails_sent_to(&accounts, since).await,
-                None => Ok(Vec::new()),
-            }
-        };
-        let (suppressions, facts, recent) = tokio::try_join!(
-            store.suppressions_of(&addresses),
-            store.recipient_facts(&accounts),
-            recent
-        )?;
-        let suppressed = suppressions
+        let suppressed = store
+            .suppressions_of(&addresses)
+            .await?
             .into_iter()
             .map(|s| (s.email.clone(), s))
             .collect();
         let mut zones: HashMap<String, AccountContacts> = HashMap::new();
-        for facts in facts {
+        for facts in store.recipient_facts(&accounts).await? {
             let RecipientFacts {
                 account_id,
                 contact_id,
@@ -109,8 +93,11 @@ impl Recipients {
             }
         }
         let mut sent: HashMap<(String, String), Vec<i64>> = HashMap::new();
-        for (account, contact, at) in recent {
-            sent.entry((account, contact)).or_default().push(at);
+        if let Some(cap) = &definitions.config.frequency_cap {
+            let since = to_millis(now) - period_ms(cap);
+            for (account, contact, at) in store.emails_sent_to(&accounts, since).await? {
+                sent.entry((account, contact)).or_default().push(at);
+            }
         }
         Ok(Self {
             suppressed,
