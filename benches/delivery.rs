@@ -363,41 +363,26 @@ async fn transport_rate(
         .expect("unsubscribe key")
         .clone();
     let start = Instant::now();
-    // On a runtime worker, as touchline's deliveries run.
-    let sent = tokio::spawn(async move {
-        futures_util::stream::iter(items)
-            .map(|item| {
-                let (deliverer, definitions, key) =
-                    (deliverer.clone(), definitions.clone(), key.clone());
-                async move {
-                    let Payload::Email(mail) = &item.record.payload else {
-                        return false;
-                    };
-                    let config = &definitions.config;
-                    let envelope = Envelope {
-                        from: config.email.from.as_deref(),
-                        reply_to: config.email.reply_to.as_deref(),
-                        unsubscribe: Some(unsubscribe::link(
-                            config,
-                            &key,
-                            &mail.to,
-                            now.timestamp(),
-                        )),
-                        ..Envelope::default()
-                    };
-                    matches!(
-                        deliverer.send_email(&item.record, &envelope).await,
-                        Attempt::Sent(_)
-                    )
-                }
-            })
-            .buffer_unordered(CONCURRENCY)
-            .filter(|sent| std::future::ready(*sent))
-            .count()
-            .await
-    })
-    .await
-    .expect("the transport's task");
+    let sent = successes(items.into_iter().map(move |item| {
+        let (deliverer, definitions, key) = (deliverer.clone(), definitions.clone(), key.clone());
+        async move {
+            let Payload::Email(mail) = &item.record.payload else {
+                return false;
+            };
+            let config = &definitions.config;
+            let envelope = Envelope {
+                from: config.email.from.as_deref(),
+                reply_to: config.email.reply_to.as_deref(),
+                unsubscribe: Some(unsubscribe::link(config, &key, &mail.to, now.timestamp())),
+                ..Envelope::default()
+            };
+            matches!(
+                deliverer.send_email(&item.record, &envelope).await,
+                Attempt::Sent(_)
+            )
+        }
+    }))
+    .await;
     assert_eq!(sent, n, "every mail sent");
     rate(n, start.elapsed())
 }
@@ -463,6 +448,22 @@ fn sqlite_claim_and_mark_us(dir: &Path, n: usize) -> f64 {
     start.elapsed().as_secs_f64() * 1e6 / n as f64
 }
 
+/// Runs `calls`, [`CONCURRENCY`] at a time, on a runtime worker (as touchline's deliveries
+/// run); how many succeeded.
+async fn successes<F>(calls: impl Iterator<Item = F> + Send + 'static) -> usize
+where
+    F: Future<Output = bool> + Send + 'static,
+{
+    tokio::spawn(
+        futures_util::stream::iter(calls)
+            .buffer_unordered(CONCURRENCY)
+            .filter(|ok| std::future::ready(*ok))
+            .count(),
+    )
+    .await
+    .expect("the calls' task")
+}
+
 /// Postfix's `smtp-sink`, listening on a free port until dropped.
 struct PostfixSink {
     child: std::process::Child,
@@ -526,38 +527,28 @@ async fn bare_http_rate(url: &str, n: usize) -> (f64, f64) {
             .expect("secret")
     };
     let (start, cpu) = (Instant::now(), process::cpu_used());
-    // On a runtime worker, as touchline's deliveries run.
     let url = url.to_string();
-    let sent = tokio::spawn(async move {
-        futures_util::stream::iter(0..n)
-            .map(|i| {
-                let (client, key, url) = (client.clone(), key.clone(), url.clone());
-                async move {
-                    let id = format!("bare-{i}");
-                    let body =
-                        serde_json::to_vec(&serde_json::json!({ "account": format!("a{i}") }))
-                            .expect("json");
-                    let timestamp = Utc::now().timestamp();
-                    let signature = webhook::signature(&[key], &id, timestamp, &body);
-                    client
-                        .post(&url)
-                        .header("content-type", "application/json")
-                        .header("webhook-id", id)
-                        .header("webhook-timestamp", timestamp.to_string())
-                        .header("webhook-signature", signature)
-                        .body(body)
-                        .send()
-                        .await
-                        .is_ok_and(|r| r.status().is_success())
-                }
-            })
-            .buffer_unordered(CONCURRENCY)
-            .filter(|ok| std::future::ready(*ok))
-            .count()
-            .await
-    })
-    .await
-    .expect("the bare client's task");
+    let sent = successes((0..n).map(move |i| {
+        let (client, key, url) = (client.clone(), key.clone(), url.clone());
+        async move {
+            let id = format!("bare-{i}");
+            let body = serde_json::to_vec(&serde_json::json!({ "account": format!("a{i}") }))
+                .expect("json");
+            let timestamp = Utc::now().timestamp();
+            let signature = webhook::signature(&[key], &id, timestamp, &body);
+            client
+                .post(&url)
+                .header("content-type", "application/json")
+                .header("webhook-id", id)
+                .header("webhook-timestamp", timestamp.to_string())
+                .header("webhook-signature", signature)
+                .body(body)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        }
+    }))
+    .await;
     assert_eq!(sent, n);
     (rate(n, start.elapsed()), cpu_per_record(cpu, n))
 }
