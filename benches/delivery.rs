@@ -343,7 +343,7 @@ async fn transport_rate(
     definitions: Arc<touchline::definitions::Definitions>,
     store: touchline::store::SqliteStore,
     n: usize,
-) -> f64 {
+) -> (f64, f64) {
     let now = Utc::now();
     let items = store
         .claim_outbox(
@@ -362,7 +362,7 @@ async fn transport_rate(
         .await
         .expect("unsubscribe key")
         .clone();
-    let start = Instant::now();
+    let (start, cpu) = (Instant::now(), process::cpu_used());
     let sent = successes(items.into_iter().map(move |item| {
         let (deliverer, definitions, key) = (deliverer.clone(), definitions.clone(), key.clone());
         async move {
@@ -384,7 +384,7 @@ async fn transport_rate(
     }))
     .await;
     assert_eq!(sent, n, "every mail sent");
-    rate(n, start.elapsed())
+    (rate(n, start.elapsed()), cpu_per_record(cpu, n))
 }
 
 /// The floor of the store's own work: SQLite claiming and marking the `n` records waiting
@@ -488,6 +488,11 @@ impl PostfixSink {
         }
         None
     }
+
+    /// The CPU time the sink has used so far.
+    fn cpu_used(&self) -> Duration {
+        process::cpu_used_by(&self.child.id().to_string())
+    }
 }
 
 impl Drop for PostfixSink {
@@ -574,7 +579,8 @@ async fn main() {
         Some(sink) => {
             let size = mail_size().await;
             let (mut floors, mut ours, mut cpu) = (Vec::new(), Vec::new(), Vec::new());
-            let mut transports = Vec::new();
+            let mut sink_cpu = Vec::new();
+            let (mut transports, mut transport_cpu) = (Vec::new(), Vec::new());
             for _ in 0..repeat {
                 // Each turn on a fresh project and database.
                 let dir = tempfile::tempdir().expect("temp dir");
@@ -582,27 +588,34 @@ async fn main() {
                 let (store, definitions) = prepared(dir.path(), n).await;
                 floors
                     .push(smtp_source_rate(sink.port, n, CONCURRENCY, size).expect("smtp-source"));
+                let sink_before = sink.cpu_used();
                 let (rate, cpu_us) = touchline_rate(dir.path(), definitions, store, n).await;
                 ours.push(rate);
                 cpu.push(cpu_us);
+                sink_cpu.push((sink.cpu_used() - sink_before).as_secs_f64() * 1e6 / n as f64);
                 let dir = tempfile::tempdir().expect("temp dir");
                 project(dir.path(), MAIL_STEP, &smtp_config(sink.port));
                 let (store, definitions) = prepared(dir.path(), n).await;
-                transports.push(transport_rate(dir.path(), definitions, store, n).await);
+                let (rate, cpu_us) = transport_rate(dir.path(), definitions, store, n).await;
+                transports.push(rate);
+                transport_cpu.push(cpu_us);
             }
             let (floor, ours) = (Spread::of(floors), Spread::of(ours));
             println!(
                 "email    touchline {ours} mails/s   Postfix smtp-source {floor} mails/s   ({:.0}% of smtp-source, medians of {repeat}; {size}-byte mails, {CONCURRENCY} connections each)",
                 100.0 * ours.median / floor.median
             );
+            let (cpu, sink_cpu) = (Spread::of(cpu).median, Spread::of(sink_cpu).median);
             println!(
-                "         touchline's CPU per mail {:.1} µs (median; smtp-sink and smtp-source are other processes)",
-                Spread::of(cpu).median
+                "         touchline's CPU per mail {cpu:.1} µs, smtp-sink's {sink_cpu:.1} µs (medians): at 80% of smtp-source's rate they would keep {:.2} of the machine's {} cores busy",
+                (cpu + sink_cpu) * 1e-6 * 0.8 * floor.median,
+                std::thread::available_parallelism().map_or(1, |n| n.get())
             );
             let transport = Spread::of(transports);
             println!(
-                "         touchline's SMTP connections alone {transport} mails/s ({:.0}% of smtp-source): the same mails built and sent, none claimed, read for or marked in the store",
-                100.0 * transport.median / floor.median
+                "         touchline's SMTP connections alone {transport} mails/s ({:.0}% of smtp-source), CPU per mail {:.1} µs: the same mails built and sent, none claimed, read for or marked in the store",
+                100.0 * transport.median / floor.median,
+                Spread::of(transport_cpu).median
             );
         }
         None if !runs("email") => {}

@@ -18,7 +18,12 @@ pub fn peak_rss_mib() -> f64 {
 /// CPU time the process has used so far, all threads, user and system (from
 /// `/proc/self/stat`, in clock ticks of 10 ms).
 pub fn cpu_used() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    cpu_used_by("self")
+}
+
+/// CPU time process `pid` (or `self`) has used so far, as [`cpu_used`] reads it.
+pub fn cpu_used_by(pid: &str) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // The fields after the command name, which is in parentheses and may hold spaces.
     let fields: Vec<&str> = stat
         .rsplit_once(')')
