@@ -1507,7 +1507,8 @@ macro_rules! store_impl {
             }
 
             async fn hold_connection(&self) -> Result<HeldConnection<Self>> {
-                if self.pool.options().get_max_connections() < 2 {
+                // Marks on an SQLite file run on the claims' connection (`sqlite_claims`).
+                if self.claims.is_some() || self.pool.options().get_max_connections() < 2 {
                     return Ok(HeldConnection(None));
                 }
                 Ok(HeldConnection(Some(self.pool.acquire().await?)))
@@ -1516,6 +1517,10 @@ macro_rules! store_impl {
             async fn finish_outbox_held(&self, held: &mut HeldConnection<Self>, owner: &str, now: i64, outcomes: &[(i64, DeliveryOutcome)]) -> Result<u64> {
                 // One writer at a time on SQLite, queued here rather than in SQLite's busy loop.
                 let _writing = self.write_gate().await;
+                // On an SQLite file, the same statements in rusqlite (`sqlite_claims`).
+                if let Some(claims) = &self.claims {
+                    return claims.finish(owner, now, outcomes).await;
+                }
                 let mut borrowed = None;
                 let conn = match &mut held.0 {
                     Some(held) => &mut **held,

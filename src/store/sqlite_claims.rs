@@ -1,13 +1,16 @@
-//! Claims of outbox records on an SQLite file, on a connection of touchline's own.
+//! Claims of outbox records on an SQLite file, and the marks of how their deliveries ended,
+//! on a connection of touchline's own.
 //!
 //! A claim takes up to a couple of hundred records in one statement and reads every one
 //! back. Through sqlx, each returned row crosses from the connection's thread to the async
 //! side value by value. Here the whole claim runs on one blocking thread with rusqlite and
 //! comes back as one batch: the delivery benchmark's webhooks went from 60% to 67–69% of
-//! the bare client (CPU per call 46 → 41.5 µs, the sink's included). The statements are
-//! the ones `sql.rs` sends through sqlx for PostgreSQL and in-memory stores; keep them in
-//! step. The caller holds the store's write gate, so this process never has two writers
-//! waiting on SQLite's lock.
+//! the bare client (CPU per call 46 → 41.5 µs, the sink's included). Marks run here too:
+//! through sqlx, each batch crossed to the pool connection's own thread and back, a wake-up
+//! on either side, while a mail waits for its mark. The statements are the ones `sql.rs`
+//! sends through sqlx for PostgreSQL and in-memory stores; keep them in step. The caller
+//! holds the store's write gate, so this process never has two writers waiting on SQLite's
+//! lock.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -15,7 +18,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-use super::{OutboxItem, OutboxRecord, Payload, Result, StoreError};
+use super::{DeliveryOutcome, OutboxItem, OutboxRecord, Payload, Result, StoreError};
 
 /// One read-write connection to an SQLite file, opened on first use.
 #[derive(Debug)]
@@ -42,9 +45,32 @@ impl Claims {
         lease_ms: i64,
         limit: i64,
     ) -> Result<Vec<OutboxItem>> {
-        let claims = Arc::clone(self);
         let kinds: Vec<String> = kinds.iter().map(|kind| kind.to_string()).collect();
         let owner = owner.to_string();
+        self.run(move |connection| claim(connection, &kinds, now, &owner, lease_ms, limit))
+            .await
+    }
+
+    /// [`super::Store::finish_outbox_held`]: marks how deliveries ended, in one transaction;
+    /// how many records this owner still held.
+    pub(super) async fn finish(
+        self: &Arc<Self>,
+        owner: &str,
+        now: i64,
+        outcomes: &[(i64, DeliveryOutcome)],
+    ) -> Result<u64> {
+        let owner = owner.to_string();
+        let outcomes = outcomes.to_vec();
+        self.run(move |connection| finish(connection, &owner, now, &outcomes))
+            .await
+    }
+
+    /// Runs `work` on the connection, on a blocking thread.
+    async fn run<T: Send + 'static>(
+        self: &Arc<Self>,
+        work: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let claims = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
             let mut guard = claims
                 .connection
@@ -54,7 +80,7 @@ impl Claims {
                 Some(connection) => connection,
                 None => guard.insert(claims.open()?),
             };
-            claim(connection, &kinds, now, &owner, lease_ms, limit)
+            work(connection)
         })
         .await
         .map_err(|e| StoreError::Writer(e.to_string()))?
@@ -118,6 +144,66 @@ fn claim(
     }
     items.sort_by_key(|item: &OutboxItem| item.id);
     Ok(items)
+}
+
+/// Marks each record's outcome, if `owner` still holds it; all in one transaction.
+fn finish(
+    connection: &mut Connection,
+    owner: &str,
+    now: i64,
+    outcomes: &[(i64, DeliveryOutcome)],
+) -> Result<u64> {
+    let tx = connection.transaction()?;
+    let mut finished = 0;
+    for (id, outcome) in outcomes {
+        finished += finish_one(&tx, *id, owner, now, outcome)? as u64;
+    }
+    tx.commit()?;
+    Ok(finished)
+}
+
+/// Marks how one claimed delivery ended: 1 if `owner` still held it, else 0.
+fn finish_one(
+    connection: &Connection,
+    id: i64,
+    owner: &str,
+    now: i64,
+    outcome: &DeliveryOutcome,
+) -> Result<usize> {
+    let (status, next, error, result) = match outcome {
+        DeliveryOutcome::Sent(result) => {
+            return Ok(connection
+                .prepare_cached(
+                    "UPDATE outbox SET status = 'sent', result = ?3, held_reason = NULL, delivered_at = ?4, \
+                     claimed_by = NULL, lease_until = NULL \
+                     WHERE id = ?1 AND claimed_by = ?2 AND status = 'sending'",
+                )?
+                .execute(rusqlite::params![id, owner, result, now])?);
+        }
+        DeliveryOutcome::Defer { until, why } => {
+            return Ok(connection
+                .prepare_cached(
+                    "UPDATE outbox SET status = 'pending', next_attempt_at = ?3, held_reason = ?4, attempts = attempts - 1, \
+                     claimed_by = NULL, lease_until = NULL WHERE id = ?1 AND claimed_by = ?2 AND status = 'sending'",
+                )?
+                .execute(rusqlite::params![id, owner, until, why])?);
+        }
+        DeliveryOutcome::Retry { at, error } => ("pending", Some(*at), Some(error), None),
+        DeliveryOutcome::Failed(error) => ("failed", None, Some(error), None),
+        DeliveryOutcome::Dead(error) => ("dead", None, Some(error), None),
+        DeliveryOutcome::Skipped(why) => ("skipped", None, Some(why), None::<&String>),
+    };
+    Ok(connection
+        .prepare_cached(
+            "UPDATE outbox SET status = ?3, next_attempt_at = COALESCE(?4, next_attempt_at), \
+             last_error = COALESCE(?5, last_error), result = ?6, held_reason = NULL, \
+             delivered_at = CASE WHEN ?3 = 'sent' THEN ?7 ELSE delivered_at END, \
+             claimed_by = NULL, lease_until = NULL \
+             WHERE id = ?1 AND claimed_by = ?2 AND status = 'sending'",
+        )?
+        .execute(rusqlite::params![
+            id, owner, status, next, error, result, now
+        ])?)
 }
 
 fn item(row: &rusqlite::Row<'_>) -> Result<OutboxItem> {
