@@ -27,14 +27,20 @@ impl Payload {
         }
     }
 
-    /// Reads a stored payload; records written before payloads carried their kind take it
-    /// from the `kind` column.
+    /// Reads a stored payload of the outbox's `kind` column (which the payload's own `kind`,
+    /// where it has one, always repeats: records written before payloads carried it have
+    /// none). Parsed straight into the kind's type, not through a `serde_json::Value` first:
+    /// every claimed record is read here.
     pub fn from_stored(kind: &str, text: &str) -> Result<Self, serde_json::Error> {
-        let mut value: serde_json::Value = serde_json::from_str(text)?;
-        if let serde_json::Value::Object(map) = &mut value {
-            map.entry("kind").or_insert_with(|| kind.into());
+        use serde::de::Error as _;
+        match kind {
+            "email" => serde_json::from_str(text).map(Self::Email),
+            "webhook" => serde_json::from_str(text).map(Self::Webhook),
+            "task" => serde_json::from_str(text).map(Self::Task),
+            other => Err(serde_json::Error::custom(format!(
+                "unknown outbox kind `{other}`"
+            ))),
         }
-        serde_json::from_value(value)
     }
 
     /// Where it goes, for people: a mail address, `endpoint NAME`, or a task's title.
@@ -164,6 +170,10 @@ mod tests {
         let Payload::Task(task) = Payload::from_stored("task", task).expect("task") else {
             panic!("a task");
         };
+        assert!(
+            Payload::from_stored("fax", "{}").is_err(),
+            "an unknown kind"
+        );
         assert_eq!(
             (task.assign.strategy, task.priority),
             (Strategy::RoundRobin, Priority::High)
