@@ -7,7 +7,8 @@
 //! comes back as one batch: the delivery benchmark's webhooks went from 60% to 67–69% of
 //! the bare client (CPU per call 46 → 41.5 µs, the sink's included). Marks run here too:
 //! through sqlx, each batch crossed to the pool connection's own thread and back, a wake-up
-//! on either side, while a mail waits for its mark. The statements are the ones `sql.rs`
+//! on either side, while a mail waits for its mark (here, the crash test's SQLite mail
+//! repeats fell from 0.76 to 0.53 per kill over five runs each). The statements are the ones `sql.rs`
 //! sends through sqlx for PostgreSQL and in-memory stores; keep them in step. The caller
 //! holds the store's write gate, so this process never has two writers waiting on SQLite's
 //! lock.
