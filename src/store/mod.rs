@@ -12,7 +12,7 @@ pub mod group_commit;
 mod json_rows;
 pub mod payload;
 mod sql;
-mod sqlite_claims;
+mod sqlite_outbox;
 mod sqlite_reader;
 
 pub use payload::{Assignment, EmailPayload, Payload, Strategy, TaskPayload, WebhookPayload};

@@ -218,14 +218,14 @@ macro_rules! store_impl {
             writes: std::sync::Arc<tokio::sync::Mutex<()>>,
             /// Batch readers of the database file (SQLite files only; see `sqlite_reader`).
             readers: Option<std::sync::Arc<super::sqlite_reader::Readers>>,
-            /// Outbox claims on the database file (SQLite files only; see `sqlite_claims`).
-            claims: Option<std::sync::Arc<super::sqlite_claims::Claims>>,
+            /// Outbox claims and marks on the database file (SQLite files only; see `sqlite_outbox`).
+            outbox: Option<std::sync::Arc<super::sqlite_outbox::OutboxConnection>>,
         }
 
         impl $name {
             /// Wraps a connected, migrated pool.
             pub fn new(pool: $pool) -> Self {
-                Self { pool, writes: Default::default(), readers: None, claims: None }
+                Self { pool, writes: Default::default(), readers: None, outbox: None }
             }
 
             /// SQLite takes one writer at a time and makes the others sleep and retry while
@@ -1465,9 +1465,9 @@ macro_rules! store_impl {
                 if kinds.is_empty() {
                     return Ok(Vec::new());
                 }
-                // On an SQLite file, the same statements in rusqlite (`sqlite_claims`).
-                if let Some(claims) = &self.claims {
-                    return claims.claim(kinds, now, owner, lease_ms, limit).await;
+                // On an SQLite file, the same statements in rusqlite (`sqlite_outbox`).
+                if let Some(outbox) = &self.outbox {
+                    return outbox.claim(kinds, now, owner, lease_ms, limit).await;
                 }
                 // A worker that died mid-delivery lets its lease run out; the record is claimable again.
                 sqlx::query("UPDATE outbox SET status = 'pending', claimed_by = NULL WHERE status = 'sending' AND lease_until < $1")
@@ -1507,8 +1507,8 @@ macro_rules! store_impl {
             }
 
             async fn hold_connection(&self) -> Result<HeldConnection<Self>> {
-                // Marks on an SQLite file run on the claims' connection (`sqlite_claims`).
-                if self.claims.is_some() || self.pool.options().get_max_connections() < 2 {
+                // Marks on an SQLite file run on a connection of their own (`sqlite_outbox`).
+                if self.outbox.is_some() || self.pool.options().get_max_connections() < 2 {
                     return Ok(HeldConnection(None));
                 }
                 Ok(HeldConnection(Some(self.pool.acquire().await?)))
@@ -1517,9 +1517,9 @@ macro_rules! store_impl {
             async fn finish_outbox_held(&self, held: &mut HeldConnection<Self>, owner: &str, now: i64, outcomes: &[(i64, DeliveryOutcome)]) -> Result<u64> {
                 // One writer at a time on SQLite, queued here rather than in SQLite's busy loop.
                 let _writing = self.write_gate().await;
-                // On an SQLite file, the same statements in rusqlite (`sqlite_claims`).
-                if let Some(claims) = &self.claims {
-                    return claims.finish(owner, now, outcomes).await;
+                // On an SQLite file, the same statements in rusqlite (`sqlite_outbox`).
+                if let Some(outbox) = &self.outbox {
+                    return outbox.finish(owner, now, outcomes).await;
                 }
                 let mut borrowed = None;
                 let conn = match &mut held.0 {
@@ -2049,9 +2049,9 @@ store_impl!(
 );
 impl SqliteStore {
     /// Reads batches of accounts from the file at `path`, the pool's database, and claims
-    /// outbox records in it, on connections of its own.
+    /// outbox records in it and marks them, on connections of its own.
     pub(super) fn reading_file(mut self, path: std::path::PathBuf) -> Self {
-        self.claims = Some(super::sqlite_claims::Claims::new(path.clone()));
+        self.outbox = Some(super::sqlite_outbox::OutboxConnection::new(path.clone()));
         self.readers = Some(super::sqlite_reader::Readers::new(path));
         self
     }

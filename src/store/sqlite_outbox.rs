@@ -23,13 +23,13 @@ use super::{DeliveryOutcome, OutboxItem, OutboxRecord, Payload, Result, StoreErr
 
 /// One read-write connection to an SQLite file, opened on first use.
 #[derive(Debug)]
-pub(super) struct Claims {
+pub(super) struct OutboxConnection {
     path: PathBuf,
     connection: Mutex<Option<Connection>>,
 }
 
-impl Claims {
-    /// Claims on the SQLite file at `path` (which sqlx has opened and migrated).
+impl OutboxConnection {
+    /// Claims and marks on the SQLite file at `path` (which sqlx has opened and migrated).
     pub(super) fn new(path: PathBuf) -> Arc<Self> {
         Arc::new(Self {
             path,
@@ -71,15 +71,15 @@ impl Claims {
         self: &Arc<Self>,
         work: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let claims = Arc::clone(self);
+        let outbox = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
-            let mut guard = claims
+            let mut guard = outbox
                 .connection
                 .lock()
-                .map_err(|_| StoreError::Writer("the claims connection was poisoned".into()))?;
+                .map_err(|_| StoreError::Writer("the outbox connection was poisoned".into()))?;
             let connection = match &mut *guard {
                 Some(connection) => connection,
-                None => guard.insert(claims.open()?),
+                None => guard.insert(outbox.open()?),
             };
             work(connection)
         })
