@@ -136,6 +136,23 @@ fn project(dir: &Path, step: &str, extra: &str) {
 
 /// Opens a fresh SQLite store in `dir`, imports `n` accounts with an admin each, and runs
 /// the engine once so every account has one outbox record waiting.
+/// A fresh project (one journey with `step`, extra config `extra`) and database in a
+/// folder of its own, with `n` accounts waiting at the step.
+async fn fresh(
+    step: &str,
+    extra: &str,
+    n: usize,
+) -> (
+    tempfile::TempDir,
+    touchline::store::SqliteStore,
+    Arc<touchline::definitions::Definitions>,
+) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    project(dir.path(), step, extra);
+    let (store, definitions) = prepared(dir.path(), n).await;
+    (dir, store, definitions)
+}
+
 async fn prepared(
     dir: &Path,
     n: usize,
@@ -388,8 +405,9 @@ async fn transport_rate(
 }
 
 /// The floor of the store's own work: SQLite claiming and marking the `n` records waiting
-/// in `dir`'s database, with the statements touchline runs, 200 claimed and 100 marked at a
-/// time, in plain rusqlite on one thread (no network, no async). Microseconds per record.
+/// in `dir`'s database, with the statements touchline runs on an SQLite file (`store/
+/// sqlite_outbox.rs`), 200 claimed and 100 marked at a time, in plain rusqlite on one thread
+/// (no network, no async). Microseconds per record.
 fn sqlite_claim_and_mark_us(dir: &Path, n: usize) -> f64 {
     let db = rusqlite::Connection::open(dir.join("touchline.db")).expect("open");
     db.pragma_update(None, "synchronous", "NORMAL")
@@ -430,18 +448,21 @@ fn sqlite_claim_and_mark_us(dir: &Path, n: usize) -> f64 {
             break;
         }
         for batch in claimed.chunks(100) {
-            let values = vec!["(?, '200 OK')"; batch.len()].join(", ");
-            let mark = format!(
-                "UPDATE outbox SET status = 'sent', result = v.column2, held_reason = NULL, delivered_at = 1, \
-                 claimed_by = NULL, lease_until = NULL FROM (VALUES {values}) AS v \
-                 WHERE outbox.id = v.column1 AND outbox.claimed_by = 'floor' AND outbox.status = 'sending'"
-            );
-            let ids = batch.iter().map(|(id, _)| *id);
-            records += db
-                .prepare_cached(&mark)
-                .expect("mark")
-                .execute(rusqlite::params_from_iter(ids))
+            let tx = db.unchecked_transaction().expect("begin");
+            let mut mark = tx
+                .prepare_cached(
+                    "UPDATE outbox SET status = 'sent', result = ?3, held_reason = NULL, delivered_at = ?4, \
+                     claimed_by = NULL, lease_until = NULL \
+                     WHERE id = ?1 AND claimed_by = ?2 AND status = 'sending'",
+                )
                 .expect("mark");
+            for (id, _) in batch {
+                records += mark
+                    .execute(rusqlite::params![id, "floor", "200 OK", 1])
+                    .expect("mark");
+            }
+            drop(mark);
+            tx.commit().expect("commit");
         }
     }
     assert_eq!(records, n, "every record claimed and marked");
@@ -583,9 +604,7 @@ async fn main() {
             let (mut transports, mut transport_cpu) = (Vec::new(), Vec::new());
             for _ in 0..repeat {
                 // Each turn on a fresh project and database.
-                let dir = tempfile::tempdir().expect("temp dir");
-                project(dir.path(), MAIL_STEP, &smtp_config(sink.port));
-                let (store, definitions) = prepared(dir.path(), n).await;
+                let (dir, store, definitions) = fresh(MAIL_STEP, &smtp_config(sink.port), n).await;
                 floors
                     .push(smtp_source_rate(sink.port, n, CONCURRENCY, size).expect("smtp-source"));
                 let sink_before = sink.cpu_used();
@@ -593,9 +612,7 @@ async fn main() {
                 ours.push(rate);
                 cpu.push(cpu_us);
                 sink_cpu.push((sink.cpu_used() - sink_before).as_secs_f64() * 1e6 / n as f64);
-                let dir = tempfile::tempdir().expect("temp dir");
-                project(dir.path(), MAIL_STEP, &smtp_config(sink.port));
-                let (store, definitions) = prepared(dir.path(), n).await;
+                let (dir, store, definitions) = fresh(MAIL_STEP, &smtp_config(sink.port), n).await;
                 let (rate, cpu_us) = transport_rate(dir.path(), definitions, store, n).await;
                 transports.push(rate);
                 transport_cpu.push(cpu_us);
@@ -632,18 +649,15 @@ async fn main() {
         let mut store_floor = Vec::new();
         for _ in 0..repeat {
             // Each turn on a fresh project and database.
-            let dir = tempfile::tempdir().expect("temp dir");
-            project(dir.path(), WEBHOOK_STEP, &webhook_config(&sink.url));
-            let (store, definitions) = prepared(dir.path(), n).await;
+            let (dir, store, definitions) =
+                fresh(WEBHOOK_STEP, &webhook_config(&sink.url), n).await;
             let (rate, cpu) = bare_http_rate(&sink.url, n).await;
             bares.push(rate);
             bare_cpu.push(cpu);
             let (rate, cpu) = touchline_rate(dir.path(), definitions, store, n).await;
             ours.push(rate);
             our_cpu.push(cpu);
-            let dir = tempfile::tempdir().expect("temp dir");
-            project(dir.path(), WEBHOOK_STEP, &webhook_config(&sink.url));
-            let (store, _) = prepared(dir.path(), n).await;
+            let (dir, store, _) = fresh(WEBHOOK_STEP, &webhook_config(&sink.url), n).await;
             drop(store);
             store_floor.push(sqlite_claim_and_mark_us(dir.path(), n));
         }

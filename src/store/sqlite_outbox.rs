@@ -8,10 +8,12 @@
 //! the bare client (CPU per call 46 → 41.5 µs, the sink's included). Marks run here too:
 //! through sqlx, each batch crossed to the pool connection's own thread and back, a wake-up
 //! on either side, while a mail waits for its mark (here, the crash test's SQLite mail
-//! repeats fell from 0.76 to 0.53 per kill over five runs each). The statements are the ones `sql.rs`
-//! sends through sqlx for PostgreSQL and in-memory stores; keep them in step. The caller
-//! holds the store's write gate, so this process never has two writers waiting on SQLite's
-//! lock.
+//! repeats fell from 0.76 to 0.53 per kill over five runs each).
+//!
+//! The statements are the ones `sql.rs` sends through sqlx for PostgreSQL and in-memory
+//! stores, and the delivery benchmark's SQLite floor runs them too; keep them in step. The
+//! caller holds the store's write gate, so this process never has two writers waiting on
+//! SQLite's lock.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
