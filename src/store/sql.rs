@@ -237,6 +237,19 @@ macro_rules! store_impl {
                 if $serial_writes { Some(self.writes.lock().await) } else { None }
             }
 
+            /// How a write transaction begins. On SQLite it takes the write lock at once: a
+            /// transaction that reads first and writes later fails at once with "database is
+            /// locked", without waiting, if another connection holds the lock when it comes
+            /// to write (SQLite runs no busy handler for that upgrade). Another process on the
+            /// same file does, or a connection of this one still rolling back a transaction
+            /// that was dropped (sqlx rolls back in the background).
+            const BEGIN_WRITE: &'static str = if $serial_writes { "BEGIN IMMEDIATE" } else { "BEGIN" };
+
+            /// A write transaction on a pooled connection (see [`Self::BEGIN_WRITE`]).
+            async fn begin_write(&self) -> Result<sqlx::Transaction<'static, $db>> {
+                Ok(self.pool.begin_with(Self::BEGIN_WRITE).await?)
+            }
+
             /// The connection pool.
             pub fn pool(&self) -> &$pool {
                 &self.pool
@@ -809,7 +822,7 @@ macro_rules! store_impl {
             async fn import_all(&self, chunks: impl Iterator<Item = Import> + Send) -> Result<ImportOutcome> {
                 // One writer at a time on SQLite, queued here rather than in SQLite's busy loop.
                 let _writing = self.write_gate().await;
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_write().await?;
                 let mut outcome = ImportOutcome::default();
                 for import in chunks {
                     let one = Self::import_one(&mut tx, &import).await?;
@@ -822,7 +835,7 @@ macro_rules! store_impl {
 
             async fn import_each(&self, imports: &[Import]) -> Result<Vec<ImportOutcome>> {
                 let _writing = self.write_gate().await;
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_write().await?;
                 let mut outcomes = Vec::with_capacity(imports.len());
                 for import in imports {
                     outcomes.push(Self::import_one(&mut tx, import).await?);
@@ -1084,7 +1097,7 @@ macro_rules! store_impl {
                     return Ok(applied);
                 }
                 let now = changes.now;
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_write().await?;
                 if let Some(cursor) = &changes.cursor {
                     let moved = match &cursor.from {
                         Some(from) => sqlx::query("UPDATE meta SET value = $3 WHERE key = $1 AND value = $2")
@@ -1554,7 +1567,7 @@ macro_rules! store_impl {
                 if others.is_empty() && sent.len() <= CHUNK {
                     return Ok(mark_sent(&sent, owner, now).build().execute(&mut *conn).await?.rows_affected());
                 }
-                let mut tx = sqlx::Connection::begin(conn).await?;
+                let mut tx = sqlx::Connection::begin_with(conn, Self::BEGIN_WRITE).await?;
                 let mut finished = 0;
                 for (id, outcome) in others {
                     finished += u64::from(Self::finish_one(&mut tx, id, owner, now, outcome).await?);
@@ -1569,7 +1582,7 @@ macro_rules! store_impl {
             async fn deliver_task(&self, outbox_id: i64, owner: &str, now: i64, task: &NewTask, notices: &[OutboxRecord]) -> Result<Option<TaskWrite>> {
                 // One writer at a time on SQLite, queued here rather than in SQLite's busy loop.
                 let _writing = self.write_gate().await;
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_write().await?;
                 let held = sqlx::query(
                     "UPDATE outbox SET status = 'sent', delivered_at = $3, claimed_by = NULL, lease_until = NULL, result = 'task' \
                      WHERE id = $1 AND claimed_by = $2 AND status = 'sending' RETURNING idempotency_key",
@@ -1813,7 +1826,7 @@ macro_rules! store_impl {
             async fn hold_journey(&self, journey_id: &str, reason: &str, at: i64) -> Result<u64> {
                 // One writer at a time on SQLite, queued here rather than in SQLite's busy loop.
                 let _writing = self.write_gate().await;
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_write().await?;
                 sqlx::query("INSERT INTO holds (journey_id, reason, created_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
                     .bind(journey_id)
                     .bind(reason)
@@ -1855,7 +1868,7 @@ macro_rules! store_impl {
             async fn end_hold(&self, journey_id: &str, release: bool, now: i64) -> Result<Option<u64>> {
                 // One writer at a time on SQLite, queued here rather than in SQLite's busy loop.
                 let _writing = self.write_gate().await;
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_write().await?;
                 let ended = sqlx::query("DELETE FROM holds WHERE journey_id = $1")
                     .bind(journey_id)
                     .execute(&mut *tx)
@@ -1932,7 +1945,7 @@ macro_rules! store_impl {
             async fn change_task(&self, id: i64, change: &TaskChange, actor: &str, now: i64, notices: &[OutboxRecord]) -> Result<TaskChangeOutcome> {
                 // One writer at a time on SQLite, queued here rather than in SQLite's busy loop.
                 let _writing = self.write_gate().await;
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_write().await?;
                 if matches!(change, TaskChange::Reassign { .. }) {
                     // The lock task creation takes: a free slot is counted once.
                     sqlx::query(

@@ -156,7 +156,8 @@ fn finish(
     now: i64,
     outcomes: &[(i64, DeliveryOutcome)],
 ) -> Result<u64> {
-    let tx = connection.transaction()?;
+    // Takes the write lock at once, as every write transaction on SQLite does (`sql.rs`).
+    let tx = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut finished = 0;
     for (id, outcome) in outcomes {
         finished += finish_one(&tx, *id, owner, now, outcome)? as u64;

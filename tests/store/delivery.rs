@@ -1264,3 +1264,54 @@ pub async fn a_csm_works_tasks_done_snoozed_and_reassigned_once<S: Store>(store:
         ["ben snoozed until 2026-11-05 11:00 UTC"]
     );
 }
+
+/// A CSM marks a task done from the command line while the engine, another process, writes
+/// to the same SQLite file: the change waits for the engine's write, and is stored.
+pub async fn a_task_change_waits_for_another_process_writing(
+    store: touchline::store::SqliteStore,
+    file: std::path::PathBuf,
+) {
+    let project = Project::new(&[("handoff", HANDOFF)]);
+    customer(&store, "a1", 5000.0, 50.0, t0()).await;
+    send_event(&store, "a1", "account_created", t0()).await;
+    let definitions = project.definitions();
+    Engine::new(definitions.clone(), store.clone())
+        .tick(t0())
+        .await
+        .expect("tick");
+    Deliverer::new(
+        definitions,
+        store.clone(),
+        project.dir.path().join("outbox"),
+    )
+    .deliver_due(t0())
+    .await
+    .expect("deliver");
+    let open = store
+        .tasks(None, Some(TaskStatus::Open))
+        .await
+        .expect("tasks");
+    let [task] = open.as_slice() else {
+        panic!("one open task: {open:?}")
+    };
+
+    // The other process holds SQLite's write lock for a moment.
+    let (locked, wait_for_lock) = std::sync::mpsc::channel();
+    let other = std::thread::spawn(move || {
+        let mut connection = rusqlite::Connection::open(&file).expect("open the file");
+        let write = connection
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .expect("take the write lock");
+        locked.send(()).expect("signal");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        write.commit().expect("commit");
+    });
+    wait_for_lock.recv().expect("the lock is held");
+    let done = touchline::task_desk::done(&store, task.id, None, "ana", t0())
+        .await
+        .expect("the change waits for the other writer");
+    assert!(done.changed, "{done:?}");
+    other.join().expect("the other writer");
+    let stored = store.task(task.id).await.expect("task").expect("exists");
+    assert_eq!(stored.status, TaskStatus::Done);
+}

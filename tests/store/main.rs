@@ -242,6 +242,18 @@ fn main() {
         webhooks::a_wrong_secret_redirects_and_gone_endpoints_fail_for_good,
         webhooks::private_addresses_are_refused_unless_allowed,
     );
+    // SQLite alone: another process on the same file.
+    trials.push(Trial::test(
+        "sqlite::delivery::a_task_change_waits_for_another_process_writing",
+        || {
+            block_on(async {
+                let (store, dir) = sqlite().await;
+                let file = dir.path().join("touchline.db");
+                delivery::a_task_change_waits_for_another_process_writing(store, file).await;
+                Ok(())
+            })
+        },
+    ));
     let url = pg.clone();
     trials.push(
         Trial::test(
