@@ -20,7 +20,19 @@ use touchline::store::Store;
 use crate::smtp_sink;
 use crate::webhook_sink::WebhookSink;
 
+/// Prints a line of the test's report where `cargo test` shows it, also when the test
+/// passes: straight to stderr, past the harness's capture of `println!`.
+macro_rules! report {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 const ACCOUNTS: usize = 2000;
+/// Outbox records the steps make: per account a step mail, a task, its notice to the CSM and
+/// a webhook.
+const RECORDS: i64 = 4 * ACCOUNTS as i64;
 /// Kills that must land while outbox records wait.
 const KILLS: usize = 25;
 const SECRET: &str = "whsec_Y3Jhc2gtdGVzdC1zaWduaW5nLXNlY3JldA==";
@@ -130,6 +142,22 @@ async fn progress(database: &str, dir: &Path) -> (i64, i64) {
     })
 }
 
+/// The wait before the next kill: 50–600 ms, shorter when the work left, at the pace seen
+/// so far (`sent` of the records all steps make, in `elapsed`), would not last for the
+/// kills still to land. A faster engine finishes sooner; the kills must still find it at
+/// work.
+fn next_gap(rng: &mut impl Rng, elapsed: Duration, sent: i64, kills_to_go: usize) -> Duration {
+    let usual = 600;
+    let longest = if sent > 0 {
+        let left = (RECORDS - sent).max(0) as f64 / sent as f64;
+        let per_kill = elapsed.mul_f64(left) / (kills_to_go as u32 + 1);
+        (per_kill.as_millis() as u64).clamp(20, usual)
+    } else {
+        usual
+    };
+    Duration::from_millis(rng.random_range((longest / 10).min(50)..=longest))
+}
+
 /// Runs the crash test against `database` with `engines` engine processes side by side.
 pub fn run(database: &str, engines: usize) {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
@@ -149,12 +177,14 @@ pub fn run(database: &str, engines: usize) {
     }
 
     let seed: u64 = rand::random();
-    println!("crash test seed {seed}");
+    report!("crash test seed {seed}");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut running: Vec<Engine> = (0..engines).map(|_| Engine::start(dir)).collect();
-    let (mut kills, mut kills_during_work) = (0, 0);
+    let started = Instant::now();
+    let (mut kills, mut kills_during_work, mut sent) = (0, 0, 0);
     while kills_during_work < KILLS && kills < 4 * KILLS {
-        std::thread::sleep(Duration::from_millis(rng.random_range(50..600)));
+        let gap = next_gap(&mut rng, started.elapsed(), sent, KILLS - kills_during_work);
+        std::thread::sleep(gap);
         let (before, _) = runtime.block_on(progress(database, dir));
         // One engine dies; the others go on; it is restarted.
         let victim = rng.random_range(0..running.len());
@@ -164,6 +194,7 @@ pub fn run(database: &str, engines: usize) {
         if total > 0 && before > 0 && left > 0 {
             kills_during_work += 1;
         }
+        sent = total - left;
         if total > 0 && left == 0 {
             break;
         }
@@ -196,7 +227,7 @@ pub fn run(database: &str, engines: usize) {
     let ids: BTreeSet<String> = received.iter().map(|r| r.id.clone()).collect();
     assert_eq!(sink.accepted_ids().len(), ACCOUNTS);
     assert_eq!(ids.len(), ACCOUNTS);
-    println!(
+    report!(
         "{engines} engine(s), {kills} kills, {kills_during_work} during delivery; {} webhook requests for {ACCOUNTS} steps ({} repeats dropped by webhook-id)",
         received.len(),
         received.len() - ACCOUNTS
@@ -240,7 +271,7 @@ pub fn run(database: &str, engines: usize) {
         "every step mail and every notice received (seed {seed})"
     );
     let repeats = received.len() - by_id.len();
-    println!(
+    report!(
         "{} mails received for {} Message-IDs: {repeats} repeats, {:.2} per kill ({kills} kills)",
         received.len(),
         by_id.len(),
