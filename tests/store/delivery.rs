@@ -283,6 +283,11 @@ async fn first_pass<S: Store>(
     import: &touchline::store::Import,
 ) -> Deliverer<S> {
     store.import(import).await.expect("import");
+    ticked(store, project).await
+}
+
+/// A pass at `t0()` over what is stored; the deliverer for its outbox.
+async fn ticked<S: Store>(store: &S, project: &Project) -> Deliverer<S> {
     let definitions = project.definitions();
     Engine::new(definitions.clone(), store.clone())
         .tick(t0())
@@ -1274,19 +1279,11 @@ pub async fn a_task_change_waits_for_another_process_writing(
     let project = Project::new(&[("handoff", HANDOFF)]);
     customer(&store, "a1", 5000.0, 50.0, t0()).await;
     send_event(&store, "a1", "account_created", t0()).await;
-    let definitions = project.definitions();
-    Engine::new(definitions.clone(), store.clone())
-        .tick(t0())
+    ticked(&store, &project)
         .await
-        .expect("tick");
-    Deliverer::new(
-        definitions,
-        store.clone(),
-        project.dir.path().join("outbox"),
-    )
-    .deliver_due(t0())
-    .await
-    .expect("deliver");
+        .deliver_due(t0())
+        .await
+        .expect("deliver");
     let open = store
         .tasks(None, Some(TaskStatus::Open))
         .await
