@@ -785,6 +785,93 @@ macro_rules! store_impl {
             }
 
             /// Writes outbox records (once per idempotency key); returns how many were new.
+            /// [`Store::change_task`]'s work in `tx`, left to the caller to commit when the
+            /// task changed.
+            async fn change_task_in(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                id: i64,
+                change: &TaskChange,
+                actor: &str,
+                now: i64,
+                notices: &[OutboxRecord],
+            ) -> Result<TaskChangeOutcome> {
+                if matches!(change, TaskChange::Reassign { .. }) {
+                    // The lock task creation takes: a free slot is counted once.
+                    sqlx::query(
+                        "INSERT INTO counters (key, value) VALUES ('task_assignment', 1) \
+                         ON CONFLICT (key) DO UPDATE SET value = counters.value + 1",
+                    )
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                let Some(row) = sqlx::query("SELECT status, assignee, snoozed_until FROM tasks WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut **tx)
+                    .await?
+                else {
+                    return Ok(TaskChangeOutcome::NotFound);
+                };
+                let done = row.try_get::<String, _>("status")? == "done";
+                let assignee: Option<String> = row.try_get("assignee")?;
+                let snoozed: Option<i64> = row.try_get("snoozed_until")?;
+                let detail = match change {
+                    TaskChange::Done { .. } if done => return Ok(TaskChangeOutcome::Unchanged),
+                    TaskChange::Done { note } => {
+                        sqlx::query("UPDATE tasks SET status = 'done', note = $2, snoozed_until = NULL, updated_at = $3 WHERE id = $1")
+                            .bind(id)
+                            .bind(note)
+                            .bind(now)
+                            .execute(&mut **tx)
+                            .await?;
+                        note.clone().unwrap_or_default()
+                    }
+                    _ if done => return Ok(TaskChangeOutcome::Closed),
+                    TaskChange::Snooze { until } if snoozed == Some(*until) => return Ok(TaskChangeOutcome::Unchanged),
+                    TaskChange::Snooze { until } => {
+                        sqlx::query("UPDATE tasks SET snoozed_until = $2, updated_at = $3 WHERE id = $1")
+                            .bind(id)
+                            .bind(*until)
+                            .bind(now)
+                            .execute(&mut **tx)
+                            .await?;
+                        crate::clock::from_millis(*until).format("until %Y-%m-%d %H:%M UTC").to_string()
+                    }
+                    TaskChange::Reassign { to, .. } if assignee.as_deref() == Some(to.as_str()) => {
+                        return Ok(TaskChangeOutcome::Unchanged);
+                    }
+                    TaskChange::Reassign { to, capacity } => {
+                        if let Some(capacity) = capacity {
+                            let open: i64 = sqlx::query("SELECT COUNT(*) AS n FROM tasks WHERE assignee = $1 AND status = 'open'")
+                                .bind(to)
+                                .fetch_one(&mut **tx)
+                                .await?
+                                .try_get("n")?;
+                            if open >= *capacity {
+                                return Ok(TaskChangeOutcome::AssigneeFull);
+                            }
+                        }
+                        sqlx::query("UPDATE tasks SET assignee = $2, snoozed_until = NULL, updated_at = $3 WHERE id = $1")
+                            .bind(id)
+                            .bind(to)
+                            .bind(now)
+                            .execute(&mut **tx)
+                            .await?;
+                        format!("{} → {to}", assignee.as_deref().unwrap_or("(nobody)"))
+                    }
+                };
+                sqlx::query("INSERT INTO task_log (task_id, at, actor, action, detail) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(id)
+                    .bind(now)
+                    .bind(actor)
+                    .bind(change.action())
+                    .bind(&detail)
+                    .execute(&mut **tx)
+                    .await?;
+                let notices: Vec<&OutboxRecord> = notices.iter().collect();
+                Self::outbox_all(tx, &notices, now).await?;
+                Ok(TaskChangeOutcome::Changed)
+            }
+
             async fn outbox_all(tx: &mut sqlx::Transaction<'_, $db>, records: &[&OutboxRecord], now: i64) -> Result<u64> {
                 let mut inserted = 0;
                 for chunk in records.chunks(CHUNK) {
@@ -1875,6 +1962,8 @@ macro_rules! store_impl {
                     .await?
                     .rows_affected();
                 if ended == 0 {
+                    // Lets go of the write lock now, not when sqlx's background rollback runs.
+                    tx.rollback().await?;
                     return Ok(None);
                 }
                 let query = if release {
@@ -1946,82 +2035,14 @@ macro_rules! store_impl {
                 // One writer at a time on SQLite, queued here rather than in SQLite's busy loop.
                 let _writing = self.write_gate().await;
                 let mut tx = self.begin_write().await?;
-                if matches!(change, TaskChange::Reassign { .. }) {
-                    // The lock task creation takes: a free slot is counted once.
-                    sqlx::query(
-                        "INSERT INTO counters (key, value) VALUES ('task_assignment', 1) \
-                         ON CONFLICT (key) DO UPDATE SET value = counters.value + 1",
-                    )
-                    .execute(&mut *tx)
-                    .await?;
+                let outcome = Self::change_task_in(&mut tx, id, change, actor, now, notices).await?;
+                if matches!(outcome, TaskChangeOutcome::Changed) {
+                    tx.commit().await?;
+                } else {
+                    // Lets go of the write lock now, not when sqlx's background rollback runs.
+                    tx.rollback().await?;
                 }
-                let Some(row) = sqlx::query("SELECT status, assignee, snoozed_until FROM tasks WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                else {
-                    return Ok(TaskChangeOutcome::NotFound);
-                };
-                let done = row.try_get::<String, _>("status")? == "done";
-                let assignee: Option<String> = row.try_get("assignee")?;
-                let snoozed: Option<i64> = row.try_get("snoozed_until")?;
-                let detail = match change {
-                    TaskChange::Done { .. } if done => return Ok(TaskChangeOutcome::Unchanged),
-                    TaskChange::Done { note } => {
-                        sqlx::query("UPDATE tasks SET status = 'done', note = $2, snoozed_until = NULL, updated_at = $3 WHERE id = $1")
-                            .bind(id)
-                            .bind(note)
-                            .bind(now)
-                            .execute(&mut *tx)
-                            .await?;
-                        note.clone().unwrap_or_default()
-                    }
-                    _ if done => return Ok(TaskChangeOutcome::Closed),
-                    TaskChange::Snooze { until } if snoozed == Some(*until) => return Ok(TaskChangeOutcome::Unchanged),
-                    TaskChange::Snooze { until } => {
-                        sqlx::query("UPDATE tasks SET snoozed_until = $2, updated_at = $3 WHERE id = $1")
-                            .bind(id)
-                            .bind(*until)
-                            .bind(now)
-                            .execute(&mut *tx)
-                            .await?;
-                        crate::clock::from_millis(*until).format("until %Y-%m-%d %H:%M UTC").to_string()
-                    }
-                    TaskChange::Reassign { to, .. } if assignee.as_deref() == Some(to.as_str()) => {
-                        return Ok(TaskChangeOutcome::Unchanged);
-                    }
-                    TaskChange::Reassign { to, capacity } => {
-                        if let Some(capacity) = capacity {
-                            let open: i64 = sqlx::query("SELECT COUNT(*) AS n FROM tasks WHERE assignee = $1 AND status = 'open'")
-                                .bind(to)
-                                .fetch_one(&mut *tx)
-                                .await?
-                                .try_get("n")?;
-                            if open >= *capacity {
-                                return Ok(TaskChangeOutcome::AssigneeFull);
-                            }
-                        }
-                        sqlx::query("UPDATE tasks SET assignee = $2, snoozed_until = NULL, updated_at = $3 WHERE id = $1")
-                            .bind(id)
-                            .bind(to)
-                            .bind(now)
-                            .execute(&mut *tx)
-                            .await?;
-                        format!("{} → {to}", assignee.as_deref().unwrap_or("(nobody)"))
-                    }
-                };
-                sqlx::query("INSERT INTO task_log (task_id, at, actor, action, detail) VALUES ($1, $2, $3, $4, $5)")
-                    .bind(id)
-                    .bind(now)
-                    .bind(actor)
-                    .bind(change.action())
-                    .bind(&detail)
-                    .execute(&mut *tx)
-                    .await?;
-                let notices: Vec<&OutboxRecord> = notices.iter().collect();
-                Self::outbox_all(&mut tx, &notices, now).await?;
-                tx.commit().await?;
-                Ok(TaskChangeOutcome::Changed)
+                Ok(outcome)
             }
 
             async fn task_log(&self, id: i64) -> Result<Vec<TaskLogEntry>> {
