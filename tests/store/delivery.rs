@@ -1292,18 +1292,21 @@ pub async fn a_task_change_waits_for_another_process_writing(
         panic!("one open task: {open:?}")
     };
 
-    // The other process holds SQLite's write lock for a moment.
+    // The other process holds SQLite's write lock until 300 ms after the change starts.
     let (locked, wait_for_lock) = std::sync::mpsc::channel();
+    let (go, wait_for_change) = std::sync::mpsc::channel();
     let other = std::thread::spawn(move || {
         let mut connection = rusqlite::Connection::open(&file).expect("open the file");
         let write = connection
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .expect("take the write lock");
         locked.send(()).expect("signal");
+        wait_for_change.recv().expect("the change starts");
         std::thread::sleep(std::time::Duration::from_millis(300));
         write.commit().expect("commit");
     });
     wait_for_lock.recv().expect("the lock is held");
+    go.send(()).expect("signal");
     let done = touchline::task_desk::done(&store, task.id, None, "ana", t0())
         .await
         .expect("the change waits for the other writer");
