@@ -142,15 +142,19 @@ async fn progress(database: &str, dir: &Path) -> (i64, i64) {
     })
 }
 
-/// The wait before the next kill: 50–600 ms, shorter when the work left, at the pace seen
-/// so far (`sent` of the records all steps make, in `elapsed`), would not last for the
-/// kills still to land. A faster engine finishes sooner; the kills must still find it at
-/// work.
-fn next_gap(rng: &mut impl Rng, elapsed: Duration, sent: i64, kills_to_go: usize) -> Duration {
+/// The wait before the next kill: 50–600 ms, or down to a few ms when the records left, at
+/// the pace seen so far (`done` records sent in `elapsed`), would not last for the kills
+/// still to land. A faster engine finishes sooner; the kills must still find it at work.
+fn next_gap(
+    rng: &mut impl Rng,
+    (done, elapsed): (i64, Duration),
+    left: i64,
+    kills_to_go: usize,
+) -> Duration {
     let usual = 600;
-    let longest = if sent > 0 {
-        let left = (RECORDS - sent).max(0) as f64 / sent as f64;
-        let per_kill = elapsed.mul_f64(left) / (kills_to_go as u32 + 1);
+    let longest = if done > 0 {
+        let time_left = elapsed.mul_f64(left.max(0) as f64 / done as f64);
+        let per_kill = time_left / (kills_to_go as u32 + 1);
         (per_kill.as_millis() as u64).clamp(20, usual)
     } else {
         usual
@@ -180,10 +184,15 @@ pub fn run(database: &str, engines: usize) {
     report!("crash test seed {seed}");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut running: Vec<Engine> = (0..engines).map(|_| Engine::start(dir)).collect();
-    let started = Instant::now();
+    // When records were first seen sent, and how many: the pace counts from there, not from
+    // the engines' start-up.
+    let mut first_sent: Option<(Instant, i64)> = None;
     let (mut kills, mut kills_during_work, mut sent) = (0, 0, 0);
     while kills_during_work < KILLS && kills < 4 * KILLS {
-        let gap = next_gap(&mut rng, started.elapsed(), sent, KILLS - kills_during_work);
+        let pace = first_sent.map_or((0, Duration::ZERO), |(at, then)| {
+            (sent - then, at.elapsed())
+        });
+        let gap = next_gap(&mut rng, pace, RECORDS - sent, KILLS - kills_during_work);
         std::thread::sleep(gap);
         let (before, _) = runtime.block_on(progress(database, dir));
         // One engine dies; the others go on; it is restarted.
@@ -195,6 +204,9 @@ pub fn run(database: &str, engines: usize) {
             kills_during_work += 1;
         }
         sent = total - left;
+        if sent > 0 {
+            first_sent.get_or_insert((Instant::now(), sent));
+        }
         if total > 0 && left == 0 {
             break;
         }
