@@ -448,7 +448,9 @@ fn sqlite_claim_and_mark_us(dir: &Path, n: usize) -> f64 {
             break;
         }
         for batch in claimed.chunks(100) {
-            let tx = db.unchecked_transaction().expect("begin");
+            let tx =
+                rusqlite::Transaction::new_unchecked(&db, rusqlite::TransactionBehavior::Immediate)
+                    .expect("begin");
             let mut mark = tx
                 .prepare_cached(
                     "UPDATE outbox SET status = 'sent', result = ?3, held_reason = NULL, delivered_at = ?4, \
