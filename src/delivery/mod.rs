@@ -179,13 +179,30 @@ fn concurrency(definitions: &Definitions) -> usize {
         .max(1)
 }
 
-/// An outcome to mark, with whom to tell once it is stored.
+/// An outcome to mark (none: only a wait for those handed over before), with whom to tell
+/// once it is stored.
 type Mark = (
-    (i64, DeliveryOutcome),
+    Option<(i64, DeliveryOutcome)>,
     Option<tokio::sync::oneshot::Sender<()>>,
 );
 /// Where deliveries hand their outcomes to the writer.
-type Marks = tokio::sync::mpsc::Sender<Mark>;
+#[derive(Debug, Clone)]
+struct Marks(tokio::sync::mpsc::Sender<Mark>);
+
+impl Marks {
+    /// Hands `outcome` over to be marked in a later batch.
+    async fn send(&self, mark: Mark) -> Result<(), ()> {
+        self.0.send(mark).await.map_err(drop)
+    }
+
+    /// Hands `outcome` over (or nothing) and waits until it, and every outcome handed over
+    /// before, is stored. Err if the writer stopped (on an error the round reports).
+    async fn stored(&self, outcome: Option<(i64, DeliveryOutcome)>) -> Result<(), ()> {
+        let (stored, ack) = tokio::sync::oneshot::channel();
+        self.send((outcome, Some(stored))).await?;
+        ack.await.map_err(drop)
+    }
+}
 
 /// A step email that may not go now: its recipient is suppressed, outside the send window or
 /// over the frequency cap. Notices to CSMs skip those checks.
@@ -362,8 +379,8 @@ impl<S: Store> Deliverer<S> {
     }
 
     /// Delivers one claimed batch: one queue per recipient, in order, the queues side by
-    /// side. Step emails already sent in earlier rounds count for the frequency cap: a
-    /// mail's round waits for its mark, so they are stored when this round reads them.
+    /// side. Step emails already sent in earlier rounds count for the frequency cap: a round
+    /// ends once its marks are stored, so they are when the next one reads them.
     async fn deliver_round(
         &self,
         items: Vec<OutboxItem>,
@@ -407,6 +424,9 @@ impl<S: Store> Deliverer<S> {
                 Err(error) => failure = Some(StoreError::Writer(error.to_string())),
             }
         }
+        // The round's marks are stored before it ends: the next round's frequency cap
+        // counts the mails this one sent.
+        let _ = marks.stored(None).await;
         failure.map_or(Ok(()), Err)
     }
 }
@@ -496,9 +516,10 @@ impl<S: Store> Worker<S> {
     }
 
     /// Delivers one recipient's records in order, given when step emails went to it lately.
-    /// A mail waits until its outcome is stored (a crash right after the server took it
-    /// repeats at most that one mail); webhook outcomes are marked in batches, tasks as they
-    /// are written.
+    /// A mail the server took is stored as such before the next goes: noted in the store's
+    /// journal of accepted mails, or, where it keeps none, by waiting for its mark (a crash
+    /// right after the server took it repeats at most that one mail). Other outcomes are
+    /// marked in batches, tasks as they are written.
     async fn deliver_queue(
         &self,
         queue: Vec<OutboxItem>,
@@ -519,14 +540,20 @@ impl<S: Store> Worker<S> {
             if is_email && matches!(outcome.1, DeliveryOutcome::Sent(_)) {
                 sent.push(to_millis(now));
             }
-            if is_email {
-                let (stored, ack) = tokio::sync::oneshot::channel();
-                // The writer only stops early on an error, reported by the round.
-                if marks.send((outcome, Some(stored))).await.is_ok() {
-                    let _ = ack.await;
+            // A mail the server took is noted at once where the store can (its mark then
+            // goes with others); else it waits for its mark. Other outcomes go with the next
+            // batch: a webhook's (receivers drop a repeat by its id), a mail not taken.
+            let noted = match &outcome {
+                (id, DeliveryOutcome::Sent(result)) if is_email => {
+                    self.store.note_accepted(*id, to_millis(now), result)?
                 }
+                _ => true,
+            };
+            if noted {
+                let _ = marks.send((Some(outcome), None)).await;
             } else {
-                let _ = marks.send((outcome, None)).await;
+                // The writer only stops early on an error, reported by the round.
+                let _ = marks.stored(Some(outcome)).await;
             }
         }
         Ok(report)
@@ -552,10 +579,10 @@ impl<S: Store> Worker<S> {
             // Taken with the first outcome: a call that delivers nothing holds none.
             let mut held = None;
             while let Some((outcome, ack)) = receiver.recv().await {
-                batch.push(outcome);
+                batch.extend(outcome);
                 acks.extend(ack);
-                // A mail waits for its mark: write what has arrived at once. Webhook
-                // outcomes alone wait a moment for more.
+                // Someone waits (a mail for its mark, a round for its end): write what has
+                // arrived at once. Other outcomes alone wait a moment for more.
                 let linger = tokio::time::Instant::now() + MARK_LINGER;
                 while batch.len() < MARK_BATCH {
                     let next = if acks.is_empty() {
@@ -569,8 +596,15 @@ impl<S: Store> Worker<S> {
                     let Some((outcome, ack)) = next else {
                         break;
                     };
-                    batch.push(outcome);
+                    batch.extend(outcome);
                     acks.extend(ack);
+                }
+                if batch.is_empty() {
+                    // Only waits: everything handed over before them is stored.
+                    for ack in acks.drain(..) {
+                        let _ = ack.send(());
+                    }
+                    continue;
                 }
                 let connection = match &mut held {
                     Some(connection) => connection,
@@ -586,7 +620,7 @@ impl<S: Store> Worker<S> {
             }
             Ok(())
         });
-        (sender, writer)
+        (Marks(sender), writer)
     }
 
     /// Delivers one record; its outcome, to be marked (tasks are marked as they are written).

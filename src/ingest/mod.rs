@@ -226,7 +226,7 @@ impl FileReader {
                     scan.bad.push(bad);
                 }
             }
-            if self.rows_read % CHUNK_ROWS == 0 {
+            if self.rows_read.is_multiple_of(CHUNK_ROWS) {
                 progress(self.rows_read as u64);
             }
         }

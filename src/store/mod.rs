@@ -8,6 +8,7 @@
 //! enrollment's move and the outbox records it produces commit together or not at all, and
 //! an enrollment advanced by another process (its `version` moved on) is left alone.
 
+mod accepted_journal;
 pub mod group_commit;
 mod json_rows;
 pub mod payload;
@@ -1039,6 +1040,12 @@ pub trait Store: Clone + Send + Sync + 'static {
         now: i64,
         outcome: &DeliveryOutcome,
     ) -> impl Future<Output = Result<bool>> + Send;
+    /// Stores at once that the server accepted the mail of claimed record `id` at `at`,
+    /// answering `result`, where a mark would wait for the database: on an SQLite file, a
+    /// line in this process's journal of accepted mails (`accepted_journal`), read back
+    /// before any lease is taken over. The mark itself may then go with others. False where
+    /// the store keeps no such journal: the mail waits for its mark.
+    fn note_accepted(&self, id: i64, at: i64, result: &str) -> Result<bool>;
     /// A connection kept for many writes in a row (a delivery call's marks). Each query on
     /// the pool checks a connection out and back in, and the pool tests every connection
     /// coming back with a round trip to the database: for SQLite, another hand-over to

@@ -1606,6 +1606,14 @@ macro_rules! store_impl {
                 Self::finish_one(&mut conn, id, owner, now, outcome).await
             }
 
+            fn note_accepted(&self, id: i64, at: i64, result: &str) -> Result<bool> {
+                let Some(outbox) = &self.outbox else {
+                    return Ok(false);
+                };
+                outbox.note_accepted(id, at, result)?;
+                Ok(true)
+            }
+
             async fn hold_connection(&self) -> Result<HeldConnection<Self>> {
                 // Marks on an SQLite file run on a connection of their own (`sqlite_outbox`).
                 if self.outbox.is_some() || self.pool.options().get_max_connections() < 2 {

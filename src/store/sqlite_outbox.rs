@@ -16,11 +16,13 @@
 //! SQLite's lock.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rusqlite::Connection;
 
+use super::accepted_journal::AcceptedJournal;
 use super::{DeliveryOutcome, OutboxItem, OutboxRecord, Payload, Result, StoreError};
 
 /// One read-write connection to an SQLite file, opened on first use.
@@ -28,14 +30,21 @@ use super::{DeliveryOutcome, OutboxItem, OutboxRecord, Payload, Result, StoreErr
 pub(super) struct OutboxConnection {
     path: PathBuf,
     connection: Mutex<Option<Connection>>,
+    /// Mails the server accepted whose marks are not stored yet (`accepted_journal`).
+    journal: AcceptedJournal,
+    /// Whether this process read back the journals beside the file yet (on its first claim,
+    /// so a crashed run's are cleared).
+    replayed: AtomicBool,
 }
 
 impl OutboxConnection {
     /// Claims and marks on the SQLite file at `path` (which sqlx has opened and migrated).
     pub(super) fn new(path: PathBuf) -> Arc<Self> {
         Arc::new(Self {
+            journal: AcceptedJournal::new(&path),
             path,
             connection: Mutex::new(None),
+            replayed: AtomicBool::new(false),
         })
     }
 
@@ -50,8 +59,21 @@ impl OutboxConnection {
     ) -> Result<Vec<OutboxItem>> {
         let kinds: Vec<String> = kinds.iter().map(|kind| kind.to_string()).collect();
         let owner = owner.to_string();
-        self.run(move |connection| claim(connection, &kinds, now, &owner, lease_ms, limit))
-            .await
+        let outbox = Arc::clone(self);
+        self.run(move |connection| {
+            // Accepted mails are marked before their leases can be taken over.
+            let first = !outbox.replayed.swap(true, Ordering::Relaxed);
+            if first || lease_ran_out(connection, now)? {
+                outbox.journal.replay(connection, now)?;
+            }
+            claim(connection, &kinds, now, &owner, lease_ms, limit)
+        })
+        .await
+    }
+
+    /// Notes that the server accepted the mail of claimed record `id` (its mark follows).
+    pub(super) fn note_accepted(&self, id: i64, at: i64, result: &str) -> Result<()> {
+        self.journal.note(id, at, result)
     }
 
     /// [`super::Store::finish_outbox_held`]: marks how deliveries ended, in one transaction;
@@ -64,8 +86,13 @@ impl OutboxConnection {
     ) -> Result<u64> {
         let owner = owner.to_string();
         let outcomes = outcomes.to_vec();
-        self.run(move |connection| finish(connection, &owner, now, &outcomes))
-            .await
+        let outbox = Arc::clone(self);
+        self.run(move |connection| {
+            let finished = finish(connection, &owner, now, &outcomes)?;
+            outbox.journal.forget(outcomes.iter().map(|(id, _)| *id))?;
+            Ok(finished)
+        })
+        .await
     }
 
     /// Runs `work` on the connection, on a blocking thread.
@@ -96,6 +123,15 @@ impl OutboxConnection {
         connection.pragma_update(None, "synchronous", "NORMAL")?;
         Ok(connection)
     }
+}
+
+/// Whether some claimed record's lease ran out by `now`.
+fn lease_ran_out(connection: &Connection, now: i64) -> Result<bool> {
+    Ok(connection
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM outbox WHERE status = 'sending' AND lease_until < ?1)",
+        )?
+        .query_row([now], |row| row.get(0))?)
 }
 
 /// Frees records whose lease ran out, then claims the next `limit` due ones, in due order;

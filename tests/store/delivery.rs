@@ -1315,3 +1315,74 @@ pub async fn a_task_change_waits_for_another_process_writing(
     let stored = store.task(task.id).await.expect("task").expect("exists");
     assert_eq!(stored.status, TaskStatus::Done);
 }
+
+/// An engine is killed right after the mail server accepted a mail, before its mark is
+/// stored: the next engine on the file takes the mail as sent, from the journal of accepted
+/// mails the first left beside it, and takes over only the records it had not sent.
+pub async fn an_accepted_mail_outlives_its_engine(dir: tempfile::TempDir) {
+    let url = format!("sqlite://{}", dir.path().join("touchline.db").display());
+    let open = || async {
+        match touchline::store::open(&url, dir.path())
+            .await
+            .expect("open")
+        {
+            touchline::store::AnyStore::Sqlite(store) => store,
+            touchline::store::AnyStore::Postgres(_) => unreachable!("a sqlite URL opens SQLite"),
+        }
+    };
+    let project = Project::new(&[("handoff", HANDOFF)]);
+    let first = open().await;
+    for id in ["a1", "a2"] {
+        customer(&first, id, 5000.0, 50.0, t0()).await;
+        send_event(&first, id, "account_created", t0()).await;
+    }
+    Engine::new(project.definitions(), first.clone())
+        .tick(t0())
+        .await
+        .expect("tick");
+    let at = to_millis(t0());
+    let claimed = first
+        .claim_outbox(&["email"], at, "first", 1_000, 10)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 2, "{claimed:?}");
+    let accepted = claimed[0].id;
+    assert!(
+        first
+            .note_accepted(accepted, at, "250 2.0.0 queued")
+            .expect("noted"),
+        "an SQLite file keeps a journal"
+    );
+    let journals = || {
+        std::fs::read_dir(dir.path())
+            .expect("list")
+            .filter(|e| {
+                let name = e.as_ref().expect("entry").file_name();
+                name.to_string_lossy().contains("-accepted-")
+            })
+            .count()
+    };
+    assert_eq!(journals(), 1);
+    // The engine dies: its store goes without marking anything.
+    drop(first);
+
+    // After the lease, the next engine takes over what was not sent, and only that.
+    let next = open().await;
+    let taken = next
+        .claim_outbox(&["email"], at + 2_000, "next", 1_000, 10)
+        .await
+        .expect("claim");
+    let taken: Vec<i64> = taken.iter().map(|item| item.id).collect();
+    assert_eq!(taken, [claimed[1].id]);
+    let sent = next
+        .deliveries(&[DeliveryStatus::Sent], 10)
+        .await
+        .expect("sent");
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        (sent[0].id, sent[0].delivered_at),
+        (accepted, Some(at)),
+        "{sent:?}"
+    );
+    assert_eq!(journals(), 0, "the gone engine's journal is cleared");
+}

@@ -254,6 +254,16 @@ fn main() {
             })
         },
     ));
+    trials.push(Trial::test(
+        "sqlite::delivery::an_accepted_mail_outlives_its_engine",
+        || {
+            block_on(async {
+                let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+                delivery::an_accepted_mail_outlives_its_engine(dir).await;
+                Ok(())
+            })
+        },
+    ));
     let url = pg.clone();
     trials.push(
         Trial::test(
