@@ -380,7 +380,7 @@ impl<S: Store> Deliverer<S> {
 
     /// Delivers one claimed batch: one queue per recipient, in order, the queues side by
     /// side. Step emails already sent in earlier rounds count for the frequency cap: a round
-    /// ends once its marks are stored, so they are when the next one reads them.
+    /// with mails ends once its marks are stored, so they are when the next one reads them.
     async fn deliver_round(
         &self,
         items: Vec<OutboxItem>,
@@ -390,6 +390,9 @@ impl<S: Store> Deliverer<S> {
         report: &mut DeliveryReport,
     ) -> Result<(), StoreError> {
         let mut recipients = Recipients::read(&self.store, &self.definitions, &items, now).await?;
+        let mails = items
+            .iter()
+            .any(|item| matches!(item.record.payload, Payload::Email(_)));
         let mut queues: BTreeMap<(String, String), Vec<OutboxItem>> = BTreeMap::new();
         for item in items {
             let recipient = (
@@ -424,9 +427,11 @@ impl<S: Store> Deliverer<S> {
                 Err(error) => failure = Some(StoreError::Writer(error.to_string())),
             }
         }
-        // The round's marks are stored before it ends: the next round's frequency cap
+        // A round with mails ends once its marks are stored: the next round's frequency cap
         // counts the mails this one sent.
-        let _ = marks.stored(None).await;
+        if mails {
+            let _ = marks.stored(None).await;
+        }
         failure.map_or(Ok(()), Err)
     }
 }
