@@ -351,13 +351,13 @@ impl<S: Store> Deliverer<S> {
                 continue;
             }
             // The next batch is claimed while this one is delivered, so a round does not
-            // wait for the database between batches; unless this one holds mails. A claim
-            // takes SQLite's write lock, and a mail waits for its mark: a claim beside them
-            // would widen the window in which a crash sends a mail twice.
+            // wait for the database between batches; unless this one holds mails that wait
+            // for their marks (a store that does not note accepted mails): a claim beside
+            // them would widen the window in which a crash sends a mail twice.
             let mails = items
                 .iter()
                 .any(|item| matches!(item.record.payload, Payload::Email(_)));
-            let ahead = (!mails).then(|| claim(self.0.clone()));
+            let ahead = (!mails || self.store.notes_accepted()).then(|| claim(self.0.clone()));
             delivered_since_claim = ahead.is_some();
             if let Err(error) = self
                 .deliver_round(items, &marks, concurrency, now, &mut report)

@@ -1046,6 +1046,8 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// before any lease is taken over. The mark itself may then go with others. False where
     /// the store keeps no such journal: the mail waits for its mark.
     fn note_accepted(&self, id: i64, at: i64, result: &str) -> Result<bool>;
+    /// Whether [`Store::note_accepted`] notes mails here (so they need not wait for marks).
+    fn notes_accepted(&self) -> bool;
     /// A connection kept for many writes in a row (a delivery call's marks). Each query on
     /// the pool checks a connection out and back in, and the pool tests every connection
     /// coming back with a round trip to the database: for SQLite, another hand-over to

@@ -1606,6 +1606,10 @@ macro_rules! store_impl {
                 Self::finish_one(&mut conn, id, owner, now, outcome).await
             }
 
+            fn notes_accepted(&self) -> bool {
+                self.outbox.is_some()
+            }
+
             fn note_accepted(&self, id: i64, at: i64, result: &str) -> Result<bool> {
                 let Some(outbox) = &self.outbox else {
                     return Ok(false);
