@@ -190,18 +190,23 @@ type Mark = (
 struct Marks(tokio::sync::mpsc::Sender<Mark>);
 
 impl Marks {
-    /// Hands `outcome` over to be marked in a later batch.
-    async fn send(&self, mark: Mark) -> Result<(), ()> {
-        self.0.send(mark).await.map_err(drop)
+    /// Hands `mark` over to be marked in a later batch. Err if the writer stopped (on an
+    /// error of its own, which the delivery call reports): nothing more is delivered.
+    async fn send(&self, mark: Mark) -> Result<(), StoreError> {
+        self.0.send(mark).await.map_err(|_| writer_stopped())
     }
 
     /// Hands `outcome` over (or nothing) and waits until it, and every outcome handed over
-    /// before, is stored. Err if the writer stopped (on an error the round reports).
-    async fn stored(&self, outcome: Option<(i64, DeliveryOutcome)>) -> Result<(), ()> {
+    /// before, is stored.
+    async fn stored(&self, outcome: Option<(i64, DeliveryOutcome)>) -> Result<(), StoreError> {
         let (stored, ack) = tokio::sync::oneshot::channel();
         self.send((outcome, Some(stored))).await?;
-        ack.await.map_err(drop)
+        ack.await.map_err(|_| writer_stopped())
     }
+}
+
+fn writer_stopped() -> StoreError {
+    StoreError::Writer("the writer of delivery outcomes stopped".into())
 }
 
 /// A step email that may not go now: its recipient is suppressed, outside the send window or
@@ -368,14 +373,11 @@ impl<S: Store> Deliverer<S> {
             next = ahead.unwrap_or_else(|| claim(self.0.clone()));
         }
         drop(marks);
-        let marked = marker
+        // The writer's own error first: deliveries stop with `writer_stopped` after it.
+        marker
             .await
-            .map_err(|e| StoreError::Writer(e.to_string()))?;
-        if let Some(error) = failure {
-            return Err(error);
-        }
-        marked?;
-        Ok(report)
+            .map_err(|e| StoreError::Writer(e.to_string()))??;
+        failure.map_or(Ok(report), Err)
     }
 
     /// Delivers one claimed batch: one queue per recipient, in order, the queues side by
@@ -429,8 +431,8 @@ impl<S: Store> Deliverer<S> {
         }
         // A round with mails ends once its marks are stored: the next round's frequency cap
         // counts the mails this one sent.
-        if mails {
-            let _ = marks.stored(None).await;
+        if mails && failure.is_none() {
+            marks.stored(None).await?;
         }
         failure.map_or(Ok(()), Err)
     }
@@ -550,18 +552,28 @@ impl<S: Store> Worker<S> {
             // batch: a webhook's (receivers drop a repeat by its id), a mail not taken.
             let noted = match &outcome {
                 (id, DeliveryOutcome::Sent(result)) if is_email => {
-                    self.store.note_accepted(*id, to_millis(now), result)?
+                    self.note_accepted(*id, to_millis(now), result)
                 }
                 _ => true,
             };
             if noted {
-                let _ = marks.send((Some(outcome), None)).await;
+                marks.send((Some(outcome), None)).await?;
             } else {
-                // The writer only stops early on an error, reported by the round.
-                let _ = marks.stored(Some(outcome)).await;
+                marks.stored(Some(outcome)).await?;
             }
         }
         Ok(report)
+    }
+
+    /// Whether the store noted that the server accepted the mail of record `id` (see
+    /// [`Store::note_accepted`]). If it could not, the mail waits for its mark instead.
+    fn note_accepted(&self, id: i64, at: i64, result: &str) -> bool {
+        self.store
+            .note_accepted(id, &self.owner, at, result)
+            .unwrap_or_else(|error| {
+                tracing::warn!("{error}; the mail waits for its mark instead");
+                false
+            })
     }
 
     /// A writer that marks delivered records (those this worker still holds) in batches,

@@ -6,15 +6,16 @@
 //! and a commit waits for the one writer: behind a pass's write, a task, a claim. Every mail
 //! in flight waited for its own mark, so a kill while the writer was busy repeated up to
 //! one mail per connection. Here the fact is one line appended to a file of this process's
-//! own (one `write`, which outlives the process as a committed WAL frame does with
-//! `synchronous = NORMAL`), and the marks go in batches as webhook marks do.
+//! own (one `write_all` of a short line, which outlives the process as a committed WAL
+//! frame does with `synchronous = NORMAL`), and the marks go in batches as webhook marks do.
 //!
 //! Before any lease that ran out is taken over, every journal beside the database is read
-//! back and its records marked sent (`replay`). A journal whose process is gone (its lock is
-//! free) is then deleted; a live one is truncated by its process once all its records are
-//! marked.
+//! back and its records marked sent, each only while the engine that noted it still holds it
+//! (`replay`). A journal whose process is gone (its lock is free) is then deleted. A live
+//! process deletes its own once every record in it is marked, and starts a new one with the
+//! next mail: a file is never emptied in place, so a reader never sees a torn line.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -38,8 +39,8 @@ pub(super) struct AcceptedJournal {
 struct Own {
     /// Open, appending, locked for as long as this process lives.
     file: Option<(PathBuf, File)>,
-    /// Records noted and not marked yet.
-    unmarked: HashSet<i64>,
+    /// Records noted in the open file and not marked yet, with the engine that holds them.
+    unmarked: HashMap<i64, String>,
 }
 
 impl AcceptedJournal {
@@ -59,59 +60,79 @@ impl AcceptedJournal {
         }
     }
 
-    /// Notes that the server accepted the mail of record `id` at `at` (ms), answering
-    /// `result`.
-    pub(super) fn note(&self, id: i64, at: i64, result: &str) -> Result<()> {
+    /// Notes that the server accepted the mail of record `id`, held by `owner`, at `at`
+    /// (ms), answering `result`.
+    pub(super) fn note(&self, id: i64, owner: &str, at: i64, result: &str) -> Result<()> {
         let mut own = self.lock()?;
         if own.file.is_none() {
             own.file = Some(self.create()?);
         }
-        let line = format!("{id}\t{at}\t{}\n", serde_json::Value::from(result));
+        let line = format!(
+            "{id}\t{}\t{at}\t{}\n",
+            serde_json::Value::from(owner),
+            serde_json::Value::from(result)
+        );
         if let Some((path, file)) = &mut own.file {
             file.write_all(line.as_bytes())
                 .map_err(|e| io_error(path, "write", e))?;
         }
-        own.unmarked.insert(id);
+        own.unmarked.insert(id, owner.to_string());
         Ok(())
     }
 
-    /// Forgets records whose marks are stored; once none is left, empties the file.
+    /// Forgets records whose marks are stored; once none is left, deletes the file.
     pub(super) fn forget(&self, ids: impl Iterator<Item = i64>) -> Result<()> {
         let mut own = self.lock()?;
-        let mut removed = false;
         for id in ids {
-            removed |= own.unmarked.remove(&id);
+            own.unmarked.remove(&id);
         }
-        if removed
-            && own.unmarked.is_empty()
-            && let Some((path, file)) = &own.file
-        {
-            file.set_len(0).map_err(|e| io_error(path, "empty", e))?;
-        }
-        Ok(())
+        own.close_if_done()
     }
 
-    /// Marks sent every record a journal beside the database holds that is still being
-    /// sent: all of a gone process's (then deletes its journal), and those of a live one
-    /// whose lease ran out by `now`. How many records it marked.
+    /// Marks sent every record a journal beside the database holds, where the engine that
+    /// noted it still holds it: all of a gone process's (then deletes its journal), and those
+    /// of a live one whose lease ran out by `now`. How many records it marked.
     pub(super) fn replay(&self, connection: &Connection, now: i64) -> Result<u64> {
         let own_path = self.lock()?.file.as_ref().map(|(path, _)| path.clone());
         let mut marked = 0;
         for path in self.journals()? {
             let Ok(mut file) = OpenOptions::new().read(true).write(true).open(&path) else {
-                // Deleted meanwhile by another process's replay.
+                // Deleted meanwhile by its process or another replay.
                 continue;
             };
-            let gone = Some(&path) != own_path.as_ref() && file.try_lock().is_ok();
+            let own = Some(&path) == own_path.as_ref();
+            // Every journal is locked by its process before it gets its name (`create`).
+            let gone = !own && file.try_lock().is_ok();
             let mut text = String::new();
             file.read_to_string(&mut text)
                 .map_err(|e| io_error(&path, "read", e))?;
-            marked += mark_sent(connection, &text, gone, now)?;
+            let lines = lines(&text);
+            marked += mark_sent(connection, &lines, gone, now)?;
+            if own {
+                self.forget_taken(connection, &lines)?;
+            }
             if gone {
-                std::fs::remove_file(&path).map_err(|e| io_error(&path, "delete", e))?;
+                remove(&path)?;
             }
         }
         Ok(marked)
+    }
+
+    /// Forgets this process's records that its engine no longer holds: marked by a replay,
+    /// or taken over after a mark that failed.
+    fn forget_taken(&self, connection: &Connection, lines: &[Line]) -> Result<()> {
+        let mut held = connection.prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM outbox WHERE id = ?1 AND claimed_by = ?2 AND status = 'sending')",
+        )?;
+        let mut taken = Vec::new();
+        for line in lines {
+            if !held.query_row(rusqlite::params![line.id, line.owner], |row| {
+                row.get::<_, bool>(0)
+            })? {
+                taken.push(line.id);
+            }
+        }
+        self.forget(taken.into_iter())
     }
 
     /// The journals beside the database, this process's among them.
@@ -129,20 +150,20 @@ impl AcceptedJournal {
             .collect())
     }
 
-    /// A new journal file of this process's, locked while it lives.
+    /// A new journal file of this process's, locked while it lives. It is made and locked
+    /// under another name first: a replay must never find it unlocked and take it for a
+    /// gone process's.
     fn create(&self) -> Result<(PathBuf, File)> {
-        let path = self.dir.join(format!(
-            "{}{}-{:08x}",
-            self.prefix,
-            std::process::id(),
-            rand::random::<u32>()
-        ));
+        let name = format!("{}-{:08x}", std::process::id(), rand::random::<u32>());
+        let making = self.dir.join(format!(".{name}.accepted-new"));
         let file = OpenOptions::new()
             .append(true)
             .create_new(true)
-            .open(&path)
-            .map_err(|e| io_error(&path, "create", e))?;
-        file.lock().map_err(|e| io_error(&path, "lock", e))?;
+            .open(&making)
+            .map_err(|e| io_error(&making, "create", e))?;
+        file.lock().map_err(|e| io_error(&making, "lock", e))?;
+        let path = self.dir.join(format!("{}{name}", self.prefix));
+        std::fs::rename(&making, &path).map_err(|e| io_error(&path, "name", e))?;
         Ok((path, file))
     }
 
@@ -153,40 +174,79 @@ impl AcceptedJournal {
     }
 }
 
+impl Own {
+    /// Deletes the file once every record in it is marked; the next mail starts a new one.
+    fn close_if_done(&mut self) -> Result<()> {
+        if self.unmarked.is_empty()
+            && let Some((path, _)) = self.file.take()
+        {
+            remove(&path)?;
+        }
+        Ok(())
+    }
+}
+
 impl Drop for AcceptedJournal {
     /// A journal with nothing left to mark is deleted as its process ends.
     fn drop(&mut self) {
-        if let Ok(own) = self.own.get_mut()
-            && own.unmarked.is_empty()
-            && let Some((path, _)) = &own.file
-        {
-            let _ = std::fs::remove_file(path);
+        if let Ok(own) = self.own.get_mut() {
+            let _ = own.close_if_done();
         }
     }
 }
 
-/// Marks sent the records `text` lists (complete lines only: a process may have died
-/// mid-line) that are still being sent; of a live process's, only those whose lease ran out.
-fn mark_sent(connection: &Connection, text: &str, gone: bool, now: i64) -> Result<u64> {
+/// One line of a journal.
+struct Line {
+    id: i64,
+    owner: String,
+    at: i64,
+    result: String,
+}
+
+/// The complete lines of a journal (a process may have died mid-line).
+fn lines(text: &str) -> Vec<Line> {
+    text.split_inclusive('\n')
+        .filter(|line| line.ends_with('\n'))
+        .filter_map(|line| {
+            let mut fields = line.trim_end().splitn(4, '\t');
+            Some(Line {
+                id: fields.next()?.parse().ok()?,
+                owner: serde_json::from_str(fields.next()?).ok()?,
+                at: fields.next()?.parse().ok()?,
+                result: serde_json::from_str(fields.next()?).ok()?,
+            })
+        })
+        .collect()
+}
+
+/// Marks sent the records `lines` list that their engine still holds; of a live process's,
+/// only those whose lease ran out by `now`.
+fn mark_sent(connection: &Connection, lines: &[Line], gone: bool, now: i64) -> Result<u64> {
     let mut statement = connection.prepare_cached(
-        "UPDATE outbox SET status = 'sent', result = ?3, held_reason = NULL, delivered_at = ?2, \
+        "UPDATE outbox SET status = 'sent', result = ?4, held_reason = NULL, delivered_at = ?3, \
          claimed_by = NULL, lease_until = NULL \
-         WHERE id = ?1 AND status = 'sending' AND (?4 OR lease_until < ?5)",
+         WHERE id = ?1 AND claimed_by = ?2 AND status = 'sending' AND (?5 OR lease_until < ?6)",
     )?;
     let mut marked = 0;
-    for line in text.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
-        let mut fields = line.trim_end().splitn(3, '\t');
-        let (Some(id), Some(at), Some(result)) = (fields.next(), fields.next(), fields.next())
-        else {
-            continue;
-        };
-        let (Ok(id), Ok(at)) = (id.parse::<i64>(), at.parse::<i64>()) else {
-            continue;
-        };
-        let result: String = serde_json::from_str(result).unwrap_or_default();
-        marked += statement.execute(rusqlite::params![id, at, result, gone, now])? as u64;
+    for line in lines {
+        marked += statement.execute(rusqlite::params![
+            line.id,
+            line.owner,
+            line.at,
+            line.result,
+            gone,
+            now
+        ])? as u64;
     }
     Ok(marked)
+}
+
+/// Deletes a journal; one already deleted (by a replay in another process) is fine.
+fn remove(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_error(path, "delete", e)),
+        _ => Ok(()),
+    }
 }
 
 fn io_error(path: &Path, what: &str, error: std::io::Error) -> StoreError {

@@ -1040,12 +1040,12 @@ pub trait Store: Clone + Send + Sync + 'static {
         now: i64,
         outcome: &DeliveryOutcome,
     ) -> impl Future<Output = Result<bool>> + Send;
-    /// Stores at once that the server accepted the mail of claimed record `id` at `at`,
-    /// answering `result`, where a mark would wait for the database: on an SQLite file, a
-    /// line in this process's journal of accepted mails (`accepted_journal`), read back
-    /// before any lease is taken over. The mark itself may then go with others. False where
-    /// the store keeps no such journal: the mail waits for its mark.
-    fn note_accepted(&self, id: i64, at: i64, result: &str) -> Result<bool>;
+    /// Stores at once that the server accepted the mail of record `id`, claimed by `owner`,
+    /// at `at`, answering `result`, where a mark would wait for the database: on an SQLite
+    /// file, a line in this process's journal of accepted mails (`accepted_journal`), read
+    /// back before any lease is taken over. The mark itself may then go with others. False
+    /// where the store keeps no such journal: the mail waits for its mark.
+    fn note_accepted(&self, id: i64, owner: &str, at: i64, result: &str) -> Result<bool>;
     /// Whether [`Store::note_accepted`] notes mails here (so they need not wait for marks).
     fn notes_accepted(&self) -> bool;
     /// A connection kept for many writes in a row (a delivery call's marks). Each query on

@@ -1610,11 +1610,11 @@ macro_rules! store_impl {
                 self.outbox.is_some()
             }
 
-            fn note_accepted(&self, id: i64, at: i64, result: &str) -> Result<bool> {
+            fn note_accepted(&self, id: i64, owner: &str, at: i64, result: &str) -> Result<bool> {
                 let Some(outbox) = &self.outbox else {
                     return Ok(false);
                 };
-                outbox.note_accepted(id, at, result)?;
+                outbox.note_accepted(id, owner, at, result)?;
                 Ok(true)
             }
 

@@ -7,8 +7,9 @@
 //! comes back as one batch: the delivery benchmark's webhooks went from 60% to 67–69% of
 //! the bare client (CPU per call 46 → 41.5 µs, the sink's included). Marks run here too:
 //! through sqlx, each batch crossed to the pool connection's own thread and back, a wake-up
-//! on either side, while a mail waits for its mark (here, the crash test's SQLite mail
-//! repeats fell from 0.76 to 0.53 per kill over five runs each).
+//! on either side, while a mail waited for its mark (the crash test's SQLite mail repeats
+//! fell from 0.76 to 0.53 per kill over five runs each; mails now wait for a line in the
+//! journal of accepted mails instead, `accepted_journal`).
 //!
 //! The statements are the ones `sql.rs` sends through sqlx for PostgreSQL and in-memory
 //! stores, and the delivery benchmark's SQLite floor runs them too; keep them in step. The
@@ -71,9 +72,10 @@ impl OutboxConnection {
         .await
     }
 
-    /// Notes that the server accepted the mail of claimed record `id` (its mark follows).
-    pub(super) fn note_accepted(&self, id: i64, at: i64, result: &str) -> Result<()> {
-        self.journal.note(id, at, result)
+    /// Notes that the server accepted the mail of record `id`, claimed by `owner` (its mark
+    /// follows).
+    pub(super) fn note_accepted(&self, id: i64, owner: &str, at: i64, result: &str) -> Result<()> {
+        self.journal.note(id, owner, at, result)
     }
 
     /// [`super::Store::finish_outbox_held`]: marks how deliveries ended, in one transaction;

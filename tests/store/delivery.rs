@@ -1349,7 +1349,7 @@ pub async fn an_accepted_mail_outlives_its_engine(dir: tempfile::TempDir) {
     let accepted = claimed[0].id;
     assert!(
         first
-            .note_accepted(accepted, at, "250 2.0.0 queued")
+            .note_accepted(accepted, "first", at, "250 2.0.0 queued")
             .expect("noted"),
         "an SQLite file keeps a journal"
     );
@@ -1362,6 +1362,13 @@ pub async fn an_accepted_mail_outlives_its_engine(dir: tempfile::TempDir) {
             })
             .count()
     };
+    // A line about a record its engine no longer holds (it was handed back and claimed
+    // again, say) marks nothing.
+    assert!(
+        first
+            .note_accepted(claimed[1].id, "an-earlier-engine", at, "250 2.0.0 queued")
+            .expect("noted")
+    );
     assert_eq!(journals(), 1);
     // The engine dies: its store goes without marking anything.
     drop(first);
