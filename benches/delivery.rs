@@ -134,8 +134,6 @@ fn project(dir: &Path, step: &str, extra: &str) {
     .expect("journey");
 }
 
-/// Opens a fresh SQLite store in `dir`, imports `n` accounts with an admin each, and runs
-/// the engine once so every account has one outbox record waiting.
 /// A fresh project (one journey with `step`, extra config `extra`) and database in a
 /// folder of its own, with `n` accounts waiting at the step.
 async fn fresh(
@@ -153,6 +151,8 @@ async fn fresh(
     (dir, store, definitions)
 }
 
+/// Opens a fresh SQLite store in `dir`, imports `n` accounts with an admin each, and runs
+/// the engine once so every account has one outbox record waiting.
 async fn prepared(
     dir: &Path,
     n: usize,

@@ -365,7 +365,7 @@ impl<S: Store> Deliverer<S> {
             let ahead = (!mails || self.store.notes_accepted()).then(|| claim(self.0.clone()));
             delivered_since_claim = ahead.is_some();
             if let Err(error) = self
-                .deliver_round(items, &marks, concurrency, now, &mut report)
+                .deliver_round(items, mails, &marks, concurrency, now, &mut report)
                 .await
             {
                 break failure = Some(error);
@@ -383,18 +383,17 @@ impl<S: Store> Deliverer<S> {
     /// Delivers one claimed batch: one queue per recipient, in order, the queues side by
     /// side. Step emails already sent in earlier rounds count for the frequency cap: a round
     /// with mails ends once its marks are stored, so they are when the next one reads them.
+    /// `mails`: whether `items` holds any.
     async fn deliver_round(
         &self,
         items: Vec<OutboxItem>,
+        mails: bool,
         marks: &Marks,
         concurrency: usize,
         now: DateTime<Utc>,
         report: &mut DeliveryReport,
     ) -> Result<(), StoreError> {
         let mut recipients = Recipients::read(&self.store, &self.definitions, &items, now).await?;
-        let mails = items
-            .iter()
-            .any(|item| matches!(item.record.payload, Payload::Email(_)));
         let mut queues: BTreeMap<(String, String), Vec<OutboxItem>> = BTreeMap::new();
         for item in items {
             let recipient = (

@@ -16,7 +16,7 @@
 //! starts a new one with the next mail: a file is never emptied in place, so a reader never
 //! sees a torn line.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -40,8 +40,8 @@ pub(super) struct AcceptedJournal {
 struct Own {
     /// Open, appending, locked for as long as this process lives.
     file: Option<(PathBuf, File)>,
-    /// Records noted in the open file and not marked yet, with the engine that holds them.
-    unmarked: HashMap<i64, String>,
+    /// Records noted in the open file and not marked yet.
+    unmarked: HashSet<i64>,
 }
 
 impl AcceptedJournal {
@@ -77,7 +77,7 @@ impl AcceptedJournal {
             file.write_all(line.as_bytes())
                 .map_err(|e| io_error(path, "write", e))?;
         }
-        own.unmarked.insert(id, owner.to_string());
+        own.unmarked.insert(id);
         Ok(())
     }
 
@@ -97,7 +97,7 @@ impl AcceptedJournal {
         let own_path = self.lock()?.file.as_ref().map(|(path, _)| path.clone());
         let mut marked = 0;
         for path in self.journals()? {
-            let Ok(mut file) = OpenOptions::new().read(true).write(true).open(&path) else {
+            let Ok(mut file) = File::open(&path) else {
                 // Deleted meanwhile by its process or another replay.
                 continue;
             };
