@@ -12,6 +12,10 @@
 //!   postfix`) the comparison is skipped and says so.
 //! - webhooks signed to a local HTTP sink that verifies every signature, beside a bare
 //!   reqwest client doing the same signing.
+//!
+//! To profile touchline's deliveries alone (not the filling of the outbox, nor the floors):
+//! `mkfifo /tmp/ctl; TOUCHLINE_BENCH_PERF_CTL=/tmp/ctl perf record -D -1 --control
+//! fifo:/tmp/ctl -g <bench binary> --only webhook`.
 
 #[path = "support/process.rs"]
 #[allow(dead_code)]
@@ -344,11 +348,29 @@ async fn touchline_rate(
     let deliverer = Deliverer::new(definitions, store, dir.join("outbox"))
         .with_secrets(|_| Some(SECRET.into()));
     let (start, cpu) = (Instant::now(), process::cpu_used());
+    profiler("enable");
     let report = deliverer.deliver_due(Utc::now()).await.expect("deliver");
+    profiler("disable");
     let took = start.elapsed();
     let delivered = (report.emails + report.webhooks) as usize;
     assert_eq!(delivered, n, "{report:?}");
     (rate(n, took), cpu_per_record(cpu, n))
+}
+
+/// Tells `perf record --control fifo:CTL -D -1` to sample only touchline's deliveries, when
+/// `TOUCHLINE_BENCH_PERF_CTL` names that control FIFO: a profile of a whole turn is mostly
+/// filling the outbox and the floors.
+fn profiler(command: &str) {
+    if let Ok(path) = std::env::var("TOUCHLINE_BENCH_PERF_CTL") {
+        use std::io::Write as _;
+        let sent = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|mut fifo| fifo.write_all(format!("{command}\n").as_bytes()));
+        if let Err(error) = sent {
+            eprintln!("could not tell perf to {command} through {path}: {error}");
+        }
+    }
 }
 
 /// touchline's mail path without the store: the records claimed beforehand, then each

@@ -210,7 +210,7 @@ fn dedupe_metrics(metrics: &[MetricValue]) -> (Vec<&MetricValue>, Vec<&MetricVal
 }
 
 macro_rules! store_impl {
-    ($name:ident, $db:ty, $pool:ty, $doc:literal, $metrics_json:literal, $skip_locked:literal, $json_keys:literal, $serial_writes:literal, $json:expr) => {
+    ($name:ident, $db:ty, $pool:ty, $doc:literal, $metrics_json:literal, $skip_locked:literal, $claim_plan:literal, $json_keys:literal, $serial_writes:literal, $json:expr) => {
         #[doc = $doc]
         #[derive(Debug, Clone)]
         pub struct $name {
@@ -1569,10 +1569,14 @@ macro_rules! store_impl {
                 if let Some(outbox) = &self.outbox {
                     return outbox.claim(kinds, now, owner, lease_ms, limit).await;
                 }
+                let mut tx = self.begin_write().await?;
+                if !$claim_plan.is_empty() {
+                    sqlx::query($claim_plan).execute(&mut *tx).await?;
+                }
                 // A worker that died mid-delivery lets its lease run out; the record is claimable again.
                 sqlx::query("UPDATE outbox SET status = 'pending', claimed_by = NULL WHERE status = 'sending' AND lease_until < $1")
                     .bind(now)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?;
                 let mut query = QueryBuilder::<$db>::new("UPDATE outbox SET status = 'sending', claimed_by = ");
                 query.push_bind(owner).push(", lease_until = ").push_bind(now + lease_ms);
@@ -1584,7 +1588,8 @@ macro_rules! store_impl {
                 }
                 query.push(") ORDER BY next_attempt_at, id LIMIT ").push_bind(limit);
                 query.push(concat!($skip_locked, ") RETURNING id, idempotency_key, enrollment_id, journey_id, step_id, kind, account_id, contact_id, payload, attempts"));
-                let rows = query.build().fetch_all(&self.pool).await?;
+                let rows = query.build().fetch_all(&mut *tx).await?;
+                tx.commit().await?;
                 let mut items: Vec<OutboxItem> = rows
                     .iter()
                     .map(|r| {
@@ -1648,16 +1653,24 @@ macro_rules! store_impl {
                         other => others.push((*id, other)),
                     }
                 }
+                // The records are named in an `IN` list, each one's result picked by a `CASE`:
+                // joined to a list of values instead, PostgreSQL read the whole outbox for
+                // each batch whenever its statistics predated the records (11 ms a batch of
+                // 100 at 20 000 records), where an `IN` list of ids is always looked up in the
+                // primary key.
                 fn mark_sent<'a>(chunk: &'a [(i64, &'a str)], owner: &'a str, now: i64) -> QueryBuilder<'a, $db> {
-                    let mut query = QueryBuilder::<$db>::new("UPDATE outbox SET status = 'sent', result = v.column2, held_reason = NULL, delivered_at = ");
-                    query.push_bind(now);
-                    query.push(", claimed_by = NULL, lease_until = NULL FROM (");
-                    query.push_values(chunk, |mut row, (id, result)| {
-                        row.push_bind(*id).push_bind(*result);
-                    });
-                    query.push(") AS v WHERE outbox.id = v.column1 AND outbox.claimed_by = ");
-                    query.push_bind(owner);
-                    query.push(" AND outbox.status = 'sending'");
+                    let mut query = QueryBuilder::<$db>::new("UPDATE outbox SET status = 'sent', result = CASE id");
+                    for (id, result) in chunk {
+                        query.push(" WHEN ").push_bind(*id).push(" THEN ").push_bind(*result);
+                    }
+                    query.push(" END, held_reason = NULL, delivered_at = ").push_bind(now);
+                    query.push(", claimed_by = NULL, lease_until = NULL WHERE id IN (");
+                    let mut ids = query.separated(", ");
+                    for (id, _) in chunk {
+                        ids.push_bind(*id);
+                    }
+                    query.push(") AND claimed_by = ").push_bind(owner);
+                    query.push(" AND status = 'sending'");
                     query
                 }
                 // A batch of sent records alone is one statement, atomic by itself: no
@@ -2089,6 +2102,7 @@ store_impl!(
     "The embedded SQLite store (the default).",
     "json_group_object(m.name, m.value)",
     "",
+    "",
     "json_each(accounts.unknown_scores)",
     true,
     super::json_rows::SQLITE
@@ -2110,6 +2124,12 @@ store_impl!(
     "The PostgreSQL store, for several engine processes.",
     "json_object_agg(m.name, m.value)::text",
     " FOR UPDATE SKIP LOCKED",
+    // A claim walks the index in its order and stops at its limit. Left to choose, the
+    // planner reads every due record and sorts them all for each claim of 200 whenever the
+    // outbox's statistics predate a burst of new records (right after a pass enqueued
+    // them, or for long on a large outbox, whose statistics say few records wait): 23 ms a
+    // claim at 20 000 due instead of 3. Only this claim's transaction is affected.
+    "SELECT set_config('enable_sort', 'off', true)",
     "json_each_text(accounts.unknown_scores::json)",
     false,
     super::json_rows::POSTGRES
