@@ -582,8 +582,11 @@ async fn bare_http_rate(url: &str, n: usize) -> (f64, f64) {
         let (client, key, url) = (client.clone(), key.clone(), url.clone());
         async move {
             let id = format!("bare-{i}");
-            let body = serde_json::to_vec(&serde_json::json!({ "account": format!("a{i}") }))
-                .expect("json");
+            // The body touchline's webhook step sends for the same account (`fill`).
+            let body = serde_json::to_vec(
+                &serde_json::json!({ "account": format!("a{i}"), "name": format!("Account {i}") }),
+            )
+            .expect("json");
             let timestamp = Utc::now().timestamp();
             let signature = webhook::signature(&[key], &id, timestamp, &body);
             client
