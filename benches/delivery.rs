@@ -446,10 +446,10 @@ fn sqlite_claim_and_mark_us(dir: &Path, n: usize) -> f64 {
                 "UPDATE outbox SET status = 'sending', claimed_by = 'floor', lease_until = ?1, attempts = attempts + 1 \
                  WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?1 \
                  AND kind IN ('task', 'email', 'webhook') ORDER BY next_attempt_at, id LIMIT 200) \
-                 RETURNING id, idempotency_key, enrollment_id, journey_id, step_id, kind, account_id, contact_id, payload, attempts",
+                 RETURNING id, idempotency_key, enrollment_id, journey_id, step_id, kind, account_id, contact_id, attempts",
             )
             .expect("claim");
-        let claimed: Vec<(i64, String)> = claim
+        let claimed: Vec<i64> = claim
             .query_map([2_000_000_000_000_i64], |row| {
                 let _: (String, i64, String, String, String, String, String, i64) = (
                     row.get(1)?,
@@ -459,15 +459,21 @@ fn sqlite_claim_and_mark_us(dir: &Path, n: usize) -> f64 {
                     row.get(5)?,
                     row.get(6)?,
                     row.get(7)?,
-                    row.get(9)?,
+                    row.get(8)?,
                 );
-                Ok((row.get(0)?, row.get(8)?))
+                row.get(0)
             })
             .expect("claim")
             .collect::<Result<_, _>>()
             .expect("claimed rows");
         if claimed.is_empty() {
             break;
+        }
+        let mut payload = db
+            .prepare_cached("SELECT payload FROM outbox_payloads WHERE id = ?1")
+            .expect("payloads");
+        for id in &claimed {
+            let _: String = payload.query_row([id], |row| row.get(0)).expect("payload");
         }
         for batch in claimed.chunks(100) {
             let tx =
@@ -480,7 +486,7 @@ fn sqlite_claim_and_mark_us(dir: &Path, n: usize) -> f64 {
                      WHERE id = ?1 AND claimed_by = ?2 AND status = 'sending'",
                 )
                 .expect("mark");
-            for (id, _) in batch {
+            for id in batch {
                 records += mark
                     .execute(rusqlite::params![id, "floor", "200 OK", 1])
                     .expect("mark");

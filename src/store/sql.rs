@@ -255,6 +255,23 @@ macro_rules! store_impl {
                 &self.pool
             }
 
+            /// The stored payloads of outbox records `ids`.
+            async fn outbox_payloads(&self, ids: &[i64]) -> Result<HashMap<i64, String>> {
+                let mut payloads = HashMap::with_capacity(ids.len());
+                for chunk in ids.chunks(CHUNK) {
+                    let mut query = QueryBuilder::<$db>::new("SELECT id, payload FROM outbox_payloads WHERE id IN (");
+                    let mut list = query.separated(", ");
+                    for id in chunk {
+                        list.push_bind(*id);
+                    }
+                    query.push(")");
+                    for row in query.build().fetch_all(&self.pool).await? {
+                        payloads.insert(row.try_get("id")?, row.try_get("payload")?);
+                    }
+                }
+                Ok(payloads)
+            }
+
             /// `select` (ending in the column the ids are of) over `ids`, a chunk at a time,
             /// each chunk answered as one JSON text (see `json_rows`) that `parse` reads.
             async fn json_chunks<T>(&self, select: &str, ids: &[String], parse: impl Fn(&str) -> Result<Vec<T>>) -> Result<Vec<T>> {
@@ -700,7 +717,14 @@ macro_rules! store_impl {
                 })
             }
 
+            /// A record from a row that holds its payload (`outbox` joined to `outbox_payloads`).
             fn outbox_record(row: &<$db as sqlx::Database>::Row) -> Result<OutboxRecord> {
+                let text: String = row.try_get("payload")?;
+                Self::outbox_record_with(row, &text)
+            }
+
+            /// A record from an `outbox` row and its stored payload.
+            fn outbox_record_with(row: &<$db as sqlx::Database>::Row, text: &str) -> Result<OutboxRecord> {
                 Ok(OutboxRecord {
                     idempotency_key: row.try_get("idempotency_key")?,
                     enrollment_id: row.try_get("enrollment_id")?,
@@ -710,8 +734,7 @@ macro_rules! store_impl {
                     contact_id: row.try_get("contact_id")?,
                     payload: {
                         let kind: String = row.try_get("kind")?;
-                        let text: String = row.try_get("payload")?;
-                        Payload::from_stored(&kind, &text)
+                        Payload::from_stored(&kind, text)
                             .map_err(|e| StoreError::Corrupt(format!("{e}: {text}")))?
                     },
                     // Read back only to deliver or show: held-out records are never claimed.
@@ -872,12 +895,13 @@ macro_rules! store_impl {
                 Ok(TaskChangeOutcome::Changed)
             }
 
+            /// Inserts outbox records (those whose idempotency key is new) and their payloads.
             async fn outbox_all(tx: &mut sqlx::Transaction<'_, $db>, records: &[&OutboxRecord], now: i64) -> Result<u64> {
                 let mut inserted = 0;
                 for chunk in records.chunks(CHUNK) {
                     let mut query = QueryBuilder::<$db>::new(
                         "INSERT INTO outbox (idempotency_key, enrollment_id, journey_id, step_id, kind, account_id, \
-                         contact_id, payload, status, next_attempt_at, created_at) ",
+                         contact_id, status, next_attempt_at, created_at) ",
                     );
                     query.push_values(chunk, |mut row, r| {
                         row.push_bind(&r.idempotency_key)
@@ -887,13 +911,34 @@ macro_rules! store_impl {
                             .push_bind(r.kind())
                             .push_bind(&r.account_id)
                             .push_bind(&r.contact_id)
-                            .push_bind(to_json(&r.payload))
                             .push_bind(if r.held_out { "held_out" } else { "pending" })
                             .push_bind(now)
                             .push_bind(now);
                     });
-                    query.push(" ON CONFLICT (idempotency_key) DO NOTHING");
-                    inserted += query.build().execute(&mut **tx).await?.rows_affected();
+                    query.push(" ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key");
+                    let rows = query.build().fetch_all(&mut **tx).await?;
+                    if rows.is_empty() {
+                        continue;
+                    }
+                    inserted += rows.len() as u64;
+                    // A key twice in one batch is inserted once, as the first of them.
+                    let mut by_key: HashMap<&str, &OutboxRecord> = HashMap::with_capacity(chunk.len());
+                    for record in chunk {
+                        by_key.entry(record.idempotency_key.as_str()).or_insert(record);
+                    }
+                    let mut payloads = Vec::with_capacity(rows.len());
+                    for row in &rows {
+                        let key: String = row.try_get("idempotency_key")?;
+                        let record = by_key
+                            .get(key.as_str())
+                            .ok_or_else(|| StoreError::Corrupt(format!("outbox record `{key}` was inserted but not asked for")))?;
+                        payloads.push((row.try_get::<i64, _>("id")?, to_json(&record.payload)));
+                    }
+                    let mut query = QueryBuilder::<$db>::new("INSERT INTO outbox_payloads (id, payload) ");
+                    query.push_values(&payloads, |mut row, (id, payload)| {
+                        row.push_bind(*id).push_bind(payload);
+                    });
+                    query.build().execute(&mut **tx).await?;
                 }
                 Ok(inserted)
             }
@@ -1399,7 +1444,7 @@ macro_rules! store_impl {
             async fn recent_outbox(&self, limit: i64) -> Result<Vec<OutboxRecord>> {
                 let rows = sqlx::query(
                     "SELECT idempotency_key, enrollment_id, journey_id, step_id, kind, account_id, contact_id, payload \
-                     FROM outbox ORDER BY id DESC LIMIT $1",
+                     FROM outbox JOIN outbox_payloads USING (id) ORDER BY id DESC LIMIT $1",
                 )
                 .bind(limit)
                 .fetch_all(&self.pool)
@@ -1587,16 +1632,22 @@ macro_rules! store_impl {
                     list.push_bind(*kind);
                 }
                 query.push(") ORDER BY next_attempt_at, id LIMIT ").push_bind(limit);
-                query.push(concat!($skip_locked, ") RETURNING id, idempotency_key, enrollment_id, journey_id, step_id, kind, account_id, contact_id, payload, attempts"));
+                query.push(concat!($skip_locked, ") RETURNING id, idempotency_key, enrollment_id, journey_id, step_id, kind, account_id, contact_id, attempts"));
                 let rows = query.build().fetch_all(&mut *tx).await?;
                 tx.commit().await?;
+                let ids = rows.iter().map(|r| r.try_get("id")).collect::<std::result::Result<Vec<i64>, _>>()?;
+                let mut payloads = self.outbox_payloads(&ids).await?;
                 let mut items: Vec<OutboxItem> = rows
                     .iter()
-                    .map(|r| {
+                    .zip(&ids)
+                    .map(|(r, id)| {
+                        let text = payloads
+                            .remove(id)
+                            .ok_or_else(|| StoreError::Corrupt(format!("outbox record {id} has no payload")))?;
                         Ok(OutboxItem {
-                            id: r.try_get("id")?,
+                            id: *id,
                             attempts: r.try_get("attempts")?,
-                            record: Self::outbox_record(r)?,
+                            record: Self::outbox_record_with(r, &text)?,
                         })
                     })
                     .collect::<Result<_>>()?;
@@ -1877,7 +1928,7 @@ macro_rules! store_impl {
                 if statuses.is_empty() {
                     return Ok(Vec::new());
                 }
-                let mut query = QueryBuilder::<$db>::new(format!("SELECT {DELIVERY_COLUMNS} FROM outbox WHERE status IN ("));
+                let mut query = QueryBuilder::<$db>::new(format!("SELECT {DELIVERY_COLUMNS} FROM outbox JOIN outbox_payloads USING (id) WHERE status IN ("));
                 let mut list = query.separated(", ");
                 for status in statuses {
                     list.push_bind(status.as_str());
@@ -1889,7 +1940,7 @@ macro_rules! store_impl {
 
             async fn delivered_to(&self, account_id: &str) -> Result<Vec<DeliveryRow>> {
                 let rows = sqlx::query(&format!(
-                    "SELECT {DELIVERY_COLUMNS} FROM outbox WHERE account_id = $1 AND status = 'sent' ORDER BY delivered_at, id"
+                    "SELECT {DELIVERY_COLUMNS} FROM outbox JOIN outbox_payloads USING (id) WHERE account_id = $1 AND status = 'sent' ORDER BY delivered_at, id"
                 ))
                 .bind(account_id)
                 .fetch_all(&self.pool)

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 use super::accepted_journal::AcceptedJournal;
 use super::{DeliveryOutcome, OutboxItem, OutboxRecord, Payload, Result, StoreError};
@@ -163,19 +163,30 @@ fn claim(
          WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?3 \
          AND kind IN ({kind_list}) ORDER BY next_attempt_at, id LIMIT ?4) \
          RETURNING id, idempotency_key, enrollment_id, journey_id, step_id, kind, account_id, \
-         contact_id, payload, attempts"
+         contact_id, attempts"
     );
     let mut statement = connection.prepare_cached(&sql)?;
     let lease_until = now + lease_ms;
     let mut params: Vec<&dyn rusqlite::ToSql> = vec![&owner, &lease_until, &now, &limit];
     params.extend(kinds.iter().map(|kind| kind as &dyn rusqlite::ToSql));
     let mut rows = statement.query(params.as_slice())?;
-    let mut items = Vec::with_capacity(usize::try_from(limit).unwrap_or(0));
-    // Every row is read before a corrupt one fails the claim, as through sqlx: the claim is
-    // stored either way, and those records' leases run out like any other's.
-    let mut corrupt = None;
+    let mut claimed = Vec::with_capacity(usize::try_from(limit).unwrap_or(0));
     while let Some(row) = rows.next()? {
-        match item(row) {
+        claimed.push(Claimed::read(row)?);
+    }
+    drop(rows);
+    // Payloads are written once with their records and never change: read after the claim.
+    let mut payload =
+        connection.prepare_cached("SELECT payload FROM outbox_payloads WHERE id = ?1")?;
+    let mut items = Vec::with_capacity(claimed.len());
+    // Every record is read before a corrupt one fails the claim, as through sqlx: the claim
+    // is stored either way, and those records' leases run out like any other's.
+    let mut corrupt = None;
+    for record in claimed {
+        let text: Option<String> = payload
+            .query_row([record.id], |row| row.get(0))
+            .optional()?;
+        match record.with_payload(text) {
             Ok(item) => items.push(item),
             Err(error) => corrupt = Some(error),
         }
@@ -248,24 +259,55 @@ fn finish_one(
         ])?)
 }
 
-fn item(row: &rusqlite::Row<'_>) -> Result<OutboxItem> {
-    let kind: String = row.get(5)?;
-    let text: String = row.get(8)?;
-    let payload = Payload::from_stored(&kind, &text)
-        .map_err(|e| StoreError::Corrupt(format!("{e}: {text}")))?;
-    Ok(OutboxItem {
-        id: row.get(0)?,
-        attempts: row.get(9)?,
-        record: OutboxRecord {
+/// A claimed record whose payload is still to read.
+struct Claimed {
+    id: i64,
+    attempts: i64,
+    kind: String,
+    idempotency_key: String,
+    enrollment_id: i64,
+    journey_id: String,
+    step_id: String,
+    account_id: String,
+    contact_id: String,
+}
+
+impl Claimed {
+    fn read(row: &rusqlite::Row<'_>) -> Result<Self> {
+        Ok(Self {
+            id: row.get(0)?,
             idempotency_key: row.get(1)?,
             enrollment_id: row.get(2)?,
             journey_id: row.get(3)?,
             step_id: row.get(4)?,
+            kind: row.get(5)?,
             account_id: row.get(6)?,
             contact_id: row.get(7)?,
-            payload,
-            // Held-out records are never claimed.
-            held_out: false,
-        },
-    })
+            attempts: row.get(8)?,
+        })
+    }
+
+    /// The record with its stored payload (`None`: none was found).
+    fn with_payload(self, text: Option<String>) -> Result<OutboxItem> {
+        let id = self.id;
+        let text =
+            text.ok_or_else(|| StoreError::Corrupt(format!("outbox record {id} has no payload")))?;
+        let payload = Payload::from_stored(&self.kind, &text)
+            .map_err(|e| StoreError::Corrupt(format!("{e}: {text}")))?;
+        Ok(OutboxItem {
+            id,
+            attempts: self.attempts,
+            record: OutboxRecord {
+                idempotency_key: self.idempotency_key,
+                enrollment_id: self.enrollment_id,
+                journey_id: self.journey_id,
+                step_id: self.step_id,
+                account_id: self.account_id,
+                contact_id: self.contact_id,
+                payload,
+                // Held-out records are never claimed.
+                held_out: false,
+            },
+        })
+    }
 }

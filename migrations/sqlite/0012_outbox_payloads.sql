@@ -1,0 +1,9 @@
+-- A record's payload (a rendered mail runs to kilobytes) in a table of its own. Written once
+-- and read to deliver, it was rewritten with the record on every change of status: a claim
+-- and a mark each copied it again, to the table and to the write-ahead log.
+CREATE TABLE outbox_payloads (
+    id      INTEGER PRIMARY KEY,
+    payload TEXT NOT NULL
+);
+INSERT INTO outbox_payloads (id, payload) SELECT id, payload FROM outbox;
+ALTER TABLE outbox DROP COLUMN payload;
