@@ -1840,6 +1840,9 @@ macro_rules! store_impl {
             }
 
             async fn emails_sent_to(&self, account_ids: &[String], since: i64) -> Result<Vec<(String, String, i64)>> {
+                if let Some(readers) = &self.readers {
+                    return readers.emails_sent_to(account_ids, since).await;
+                }
                 let mut out = Vec::new();
                 for chunk in account_ids.chunks(CHUNK) {
                     let mut query = QueryBuilder::<$db>::new(
@@ -1860,6 +1863,9 @@ macro_rules! store_impl {
             }
 
             async fn recipient_facts(&self, account_ids: &[String]) -> Result<Vec<RecipientFacts>> {
+                if let Some(readers) = &self.readers {
+                    return readers.recipient_facts(account_ids).await;
+                }
                 let json = &$json;
                 let row = format!("{}(a.id, c.id, c.subscribed, c.timezone, a.timezone)", json.array);
                 let select = format!(
@@ -1871,6 +1877,9 @@ macro_rules! store_impl {
 
             async fn suppressions_of(&self, emails: &[String]) -> Result<Vec<Suppression>> {
                 let emails: Vec<String> = emails.iter().map(|e| e.trim().to_lowercase()).collect();
+                if let Some(readers) = &self.readers {
+                    return readers.suppressions_of(emails).await;
+                }
                 let mut out = Vec::new();
                 for chunk in emails.chunks(CHUNK) {
                     let mut query = Self::in_list("SELECT email, reason, detail, created_at FROM suppressions WHERE email", chunk);
