@@ -94,20 +94,14 @@ impl Readers {
         let ids = ids.to_vec();
         let fields = fields.clone();
         self.with(move |connection| {
-            let mut out = Vec::with_capacity(ids.len());
-            for chunk in ids.chunks(super::sql::CHUNK) {
-                let sql = format!(
-                    "SELECT {} FROM accounts WHERE id IN ({}) ORDER BY id",
-                    columns(&fields),
-                    placeholders(chunk.len())
-                );
-                let mut statement = connection.prepare_cached(&sql)?;
-                let mut rows = statement.query(rusqlite::params_from_iter(chunk))?;
-                while let Some(row) = rows.next()? {
-                    out.push(rule_input(row, &fields)?);
-                }
-            }
-            Ok(out)
+            let columns = columns(&fields);
+            rows_in(
+                connection,
+                |list| format!("SELECT {columns} FROM accounts WHERE id IN ({list}) ORDER BY id"),
+                &[],
+                &ids,
+                |row| rule_input(row, &fields),
+            )
         })
         .await
     }
@@ -168,26 +162,26 @@ impl Readers {
     ) -> Result<Vec<RecipientFacts>> {
         let ids = account_ids.to_vec();
         self.with(move |connection| {
-            let mut out = Vec::with_capacity(ids.len());
-            for chunk in ids.chunks(super::sql::CHUNK) {
-                let sql = format!(
-                    "SELECT a.id, c.id, c.subscribed, c.timezone, a.timezone FROM accounts a \
-                     LEFT JOIN contacts c ON c.account_id = a.id WHERE a.id IN ({}) ORDER BY a.id, c.id",
-                    placeholders(chunk.len())
-                );
-                let mut statement = connection.prepare_cached(&sql)?;
-                let mut rows = statement.query(rusqlite::params_from_iter(chunk))?;
-                while let Some(row) = rows.next()? {
-                    out.push(RecipientFacts {
+            rows_in(
+                connection,
+                |list| {
+                    format!(
+                        "SELECT a.id, c.id, c.subscribed, c.timezone, a.timezone FROM accounts a \
+                         LEFT JOIN contacts c ON c.account_id = a.id WHERE a.id IN ({list}) ORDER BY a.id, c.id"
+                    )
+                },
+                &[],
+                &ids,
+                |row| {
+                    Ok(RecipientFacts {
                         account_id: row.get(0)?,
                         contact_id: row.get(1)?,
                         subscribed: row.get::<_, Option<i64>>(2)?.is_some_and(|s| s != 0),
                         timezone: row.get(3)?,
                         account_timezone: row.get(4)?,
-                    });
-                }
-            }
-            Ok(out)
+                    })
+                },
+            )
         })
         .await
     }
@@ -198,24 +192,24 @@ impl Readers {
         emails: Vec<String>,
     ) -> Result<Vec<Suppression>> {
         self.with(move |connection| {
-            let mut out = Vec::new();
-            for chunk in emails.chunks(super::sql::CHUNK) {
-                let sql = format!(
-                    "SELECT email, reason, detail, created_at FROM suppressions WHERE email IN ({})",
-                    placeholders(chunk.len())
-                );
-                let mut statement = connection.prepare_cached(&sql)?;
-                let mut rows = statement.query(rusqlite::params_from_iter(chunk))?;
-                while let Some(row) = rows.next()? {
-                    out.push(Suppression {
+            rows_in(
+                connection,
+                |list| {
+                    format!(
+                        "SELECT email, reason, detail, created_at FROM suppressions WHERE email IN ({list})"
+                    )
+                },
+                &[],
+                &emails,
+                |row| {
+                    Ok(Suppression {
                         email: row.get(0)?,
                         reason: row.get(1)?,
                         detail: row.get(2)?,
                         created_at: row.get(3)?,
-                    });
-                }
-            }
-            Ok(out)
+                    })
+                },
+            )
         })
         .await
     }
@@ -228,25 +222,45 @@ impl Readers {
     ) -> Result<Vec<(String, String, i64)>> {
         let ids = account_ids.to_vec();
         self.with(move |connection| {
-            let mut out = Vec::new();
-            for chunk in ids.chunks(super::sql::CHUNK) {
-                let sql = format!(
-                    "SELECT account_id, contact_id, delivered_at FROM outbox WHERE kind = 'email' \
-                     AND status = 'sent' AND delivered_at > ? AND account_id IN ({}) ORDER BY delivered_at",
-                    placeholders(chunk.len())
-                );
-                let mut statement = connection.prepare_cached(&sql)?;
-                let params = std::iter::once(&since as &dyn rusqlite::ToSql)
-                    .chain(chunk.iter().map(|id| id as &dyn rusqlite::ToSql));
-                let mut rows = statement.query(rusqlite::params_from_iter(params))?;
-                while let Some(row) = rows.next()? {
-                    out.push((row.get(0)?, row.get(1)?, row.get(2)?));
-                }
-            }
-            Ok(out)
+            rows_in(
+                connection,
+                |list| {
+                    format!(
+                        "SELECT account_id, contact_id, delivered_at FROM outbox WHERE kind = 'email' \
+                         AND status = 'sent' AND delivered_at > ? AND account_id IN ({list}) ORDER BY delivered_at"
+                    )
+                },
+                &[&since],
+                &ids,
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+            )
         })
         .await
     }
+}
+
+/// The rows of `select(list)` for `keys`, a chunk at a time: `list` is a placeholder per key
+/// of the chunk, bound after `leading`; each row read by `read`.
+fn rows_in<T>(
+    connection: &Connection,
+    select: impl Fn(&str) -> String,
+    leading: &[&dyn rusqlite::ToSql],
+    keys: &[String],
+    read: impl Fn(&Row<'_>) -> Result<T>,
+) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    for chunk in keys.chunks(super::sql::CHUNK) {
+        let mut statement = connection.prepare_cached(&select(&placeholders(chunk.len())))?;
+        let params = leading
+            .iter()
+            .copied()
+            .chain(chunk.iter().map(|key| key as &dyn rusqlite::ToSql));
+        let mut rows = statement.query(rusqlite::params_from_iter(params))?;
+        while let Some(row) = rows.next()? {
+            out.push(read(row)?);
+        }
+    }
+    Ok(out)
 }
 
 /// `n` positional parameters, comma-separated.
