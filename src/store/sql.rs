@@ -262,12 +262,8 @@ macro_rules! store_impl {
             async fn outbox_payloads(&self, ids: &[i64]) -> Result<HashMap<i64, String>> {
                 let mut payloads = HashMap::with_capacity(ids.len());
                 for chunk in ids.chunks(CHUNK) {
-                    let mut query = QueryBuilder::<$db>::new("SELECT id, payload FROM outbox_payloads WHERE id IN (");
-                    let mut list = query.separated(", ");
-                    for id in chunk {
-                        list.push_bind(*id);
-                    }
-                    query.push(")");
+                    let mut query = QueryBuilder::<$db>::new("SELECT id, payload FROM outbox_payloads WHERE id");
+                    Self::push_id_list(&mut query, chunk.iter().copied());
                     for row in query.build().fetch_all(&self.pool).await? {
                         payloads.insert(row.try_get("id")?, row.try_get("payload")?);
                     }
@@ -810,7 +806,6 @@ macro_rules! store_impl {
                 Ok(())
             }
 
-            /// Writes outbox records (once per idempotency key); returns how many were new.
             /// [`Store::change_task`]'s work in `tx`, left to the caller to commit when the
             /// task changed.
             async fn change_task_in(
@@ -898,56 +893,70 @@ macro_rules! store_impl {
                 Ok(TaskChangeOutcome::Changed)
             }
 
+            /// ` CASE id WHEN <id> THEN <value> … END`: in a statement that updates many rows
+            /// named by id, each row's own value. (Joined to a list of values instead,
+            /// PostgreSQL may read the whole table whenever its statistics predate the rows.)
+            fn push_case_by_id<'a, T: 'a + sqlx::Encode<'a, $db> + sqlx::Type<$db> + Send>(
+                query: &mut QueryBuilder<'a, $db>,
+                values: impl IntoIterator<Item = (i64, T)>,
+            ) {
+                query.push(" CASE id");
+                for (id, value) in values {
+                    query.push(" WHEN ").push_bind(id).push(" THEN ").push_bind(value);
+                }
+                query.push(" END");
+            }
+
+            /// ` IN (<id>, …)`.
+            fn push_id_list<'a>(query: &mut QueryBuilder<'a, $db>, ids: impl IntoIterator<Item = i64>) {
+                query.push(" IN (");
+                let mut list = query.separated(", ");
+                for id in ids {
+                    list.push_bind(id);
+                }
+                query.push(")");
+            }
+
             /// Moves enrollments as `updates` say, each only if its version is still the one
             /// read; whether each moved (false: another process moved it first).
             ///
-            /// One statement per chunk, each column's new value picked by the record's id (as
-            /// sent records are marked): one statement per enrollment cost PostgreSQL a round
-            /// trip each, 63 µs, for every enrollment a pass moved. An enrollment named twice
-            /// moves once, as the first names it (the second would find its version moved on).
+            /// One statement per chunk, each column's new value picked by the enrollment's id:
+            /// one statement per enrollment cost PostgreSQL a round trip each, 63 µs, for every
+            /// enrollment a pass moved. An enrollment named twice moves once, as the first
+            /// names it (the second would find its version moved on).
             async fn move_enrollments(tx: &mut sqlx::Transaction<'_, $db>, updates: &[EnrollmentUpdate], now: i64) -> Result<Vec<bool>> {
-                let mut seen = HashSet::with_capacity(updates.len());
-                let first: Vec<bool> = updates.iter().map(|u| seen.insert(u.before.id)).collect();
-                let mut moved_ids = HashSet::with_capacity(updates.len());
-                let firsts: Vec<&EnrollmentUpdate> = updates.iter().zip(&first).filter(|(_, f)| **f).map(|(u, _)| u).collect();
-                for chunk in firsts.chunks(MOVE_CHUNK) {
-                    let mut query = QueryBuilder::<$db>::new("UPDATE enrollments SET ");
-                    fn column<'a, T: 'a + sqlx::Encode<'a, $db> + sqlx::Type<$db> + Send>(
-                        query: &mut QueryBuilder<'a, $db>,
-                        name: &str,
-                        chunk: &[&'a EnrollmentUpdate],
-                        value: impl Fn(&'a EnrollmentUpdate) -> T,
-                    ) {
-                        query.push(name).push(" = CASE id");
-                        for update in chunk {
-                            query.push(" WHEN ").push_bind(update.before.id).push(" THEN ").push_bind(value(update));
-                        }
-                        query.push(" END, ");
-                    }
-                    column(&mut query, "status", chunk, |u| u.status.as_str());
-                    column(&mut query, "step_index", chunk, |u| u.step_index);
-                    column(&mut query, "wait_started_at", chunk, |u| u.wait_started_at);
-                    column(&mut query, "next_due_at", chunk, |u| u.next_due_at);
-                    column(&mut query, "ended_at", chunk, |u| (u.status != EnrollmentStatus::Active).then_some(now));
-                    column(&mut query, "end_reason", chunk, |u| u.end_reason.as_deref());
-                    query.push("version = version + 1 WHERE id IN (");
-                    let mut ids = query.separated(", ");
-                    for update in chunk {
-                        ids.push_bind(update.before.id);
-                    }
-                    query.push(") AND version = CASE id");
-                    for update in chunk {
-                        query.push(" WHEN ").push_bind(update.before.id).push(" THEN ").push_bind(update.before.version);
-                    }
-                    query.push(" END RETURNING id");
+                let mut moved = HashSet::with_capacity(updates.len());
+                for chunk in updates.chunks(MOVE_CHUNK) {
+                    let mut query = QueryBuilder::<$db>::new("UPDATE enrollments SET status =");
+                    Self::push_case_by_id(&mut query, chunk.iter().map(|u| (u.before.id, u.status.as_str())));
+                    query.push(", step_index =");
+                    Self::push_case_by_id(&mut query, chunk.iter().map(|u| (u.before.id, u.step_index)));
+                    query.push(", wait_started_at =");
+                    Self::push_case_by_id(&mut query, chunk.iter().map(|u| (u.before.id, u.wait_started_at)));
+                    query.push(", next_due_at =");
+                    Self::push_case_by_id(&mut query, chunk.iter().map(|u| (u.before.id, u.next_due_at)));
+                    query.push(", ended_at =");
+                    let ended = |u: &EnrollmentUpdate| (u.status != EnrollmentStatus::Active).then_some(now);
+                    Self::push_case_by_id(&mut query, chunk.iter().map(|u| (u.before.id, ended(u))));
+                    query.push(", end_reason =");
+                    Self::push_case_by_id(&mut query, chunk.iter().map(|u| (u.before.id, u.end_reason.as_deref())));
+                    query.push(", version = version + 1 WHERE id");
+                    Self::push_id_list(&mut query, chunk.iter().map(|u| u.before.id));
+                    // A `CASE` takes its first match: an enrollment named twice is checked
+                    // against, and moved to, what the first of them says.
+                    query.push(" AND version =");
+                    Self::push_case_by_id(&mut query, chunk.iter().map(|u| (u.before.id, u.before.version)));
+                    query.push(" RETURNING id");
                     for row in query.build().fetch_all(&mut **tx).await? {
-                        moved_ids.insert(row.try_get::<i64, _>("id")?);
+                        moved.insert(row.try_get::<i64, _>("id")?);
                     }
                 }
-                Ok(updates.iter().zip(first).map(|(u, first)| first && moved_ids.contains(&u.before.id)).collect())
+                // Each moved id counts for the first update naming it only.
+                Ok(updates.iter().map(|u| moved.remove(&u.before.id)).collect())
             }
 
-            /// Inserts outbox records (those whose idempotency key is new) and their payloads.
+            /// Writes outbox records (once per idempotency key) and their payloads; returns how
+            /// many were new.
             async fn outbox_all(tx: &mut sqlx::Transaction<'_, $db>, records: &[&OutboxRecord], now: i64) -> Result<u64> {
                 let mut inserted = 0;
                 for chunk in records.chunks(CHUNK) {
@@ -1741,23 +1750,15 @@ macro_rules! store_impl {
                         other => others.push((*id, other)),
                     }
                 }
-                // The records are named in an `IN` list, each one's result picked by a `CASE`:
-                // joined to a list of values instead, PostgreSQL read the whole outbox for
-                // each batch whenever its statistics predated the records (11 ms a batch of
-                // 100 at 20 000 records), where an `IN` list of ids is always looked up in the
-                // primary key.
+                // The records are named in an `IN` list, each one's result picked by a `CASE`
+                // (`push_case_by_id`), so each is looked up in the primary key.
                 fn mark_sent<'a>(chunk: &'a [(i64, &'a str)], owner: &'a str, now: i64) -> QueryBuilder<'a, $db> {
-                    let mut query = QueryBuilder::<$db>::new("UPDATE outbox SET status = 'sent', result = CASE id");
-                    for (id, result) in chunk {
-                        query.push(" WHEN ").push_bind(*id).push(" THEN ").push_bind(*result);
-                    }
-                    query.push(" END, held_reason = NULL, delivered_at = ").push_bind(now);
-                    query.push(", claimed_by = NULL, lease_until = NULL WHERE id IN (");
-                    let mut ids = query.separated(", ");
-                    for (id, _) in chunk {
-                        ids.push_bind(*id);
-                    }
-                    query.push(") AND claimed_by = ").push_bind(owner);
+                    let mut query = QueryBuilder::<$db>::new("UPDATE outbox SET status = 'sent', result =");
+                    $name::push_case_by_id(&mut query, chunk.iter().copied());
+                    query.push(", held_reason = NULL, delivered_at = ").push_bind(now);
+                    query.push(", claimed_by = NULL, lease_until = NULL WHERE id");
+                    $name::push_id_list(&mut query, chunk.iter().map(|(id, _)| *id));
+                    query.push(" AND claimed_by = ").push_bind(owner);
                     query.push(" AND status = 'sending'");
                     query
                 }
