@@ -410,8 +410,6 @@ async fn transport_rate(
             };
             let config = &definitions.config;
             let envelope = Envelope {
-                from: config.email.from.as_deref(),
-                reply_to: config.email.reply_to.as_deref(),
                 unsubscribe: Some(unsubscribe::link(config, &key, &mail.to, now.timestamp())),
                 ..Envelope::default()
             };

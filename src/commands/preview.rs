@@ -78,11 +78,7 @@ async fn show<S: Store>(
         store.clone(),
         delivery::outbox_dir(&ctx.definitions),
     );
-    let envelope = Envelope {
-        from: ctx.definitions.config.email.from.as_deref(),
-        reply_to: ctx.definitions.config.email.reply_to.as_deref(),
-        ..Default::default()
-    };
+    let envelope = Envelope::default();
     match deliverer.send_email(&record, &envelope).await {
         Attempt::Sent(result) => {
             writeln!(out, "test mail sent to {address}: {result}").map_err(io)?;

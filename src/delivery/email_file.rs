@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
 
+use crate::definitions::config::EmailSettings;
 use crate::store::{OutboxRecord, Payload};
 
 /// Why a mail could not be written.
@@ -71,13 +72,39 @@ impl Header for ListUnsubscribePost {
     }
 }
 
-/// What a mail carries besides its rendered payload.
+/// The sender's mailboxes (`email.from`, `email.reply_to`), parsed once per deliverer
+/// rather than once per mail.
+#[derive(Debug, Clone)]
+pub struct Sender {
+    from: Mailbox,
+    reply_to: Option<Mailbox>,
+}
+
+/// The sender when `email.from` is not set.
+const DEFAULT_FROM: &str = "touchline <touchline@localhost>";
+
+impl Sender {
+    /// The sender `settings` name, or why one of its addresses is not one.
+    pub fn of(settings: &EmailSettings) -> Result<Self, String> {
+        let from = settings
+            .from
+            .as_deref()
+            .unwrap_or(DEFAULT_FROM)
+            .parse()
+            .map_err(|e| format!("bad sender in touchline.yaml: {e}"))?;
+        let reply_to = settings
+            .reply_to
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|e| format!("bad reply_to in touchline.yaml: {e}"))?;
+        Ok(Self { from, reply_to })
+    }
+}
+
+/// What a mail carries besides its rendered payload and its sender.
 #[derive(Debug, Clone, Default)]
 pub struct Envelope<'a> {
-    /// Sender (`email.from`).
-    pub from: Option<&'a str>,
-    /// Reply-To (`email.reply_to`).
-    pub reply_to: Option<&'a str>,
     /// The one-click unsubscribe link (none for notices to CSMs and test sends).
     pub unsubscribe: Option<String>,
     /// Send to this address instead of the record's recipient (`preview --send-test`).
@@ -89,6 +116,7 @@ pub struct Envelope<'a> {
 /// Builds the message for an email outbox record.
 pub fn build(
     record: &OutboxRecord,
+    sender: &Sender,
     envelope: &Envelope<'_>,
 ) -> Result<lettre::Message, EmailError> {
     let Payload::Email(mail) = &record.payload else {
@@ -98,28 +126,24 @@ pub fn build(
             record.kind()
         )));
     };
-    let to_text = envelope
-        .to_override
-        .map_or_else(|| mail.to.clone(), str::to_string);
+    let to_text = envelope.to_override.unwrap_or(&mail.to);
     let to: Mailbox = to_text
         .parse()
         .map_err(|e| EmailError::Permanent(format!("bad recipient `{to_text}`: {e}")))?;
-    let from: Mailbox = envelope
-        .from
-        .unwrap_or("touchline <touchline@localhost>")
-        .parse()
-        .map_err(|e| EmailError::Permanent(format!("bad sender in touchline.yaml: {e}")))?;
-    let id = message_id(&record.idempotency_key, envelope.installation, &from);
+    // Given rather than left to lettre, which would parse it back out of the headers just
+    // written.
+    let smtp_envelope =
+        lettre::address::Envelope::new(Some(sender.from.email.clone()), vec![to.email.clone()])
+            .map_err(|e| EmailError::Permanent(format!("cannot address the mail: {e}")))?;
+    let id = message_id(&record.idempotency_key, envelope.installation, &sender.from);
     let mut builder = lettre::Message::builder()
-        .from(from)
+        .from(sender.from.clone())
         .to(to)
         .subject(mail.subject.clone())
-        .message_id(Some(id));
-    if let Some(reply_to) = envelope.reply_to {
-        let reply_to: Mailbox = reply_to
-            .parse()
-            .map_err(|e| EmailError::Permanent(format!("bad reply_to in touchline.yaml: {e}")))?;
-        builder = builder.reply_to(reply_to);
+        .message_id(Some(id))
+        .envelope(smtp_envelope);
+    if let Some(reply_to) = &sender.reply_to {
+        builder = builder.reply_to(reply_to.clone());
     }
     if let Some(link) = &envelope.unsubscribe {
         builder = builder
@@ -155,9 +179,10 @@ pub fn safe_file_name(text: &str) -> String {
 pub fn write(
     dir: &Path,
     record: &OutboxRecord,
+    sender: &Sender,
     envelope: &Envelope<'_>,
 ) -> Result<PathBuf, EmailError> {
-    let message = build(record, envelope)?;
+    let message = build(record, sender, envelope)?;
     std::fs::create_dir_all(dir)
         .map_err(|e| EmailError::Temporary(format!("cannot create {}: {e}", dir.display())))?;
     let name = safe_file_name(&record.idempotency_key);
@@ -167,4 +192,43 @@ pub fn write(
         .and_then(|()| std::fs::rename(&temporary, &path))
         .map_err(|e| EmailError::Temporary(format!("cannot write {}: {e}", path.display())))?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(from: Option<&str>, reply_to: Option<&str>) -> EmailSettings {
+        EmailSettings {
+            from: from.map(str::to_string),
+            reply_to: reply_to.map(str::to_string),
+            ..EmailSettings::default()
+        }
+    }
+
+    #[test]
+    fn the_sender_is_read_once_and_a_bad_address_says_which_setting() {
+        let sender = Sender::of(&settings(None, None)).expect("the default sender");
+        assert_eq!(sender.from.email.to_string(), "touchline@localhost");
+        let sender = Sender::of(&settings(
+            Some("Ana <ana@example.com>"),
+            Some("help@example.com"),
+        ))
+        .expect("a sender");
+        assert_eq!(sender.from.to_string(), "Ana <ana@example.com>");
+        assert_eq!(
+            sender.reply_to.map(|mailbox| mailbox.to_string()),
+            Some("help@example.com".into())
+        );
+        let bad_from = Sender::of(&settings(Some("not an address"), None)).expect_err("bad");
+        assert!(
+            bad_from.starts_with("bad sender in touchline.yaml"),
+            "{bad_from}"
+        );
+        let bad_reply = Sender::of(&settings(None, Some("nope"))).expect_err("bad");
+        assert!(
+            bad_reply.starts_with("bad reply_to in touchline.yaml"),
+            "{bad_reply}"
+        );
+    }
 }

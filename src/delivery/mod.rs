@@ -43,7 +43,7 @@ use crate::store::{
     DeliveryOutcome, EmailPayload, OutboxItem, Payload, Store, StoreError, Suppression,
     TaskPayload, TaskWrite, WebhookPayload,
 };
-use email_file::Envelope;
+use email_file::{Envelope, Sender};
 use recipients::{Hold, Recipients, address_of};
 use unsubscribe::UnsubscribeKey;
 
@@ -444,6 +444,8 @@ pub struct Worker<S: Store> {
     store: S,
     owner: String,
     outbox_dir: PathBuf,
+    /// `email.from` and `email.reply_to`, or why one is not an address.
+    sender: Result<Sender, String>,
     smtp: Option<Result<smtp::SmtpChannel, String>>,
     webhooks: webhook::WebhookChannel,
     unsubscribe: OnceCell<UnsubscribeKey>,
@@ -468,11 +470,13 @@ impl<S: Store> Worker<S> {
         let webhooks = webhook::WebhookChannel::new(&definitions.config.webhooks, &|name| {
             std::env::var(name).ok()
         });
+        let sender = Sender::of(&definitions.config.email);
         Self {
             definitions,
             store,
             owner,
             outbox_dir,
+            sender,
             smtp,
             webhooks,
             unsubscribe: OnceCell::new(),
@@ -743,11 +747,7 @@ impl<S: Store> Worker<S> {
         let record = &item.record;
         let to = mail.to.as_str();
         let notice = mail.notice;
-        let mut envelope = Envelope {
-            from: self.definitions.config.email.from.as_deref(),
-            reply_to: self.definitions.config.email.reply_to.as_deref(),
-            ..Envelope::default()
-        };
+        let mut envelope = Envelope::default();
         if !notice {
             let key = self.unsubscribe_key().await?;
             envelope.unsubscribe = Some(unsubscribe::link(
@@ -789,17 +789,25 @@ impl<S: Store> Worker<S> {
             installation,
             ..envelope.clone()
         };
+        let sender = self
+            .sender
+            .as_ref()
+            .map_err(|problem| email_file::EmailError::Permanent(problem.clone()));
         match &self.smtp {
             None if self.simulated => Attempt::Sent("simulated".into()),
-            None => match email_file::write(&self.outbox_dir, record, envelope) {
+            None => match sender
+                .and_then(|sender| email_file::write(&self.outbox_dir, record, sender, envelope))
+            {
                 Ok(path) => Attempt::Sent(path.display().to_string()),
                 Err(error) => error.into(),
             },
             Some(Err(problem)) => Attempt::Temporary(problem.clone(), None),
-            Some(Ok(channel)) => match email_file::build(record, envelope) {
-                Ok(message) => channel.send(message).await,
-                Err(error) => error.into(),
-            },
+            Some(Ok(channel)) => {
+                match sender.and_then(|sender| email_file::build(record, sender, envelope)) {
+                    Ok(message) => channel.send(message).await,
+                    Err(error) => error.into(),
+                }
+            }
         }
     }
 

@@ -392,6 +392,14 @@ impl std::fmt::Display for Raw<'_> {
 /// A message as DATA carries it (RFC 5321 4.5.2): a line starting with `.` gets another
 /// `.` in front, and `CRLF . CRLF` ends it.
 fn dot_stuffed(message: &str) -> String {
+    const END: &str = "\r\n.\r\n";
+    // Most messages have no line to stuff: copied once, without walking their lines.
+    if !message.starts_with('.') && !message.contains("\r\n.") {
+        let mut out = String::with_capacity(message.len() + END.len());
+        out.push_str(message);
+        out.push_str(END);
+        return out;
+    }
     let mut out = String::with_capacity(message.len() + 16);
     for (i, line) in message.split("\r\n").enumerate() {
         if i > 0 {
@@ -402,7 +410,7 @@ fn dot_stuffed(message: &str) -> String {
         }
         out.push_str(line);
     }
-    out.push_str("\r\n.\r\n");
+    out.push_str(END);
     out
 }
 

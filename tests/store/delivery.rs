@@ -309,7 +309,7 @@ pub async fn emails_go_over_smtp_and_failures_are_classified<S: Store>(store: S)
     let (port, inbox) = crate::smtp_sink::start().await;
     let project = Project::new(&[("handoff", &handoff_without_webhook())]);
     let config = format!(
-        "{}email:\n  from: Success <success@example.com>\n  smtp: {{ host: 127.0.0.1, port: {port}, tls: none }}\n",
+        "{}email:\n  from: Success <success@example.com>\n  reply_to: help@example.com\n  smtp: {{ host: 127.0.0.1, port: {port}, tls: none }}\n",
         crate::fixture::CONFIG
     );
     std::fs::write(project.dir.path().join("touchline.yaml"), config).expect("config");
@@ -351,6 +351,16 @@ pub async fn emails_go_over_smtp_and_failures_are_classified<S: Store>(store: S)
         .expect("the accepted step mail");
     assert!(mail.contains("Message-ID: <"), "{mail}");
     assert!(mail.contains("List-Unsubscribe-Post: "), "{mail}");
+    // The sender from touchline.yaml, in the envelope and the headers.
+    assert!(
+        mail.starts_with("Return-Path: <success@example.com>\n"),
+        "{mail}"
+    );
+    assert!(
+        mail.contains("From: Success <success@example.com>"),
+        "{mail}"
+    );
+    assert!(mail.contains("Reply-To: help@example.com"), "{mail}");
     assert!(
         received.iter().all(|m| m.contains("(pipelined)")),
         "the server offers PIPELINING, so every mail's commands went in one write: {received:?}"
@@ -950,7 +960,7 @@ pub async fn mail_goes_over_tls_to_a_relay_with_a_private_ca<S: Store>(store: S)
     assert!(
         received
             .iter()
-            .all(|m| m.starts_with("Received: by sink with ESMTP\n")),
+            .all(|m| m.contains("\nReceived: by sink with ESMTP\n")),
         "this server does not offer PIPELINING: one command at a time: {received:?}"
     );
 

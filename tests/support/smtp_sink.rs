@@ -126,11 +126,19 @@ async fn conversation(
     let mut lines = BufReader::new(read).lines();
     // Whether the client sent its MAIL FROM, RCPT TO and DATA in one go (RFC 2920).
     let mut pipelined = false;
+    // The envelope sender, kept as `Return-Path` (RFC 5321 4.4), as a server delivering the
+    // mail would.
+    let mut return_path = String::new();
     while let Ok(Some(line)) = lines.next_line().await {
         let upper = line.to_ascii_uppercase();
         if upper.starts_with("MAIL") {
             let waiting = lines.get_ref().buffer().to_ascii_uppercase();
             pipelined = waiting.windows(6).any(|w| w == b"DATA\r\n");
+            return_path = line
+                .split_once(':')
+                .map(|(_, path)| path.split_whitespace().next().unwrap_or_default())
+                .unwrap_or_default()
+                .to_string();
         }
         let reply: &[u8] = if upper.starts_with("EHLO") && pipelining {
             b"250-sink\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
@@ -144,7 +152,7 @@ async fn conversation(
             let _ = write.write_all(b"354 go ahead\r\n").await;
             // A trace line on top, as a real server adds one.
             let mut data = format!(
-                "Received: by sink with ESMTP{}\n",
+                "Return-Path: {return_path}\nReceived: by sink with ESMTP{}\n",
                 if pipelined { " (pipelined)" } else { "" }
             );
             let mut complete = false;
