@@ -184,6 +184,17 @@ pub fn run(database: &str, engines: usize) {
     report!("crash test seed {seed}");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut running: Vec<Engine> = (0..engines).map(|_| Engine::start(dir)).collect();
+    // Kills start once the first pass has stored its steps. On a slow or busy machine that
+    // pass can outlast every gap, and a kill before it commits only starts it over: kill
+    // after kill would land before there was any work to cut.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while runtime.block_on(progress(database, dir)).1 == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no step stored after 3 minutes (seed {seed})"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // When records were first seen sent, and how many: the pace counts from there, not from
     // the engines' start-up.
     let mut first_sent: Option<(Instant, i64)> = None;
