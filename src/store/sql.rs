@@ -263,7 +263,7 @@ macro_rules! store_impl {
                 let mut payloads = HashMap::with_capacity(ids.len());
                 for chunk in ids.chunks(CHUNK) {
                     let mut query = QueryBuilder::<$db>::new("SELECT id, payload FROM outbox_payloads WHERE id");
-                    Self::push_id_list(&mut query, chunk.iter().copied());
+                    Self::push_in_list(&mut query, chunk.iter().copied());
                     for row in query.build().fetch_all(&self.pool).await? {
                         payloads.insert(row.try_get("id")?, row.try_get("payload")?);
                     }
@@ -296,13 +296,21 @@ macro_rules! store_impl {
             /// `sql` followed by `IN ($1, $2, …)` over `ids`.
             fn in_list<'a>(sql: &str, ids: &'a [String]) -> QueryBuilder<'a, $db> {
                 let mut query = QueryBuilder::<$db>::new(sql);
+                Self::push_in_list(&mut query, ids.iter().map(String::as_str));
+                query
+            }
+
+            /// ` IN (<value>, …)`.
+            fn push_in_list<'a, T: 'a + sqlx::Encode<'a, $db> + sqlx::Type<$db> + Send>(
+                query: &mut QueryBuilder<'a, $db>,
+                values: impl IntoIterator<Item = T>,
+            ) {
                 query.push(" IN (");
                 let mut list = query.separated(", ");
-                for id in ids {
-                    list.push_bind(id.as_str());
+                for value in values {
+                    list.push_bind(value);
                 }
                 query.push(")");
-                query
             }
 
             fn enrollment(row: &<$db as sqlx::Database>::Row) -> Result<Enrollment> {
@@ -907,16 +915,6 @@ macro_rules! store_impl {
                 query.push(" END");
             }
 
-            /// ` IN (<id>, …)`.
-            fn push_id_list<'a>(query: &mut QueryBuilder<'a, $db>, ids: impl IntoIterator<Item = i64>) {
-                query.push(" IN (");
-                let mut list = query.separated(", ");
-                for id in ids {
-                    list.push_bind(id);
-                }
-                query.push(")");
-            }
-
             /// Moves enrollments as `updates` say, each only if its version is still the one
             /// read; whether each moved (false: another process moved it first).
             ///
@@ -941,7 +939,7 @@ macro_rules! store_impl {
                     query.push(", end_reason =");
                     Self::push_case_by_id(&mut query, chunk.iter().map(|u| (u.before.id, u.end_reason.as_deref())));
                     query.push(", version = version + 1 WHERE id");
-                    Self::push_id_list(&mut query, chunk.iter().map(|u| u.before.id));
+                    Self::push_in_list(&mut query, chunk.iter().map(|u| u.before.id));
                     // A `CASE` takes its first match: an enrollment named twice is checked
                     // against, and moved to, what the first of them says.
                     query.push(" AND version =");
@@ -1757,7 +1755,7 @@ macro_rules! store_impl {
                     $name::push_case_by_id(&mut query, chunk.iter().copied());
                     query.push(", held_reason = NULL, delivered_at = ").push_bind(now);
                     query.push(", claimed_by = NULL, lease_until = NULL WHERE id");
-                    $name::push_id_list(&mut query, chunk.iter().map(|(id, _)| *id));
+                    $name::push_in_list(&mut query, chunk.iter().map(|(id, _)| *id));
                     query.push(" AND claimed_by = ").push_bind(owner);
                     query.push(" AND status = 'sending'");
                     query
